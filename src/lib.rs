@@ -1,0 +1,13 @@
+//! coinfront: a self-hosted storefront for topping up TikTok coins by username, with fraud
+//! screening before anything is delivered. See DESIGN.md for the map of modules.
+
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod risk;
+pub mod secrets;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,67 @@
+use clap::{Parser, Subcommand};
+use coinfront::clock::SystemClock;
+use coinfront::config::Settings;
+use coinfront::startup::Application;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "coinfront",
+    version,
+    about = "A self-hosted storefront for TikTok coin top-ups"
+)]
+struct Cli {
+    /// A TOML config file (default: ./coinfront.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the shop (the default).
+    Serve,
+    /// Run database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    coinfront::telemetry::init(settings.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(settings).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings, Arc::new(SystemClock)).await?;
+    app.run_until_stopped().await
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let db = coinfront::db::Db::connect(&settings.database_url(), 1).await?;
+    db.migrate().await?;
+    tracing::info!("migrations are up to date");
+    Ok(())
+}

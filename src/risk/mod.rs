@@ -1,0 +1,5 @@
+//! Risk screening: facts about an order (`Signals`), pure rules over them, and decisions.
+
+pub mod settings;
+
+pub use settings::RiskSettings;

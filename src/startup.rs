@@ -1,0 +1,184 @@
+//! Building the application: database, state, HTTP server and background workers. Tests and
+//! the binary start the shop the same way: `Application::build(settings, clock)`, then
+//! `run_until_stopped()`.
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::domain::Catalog;
+use crate::secrets::Secrets;
+use crate::web::client_ip::TrustedProxies;
+use crate::web::csrf::{CookiePolicy, CsrfKey};
+use crate::web::middleware::HstsPolicy;
+use crate::web::rate_limit::RateLimits;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Everything a handler or worker needs, shared by all of them.
+pub struct AppState {
+    pub settings: Settings,
+    pub catalog: Catalog,
+    pub db: Db,
+    pub clock: SharedClock,
+    pub limits: RateLimits,
+    /// Where buyers and the payment provider reach the shop, without a trailing slash.
+    pub base_url: String,
+    pub secrets: Secrets,
+}
+
+impl AppState {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn test_mode(&self) -> bool {
+        self.settings.payments.provider == "sandbox"
+    }
+
+    pub fn meta(&self, title: impl Into<String>, csrf: impl Into<String>) -> crate::web::Meta {
+        crate::web::Meta {
+            shop_name: self.settings.shop_name.clone(),
+            title: title.into(),
+            csrf: csrf.into(),
+            test_mode: self.test_mode(),
+        }
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
+        settings.validate()?;
+        let catalog = settings.catalog.build()?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
+        let secrets = Secrets::load_or_generate(&settings)?;
+        let db = Db::connect(&settings.database_url(), settings.db_max_connections)
+            .await
+            .context("connecting to the database")?;
+        db.migrate().await.context("running database migrations")?;
+
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let base_url = settings
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        tracing::info!(
+            backend = ?db.backend(),
+            risk = ?settings.risk,
+            "effective risk rules and thresholds"
+        );
+
+        let state = Arc::new(AppState {
+            limits: RateLimits::new(&settings.rate_limits),
+            catalog,
+            db,
+            clock,
+            base_url,
+            secrets,
+            settings,
+        });
+        let server = build_server(listener, state.clone())?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let background = spawn_background(state.clone(), shutdown_rx);
+        tracing::info!(address = %addr, url = %state.base_url, "coinfront is serving");
+        Ok(Application {
+            port: addr.port(),
+            server,
+            state,
+            shutdown,
+            background,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server stops (SIGTERM or Ctrl-C in the binary: in-flight requests
+    /// finish first), then stops the background workers and waits for them.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        for task in self.background {
+            let _ = task.await;
+        }
+        self.state.db.close().await;
+        tracing::info!("coinfront stopped");
+        Ok(result?)
+    }
+}
+
+fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<Server> {
+    let data = web::Data::from(state.clone());
+    let csrf_key = web::Data::new(CsrfKey(state.secrets.cookie_key.clone()));
+    let cookies = web::Data::new(CookiePolicy {
+        secure: state.settings.http.secure_cookies,
+    });
+    let hsts = web::Data::new(HstsPolicy(state.settings.http.hsts));
+    let proxies = web::Data::new(TrustedProxies {
+        proxies: state.settings.http.trusted_proxies.clone(),
+        header: state.settings.http.client_ip_header.clone(),
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(csrf_key.clone())
+            .app_data(cookies.clone())
+            .app_data(hsts.clone())
+            .app_data(proxies.clone())
+            .wrap(from_fn(crate::web::csrf::csrf_cookie))
+            .wrap(from_fn(crate::web::middleware::security_headers))
+            .wrap(from_fn(crate::web::middleware::request_id))
+            .configure(crate::store::routes)
+            .default_service(web::to(crate::store::not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10);
+    if let Some(workers) = state.settings.http.workers {
+        server = server.workers(workers.max(1));
+    }
+    Ok(server.run())
+}
+
+fn spawn_background(
+    state: Arc<AppState>,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    {
+        let state = state.clone();
+        let mut shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => state.limits.forget_idle(),
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }));
+    }
+    tasks
+}

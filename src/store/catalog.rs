@@ -1,0 +1,222 @@
+//! The catalog page, which is also the checkout form: packages, a custom amount, the currency,
+//! and who to top up. `POST /checkout` re-renders it with a message beside each bad field.
+
+use crate::domain::pricing::PriceQuote;
+use crate::domain::{Coins, Currency, PaymentMethod};
+use crate::startup::AppState;
+use crate::web::{render, CsrfToken, Meta};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct PackageView {
+    pub coins: u64,
+    pub coins_text: String,
+    pub price_text: String,
+    pub per_coin_text: String,
+    pub checked: bool,
+}
+
+pub struct OptionView {
+    pub value: String,
+    pub label: String,
+    pub hint: String,
+    pub selected: bool,
+}
+
+/// What the buyer typed, kept when the form comes back with errors.
+#[derive(Default, Clone)]
+pub struct CheckoutValues {
+    pub package: String,
+    pub coins: String,
+    pub tiktok_username: String,
+    pub email: String,
+    pub payment_method: String,
+}
+
+#[derive(Default)]
+pub struct FieldErrors {
+    pub amount: Option<String>,
+    pub tiktok_username: Option<String>,
+    pub email: Option<String>,
+    pub currency: Option<String>,
+    pub payment_method: Option<String>,
+}
+
+impl FieldErrors {
+    pub fn any(&self) -> bool {
+        self.amount.is_some()
+            || self.tiktok_username.is_some()
+            || self.email.is_some()
+            || self.currency.is_some()
+            || self.payment_method.is_some()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "catalog.html")]
+pub struct CatalogPage {
+    pub meta: Meta,
+    pub currency: String,
+    pub currencies: Vec<OptionView>,
+    pub packages: Vec<PackageView>,
+    pub methods: Vec<OptionView>,
+    pub custom_min: String,
+    pub custom_max: String,
+    pub custom_checked: bool,
+    /// The price of the custom amount the buyer asked about.
+    pub custom_quote: Option<(String, String)>,
+    pub values: CheckoutValues,
+    pub errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+pub struct CatalogQuery {
+    currency: Option<String>,
+    coins: Option<String>,
+}
+
+/// A quote as the page shows it: the price and the price per coin.
+pub fn price_texts(q: &PriceQuote) -> (String, String) {
+    (
+        q.total.to_string(),
+        format!(
+            "{} {} per coin",
+            q.per_coin_text(),
+            q.total.currency().code()
+        ),
+    )
+}
+
+impl CatalogPage {
+    pub fn new(
+        state: &AppState,
+        csrf: &str,
+        currency: Currency,
+        values: CheckoutValues,
+        mut errors: FieldErrors,
+    ) -> Self {
+        let catalog = &state.catalog;
+        let custom_checked = values.package == "custom"
+            || (values.package.is_empty() && !values.coins.trim().is_empty());
+        let packages = catalog
+            .packages()
+            .iter()
+            .filter_map(|&coins| {
+                let q = catalog.quote(coins, currency)?;
+                let (price_text, per_coin_text) = price_texts(&q);
+                Some(PackageView {
+                    coins: coins.get(),
+                    coins_text: coins.to_string(),
+                    price_text,
+                    per_coin_text,
+                    checked: values.package == coins.get().to_string(),
+                })
+            })
+            .collect();
+        let currencies = catalog
+            .currencies()
+            .into_iter()
+            .map(|c| OptionView {
+                value: c.code().into(),
+                label: format!("{} ({})", c.code(), c.symbol()),
+                hint: String::new(),
+                selected: c == currency,
+            })
+            .collect();
+        let selected_method = if values.payment_method.is_empty() {
+            "card"
+        } else {
+            values.payment_method.as_str()
+        };
+        let methods = PaymentMethod::ALL
+            .into_iter()
+            .map(|m| OptionView {
+                value: m.as_str().into(),
+                label: m.label().into(),
+                hint: m.hint().into(),
+                selected: m.as_str() == selected_method,
+            })
+            .collect();
+        let mut custom_quote = None;
+        if custom_checked && errors.amount.is_none() {
+            match catalog.parse_custom_amount(&values.coins) {
+                Ok(coins) => custom_quote = catalog.quote(coins, currency).map(|q| price_texts(&q)),
+                Err(e) => errors.amount = Some(e.to_string()),
+            }
+        }
+        let (min, max) = catalog.custom_limits();
+        CatalogPage {
+            meta: state.meta("Top up TikTok coins", csrf),
+            currency: currency.code().into(),
+            currencies,
+            packages,
+            methods,
+            custom_min: min.to_string(),
+            custom_max: max.to_string(),
+            custom_checked,
+            custom_quote,
+            values,
+            errors,
+        }
+    }
+}
+
+/// Picks the currency the buyer asked for, if the shop offers it.
+pub fn chosen_currency(state: &AppState, asked: Option<&str>) -> Result<Currency, String> {
+    match asked.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(state.catalog.base_currency()),
+        Some(code) => code
+            .parse::<Currency>()
+            .ok()
+            .filter(|c| state.catalog.supports(*c))
+            .ok_or_else(|| "Choose one of the currencies in the list.".to_owned()),
+    }
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    query: web::Query<CatalogQuery>,
+) -> HttpResponse {
+    let mut errors = FieldErrors::default();
+    let currency = chosen_currency(&state, query.currency.as_deref()).unwrap_or_else(|msg| {
+        errors.currency = Some(msg);
+        state.catalog.base_currency()
+    });
+    let values = CheckoutValues {
+        coins: query.coins.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let status = if errors.any() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = CatalogPage::new(&state, &csrf.0, currency, values, errors);
+    let status = if page.errors.any() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        status
+    };
+    render(status, &page)
+}
+
+/// Parses the amount from the form: a package, or a custom number of coins.
+pub fn parse_amount(state: &AppState, package: &str, coins: &str) -> Result<Coins, String> {
+    let package = package.trim();
+    if !package.is_empty() && package != "custom" {
+        return state
+            .catalog
+            .parse_package(package)
+            .map_err(|e| e.to_string());
+    }
+    if package.is_empty() && coins.trim().is_empty() {
+        return Err("Choose a package or enter a number of coins.".into());
+    }
+    state
+        .catalog
+        .parse_custom_amount(coins)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,136 @@
+//! CSRF protection without server state, so any instance can check any form: a random value in
+//! an `HttpOnly` cookie, and in each form an HMAC of that value under the shop's cookie key.
+//! A cross-site page can neither read the cookie nor compute the HMAC.
+
+use crate::config::Secret;
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::future::{ready, Ready};
+use subtle::ConstantTimeEq;
+
+pub const CSRF_COOKIE: &str = "cf_csrf";
+pub const CSRF_FIELD: &str = "csrf_token";
+
+#[derive(Clone)]
+pub struct CsrfKey(pub Secret);
+
+/// Cookie attributes that depend on how the shop is served.
+#[derive(Debug, Clone, Copy)]
+pub struct CookiePolicy {
+    pub secure: bool,
+}
+
+#[derive(Clone)]
+struct CsrfSeed {
+    value: String,
+    fresh: bool,
+}
+
+/// Set in request extensions when a handler asked for a token, so the cookie is only sent
+/// with pages that carry forms.
+#[derive(Clone, Copy)]
+struct CsrfUsed;
+
+impl CsrfKey {
+    fn token_for(&self, seed: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes()).expect("any key length");
+        mac.update(b"csrf:");
+        mac.update(seed.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Checks a submitted token against the request's cookie in constant time.
+    pub fn verify(&self, req: &HttpRequest, submitted: &str) -> bool {
+        let Some(cookie) = req.cookie(CSRF_COOKIE) else {
+            return false;
+        };
+        if !well_formed(cookie.value()) {
+            return false;
+        }
+        let expected = self.token_for(cookie.value());
+        expected.as_bytes().ct_eq(submitted.as_bytes()).into()
+    }
+}
+
+fn well_formed(seed: &str) -> bool {
+    seed.len() == 64 && seed.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The token to put in a page's forms.
+pub struct CsrfToken(pub String);
+
+impl FromRequest for CsrfToken {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let key = req
+            .app_data::<web::Data<CsrfKey>>()
+            .expect("CsrfKey is registered");
+        let seed = req.extensions().get::<CsrfSeed>().map(|s| s.value.clone());
+        let seed = seed.unwrap_or_else(|| {
+            // Outside the middleware (should not happen): still hand out a usable token.
+            let value = crate::domain::ids::new_secret_token();
+            req.extensions_mut().insert(CsrfSeed {
+                value: value.clone(),
+                fresh: true,
+            });
+            value
+        });
+        req.extensions_mut().insert(CsrfUsed);
+        ready(Ok(CsrfToken(key.token_for(&seed))))
+    }
+}
+
+/// Gives every request a CSRF seed, and sends a new one as a cookie when a page with forms
+/// was rendered for a client that had none.
+pub async fn csrf_cookie(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let existing = req
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| well_formed(v));
+    let seed = match existing {
+        Some(value) => CsrfSeed {
+            value,
+            fresh: false,
+        },
+        None => CsrfSeed {
+            value: crate::domain::ids::new_secret_token(),
+            fresh: true,
+        },
+    };
+    let secure = req
+        .app_data::<web::Data<CookiePolicy>>()
+        .map(|p| p.secure)
+        .unwrap_or(false);
+    req.extensions_mut().insert(seed);
+    let mut res = next.call(req).await?;
+    let (used, seed) = {
+        let ext = res.request().extensions();
+        (
+            ext.get::<CsrfUsed>().is_some(),
+            ext.get::<CsrfSeed>().cloned(),
+        )
+    };
+    if let (true, Some(seed)) = (used, seed) {
+        if seed.fresh {
+            let cookie = Cookie::build(CSRF_COOKIE, seed.value)
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Lax)
+                .finish();
+            res.response_mut().add_cookie(&cookie)?;
+        }
+    }
+    Ok(res)
+}
