@@ -1,0 +1,166 @@
+#![allow(dead_code)]
+
+use coinfront::clock::{Clock, ManualClock};
+use coinfront::config::{Secret, Settings};
+use coinfront::startup::{AppState, Application};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const WEBHOOK_KEY: &str = "test-webhook-signing-key-0123456789abcdef";
+
+/// A database for one test, removed afterwards.
+pub enum TestDb {
+    Sqlite,
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    sqlx::any::install_default_drivers();
+                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    }
+                })
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub state: Arc<AppState>,
+    pub data_dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.bind = "127.0.0.1:0".parse().unwrap();
+    s.data_dir = data_dir.to_path_buf();
+    s.secrets.cookie_key = Some(Secret::new("test-cookie-key-0123456789abcdef0123456789"));
+    s.secrets.webhook_signing_key = Some(Secret::new(WEBHOOK_KEY));
+    s.supplier.sandbox_delay_ms = 0;
+    s.jobs.poll_interval_ms = 20;
+    s.jobs.backoff_base_ms = 50;
+    s.jobs.backoff_max_ms = 500;
+    s.payments.sandbox_bank_transfer_settle_seconds = 0;
+    s.db_max_connections = 8;
+    s
+}
+
+async fn fresh_database(data_dir: &std::path::Path) -> (String, TestDb) {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let name = format!("cf_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::AnyConnection::connect(&admin_url)
+                .await
+                .expect("TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let base = admin_url.split('?').next().unwrap();
+            let root = &base[..base.rfind('/').expect("database URL has a path")];
+            (format!("{root}/{name}"), TestDb::Postgres { admin_url, name })
+        }
+        _ => (format!("sqlite://{}?mode=rwc", data_dir.join("test.db").display()), TestDb::Sqlite),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        coinfront::telemetry::init(coinfront::config::LogFormat::Pretty);
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let (url, db) = fresh_database(data_dir.path()).await;
+    let mut settings = test_settings(data_dir.path());
+    settings.database_url = Some(url);
+    configure(&mut settings);
+    let clock = ManualClock::starting_now();
+    let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
+    let port = app.port();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp { address: format!("http://127.0.0.1:{port}"), port, client, clock, state, data_dir, _db: db }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn get_html(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(self.url(path)).form(form).send().await.expect("request")
+    }
+
+    /// The CSRF token from the catalog page (which also sets the cookie it is bound to).
+    pub async fn csrf(&self) -> String {
+        let html = self.get_html("/").await;
+        extract_hidden(&html, "csrf_token").expect("page has a csrf token")
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// The value of a hidden input in a page.
+pub fn extract_hidden(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+pub fn assert_is_redirect_to(resp: &reqwest::Response, prefix: &str) {
+    assert!(resp.status().is_redirection(), "expected a redirect, got {}", resp.status());
+    let loc = resp.headers().get("location").expect("location header").to_str().unwrap();
+    assert!(loc.starts_with(prefix) || loc.contains(prefix), "redirect to {loc}, expected {prefix}");
+}
+
+/// Polls until `check` returns true or the time runs out.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
