@@ -161,11 +161,13 @@ CREATE TABLE sandbox_sessions (
     description     TEXT NOT NULL,
     amount_minor    BIGINT NOT NULL,
     currency        TEXT NOT NULL,
+    method          TEXT NOT NULL,
     status          TEXT NOT NULL,
     return_url      TEXT NOT NULL,
     webhook_url     TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
-    updated_at      BIGINT NOT NULL
+    updated_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL
 );
 
 CREATE TABLE sandbox_refunds (

@@ -11,3 +11,8 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod fulfillment;
+pub mod jobs;
+pub mod orders;
+pub mod payments;
+pub mod workers;

@@ -18,7 +18,11 @@ use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use crate::fulfillment::sandbox::SandboxSupplier;
+use crate::fulfillment::Supplier;
+use crate::payments::sandbox::SandboxProvider;
+use crate::payments::PaymentProvider;
 
 /// Everything a handler or worker needs, shared by all of them.
 pub struct AppState {
@@ -30,6 +34,14 @@ pub struct AppState {
     /// Where buyers and the payment provider reach the shop, without a trailing slash.
     pub base_url: String,
     pub secrets: Secrets,
+    pub provider: Arc<dyn PaymentProvider>,
+    /// The sandbox provider's own side (hosted page, settlement), when it is the provider.
+    pub sandbox: Option<Arc<SandboxProvider>>,
+    pub supplier: Arc<dyn Supplier>,
+    /// Outgoing HTTP (webhook deliveries today; a real provider's API later).
+    pub http: reqwest::Client,
+    /// Woken when a transaction enqueued jobs, so idle workers start at once.
+    pub jobs_ready: Arc<Notify>,
 }
 
 impl AppState {
@@ -86,6 +98,20 @@ impl Application {
             "effective risk rules and thresholds"
         );
 
+        let jobs_ready = Arc::new(Notify::new());
+        let sandbox = Arc::new(SandboxProvider::new(
+            db.clone(),
+            clock.clone(),
+            secrets.webhook_signing_key.clone(),
+            base_url.clone(),
+            &settings.payments,
+            jobs_ready.clone(),
+        ));
+        let supplier = Arc::new(SandboxSupplier::new(db.clone(), clock.clone(), settings.supplier.sandbox_delay_ms));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("coinfront/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         let state = Arc::new(AppState {
             limits: RateLimits::new(&settings.rate_limits),
             catalog,
@@ -93,6 +119,11 @@ impl Application {
             clock,
             base_url,
             secrets,
+            provider: sandbox.clone(),
+            sandbox: Some(sandbox),
+            supplier,
+            http,
+            jobs_ready,
             settings,
         });
         let server = build_server(listener, state.clone())?;
@@ -166,19 +197,5 @@ fn spawn_background(
     state: Arc<AppState>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    {
-        let state = state.clone();
-        let mut shutdown = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => state.limits.forget_idle(),
-                    _ = shutdown.changed() => break,
-                }
-            }
-        }));
-    }
-    tasks
+    crate::workers::spawn(state, shutdown)
 }

@@ -2,6 +2,10 @@
 //! portable schema (`BIGINT` money and epoch-millisecond times, `TEXT` ids, enums and JSON).
 //! Queries live per aggregate in the files beside this one.
 
+pub mod events;
+pub mod orders;
+pub mod payments;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::path::Path;

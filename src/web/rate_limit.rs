@@ -84,3 +84,23 @@ impl RateLimits {
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_millis().div_ceil(1000).max(1) as u64
 }
+
+/// Applies `action`'s limit to this client. A refusal is recorded (a risk signal that other
+/// instances and later assessments see) and becomes a 429 page with `Retry-After`.
+pub async fn enforce(
+    state: &crate::startup::AppState,
+    action: Action,
+    ip: crate::web::ClientIp,
+) -> Result<(), crate::web::AppError> {
+    let Err(wait) = state.limits.check(action, ip.0) else { return Ok(()) };
+    let retry_after_secs = retry_after_secs(wait);
+    tracing::warn!(client_ip = %ip, action = action.as_str(), retry_after_secs, "rate limited");
+    sqlx::query("INSERT INTO rate_limit_hits (id, client_ip, route, at) VALUES ($1, $2, $3, $4)")
+        .bind(crate::domain::ids::new_id())
+        .bind(ip.to_string())
+        .bind(action.as_str())
+        .bind(state.now_ms())
+        .execute(state.db.pool())
+        .await?;
+    Err(crate::web::AppError::TooManyRequests { retry_after_secs })
+}

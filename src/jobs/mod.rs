@@ -1,0 +1,158 @@
+//! The durable job queue: a table, not a process. A job is enqueued in the same transaction as
+//! the state change that causes it, claimed with a lease (a crashed worker's job is taken
+//! again once the lease ends), retried with exponential backoff and jitter, and marked dead
+//! after its last try. Handlers must be idempotent: execution is at least once.
+//!
+//! `run_at` is "when someone should next look at this job": for a pending job the time it may
+//! run, for a running job the end of its lease. One index serves both.
+
+use crate::clock::Millis;
+use crate::db::{col, Backend, Db};
+use rand::Rng;
+use sqlx::AnyConnection;
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+    /// At most one job ever per key (e.g. one fulfillment per order); `None` for no limit.
+    pub dedupe_key: Option<String>,
+    pub run_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Including this one.
+    pub attempts: u32,
+}
+
+/// Adds a job inside the caller's transaction. A duplicate `dedupe_key` is a no-op.
+pub async fn enqueue(conn: &mut AnyConnection, job: NewJob, now: Millis) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, dedupe_key, status, attempts, run_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(crate::domain::ids::new_id())
+    .bind(job.kind)
+    .bind(job.payload.to_string())
+    .bind(job.dedupe_key)
+    .bind(job.run_at)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Takes the next due job (or one whose lease ended) for `worker`, leasing it until
+/// `now + lease_ms`.
+pub async fn claim(db: &Db, worker: &str, now: Millis, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
+    // On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without waiting on
+    // each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain form is safe.
+    let sql = match db.backend() {
+        Backend::Postgres => {
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
+             WHERE id = (SELECT id FROM jobs WHERE status IN ('pending', 'running') AND run_at <= $3
+                         ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, kind, payload, attempts"
+        }
+        Backend::Sqlite => {
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
+             WHERE id = (SELECT id FROM jobs WHERE status IN ('pending', 'running') AND run_at <= $3
+                         ORDER BY run_at LIMIT 1)
+             RETURNING id, kind, payload, attempts"
+        }
+    };
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(sql).bind(now + lease_ms).bind(worker).bind(now).fetch_optional(&mut *tx).await?;
+    tx.commit().await?;
+    let Some(row) = row else { return Ok(None) };
+    let payload: String = col(&row, "payload")?;
+    Ok(Some(Job {
+        id: col(&row, "id")?,
+        kind: col(&row, "kind")?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        attempts: col::<i64>(&row, "attempts")? as u32,
+    }))
+}
+
+/// Marks a job done, if this worker still holds it.
+pub async fn complete(conn: &mut AnyConnection, job: &Job, worker: &str, now: Millis) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = $1 WHERE id = $2 AND locked_by = $3 AND status = 'running'",
+    )
+    .bind(now)
+    .bind(&job.id)
+    .bind(worker)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Schedules another try after a backoff, or marks the job dead. Returns true if dead.
+pub async fn fail(
+    conn: &mut AnyConnection,
+    job: &Job,
+    worker: &str,
+    error: &str,
+    retry_at: Option<Millis>,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let error: String = error.chars().take(1000).collect();
+    match retry_at {
+        Some(at) => {
+            sqlx::query(
+                "UPDATE jobs SET status = 'pending', run_at = $1, lease_until = NULL, last_error = $2, updated_at = $3
+                 WHERE id = $4 AND locked_by = $5 AND status = 'running'",
+            )
+            .bind(at)
+            .bind(error)
+            .bind(now)
+            .bind(&job.id)
+            .bind(worker)
+            .execute(conn)
+            .await?;
+            Ok(false)
+        }
+        None => {
+            sqlx::query(
+                "UPDATE jobs SET status = 'dead', lease_until = NULL, last_error = $1, updated_at = $2
+                 WHERE id = $3 AND locked_by = $4 AND status = 'running'",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(&job.id)
+            .bind(worker)
+            .execute(conn)
+            .await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: a random delay up to `base * 2^(attempt-1)`, capped,
+/// and never less than half of that (so retries do not bunch up at zero).
+pub fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64) -> u64 {
+    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(max_ms);
+    rand::thread_rng().gen_range(exp / 2..=exp.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..100 {
+            let first = backoff_ms(1, 1000, 60_000);
+            assert!((500..=1000).contains(&first));
+            let fifth = backoff_ms(5, 1000, 60_000);
+            assert!((8000..=16000).contains(&fifth));
+            let late = backoff_ms(40, 1000, 60_000);
+            assert!((30_000..=60_000).contains(&late));
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Applying a verified provider event to the shop. Each event is handled once (its id is
+//! recorded in the same transaction), events may arrive twice, concurrently or out of order,
+//! and an order moves `awaiting_payment → paid` exactly once.
+
+use crate::db::payments::PaymentRecord;
+use crate::db::{events, orders, payments};
+use crate::domain::OrderStatus;
+use crate::payments::{EventKind, ProviderEvent};
+use crate::startup::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Seen before: nothing done.
+    Replay,
+    UnknownOrder,
+    Paid,
+    AlreadyPaid,
+    AmountMismatch,
+    PaymentFailed,
+    PaymentPending,
+    Refund,
+}
+
+impl Applied {
+    fn as_str(self) -> &'static str {
+        match self {
+            Applied::Replay => "replay",
+            Applied::UnknownOrder => "unknown_order",
+            Applied::Paid => "paid",
+            Applied::AlreadyPaid => "already_paid",
+            Applied::AmountMismatch => "amount_mismatch",
+            Applied::PaymentFailed => "payment_failed",
+            Applied::PaymentPending => "payment_pending",
+            Applied::Refund => "refund",
+        }
+    }
+}
+
+/// How a payment is described to people: "Visa •••• 4242", "Wallet (Visa •••• 4242)", "Bank transfer".
+pub fn method_summary(method: &str, brand: Option<&str>, last4: Option<&str>) -> String {
+    let card = match (brand, last4) {
+        (Some(b), Some(l)) => {
+            let mut c = b.chars();
+            let brand = c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default();
+            Some(format!("{brand} •••• {l}"))
+        }
+        _ => None,
+    };
+    match (method, card) {
+        ("card", Some(c)) => c,
+        ("wallet", Some(c)) => format!("Wallet ({c})"),
+        ("bank_transfer", _) => "Bank transfer".into(),
+        (other, _) => other.replace('_', " "),
+    }
+}
+
+pub async fn apply(state: &AppState, provider: &str, event: &ProviderEvent) -> Result<Applied, sqlx::Error> {
+    let now = state.now_ms();
+    let d = &event.data;
+    let mut tx = state.db.begin().await?;
+    let first_time = sqlx::query(
+        "INSERT INTO webhook_events (provider, event_id, event_type, order_id, received_at, outcome)
+         VALUES ($1, $2, $3, $4, $5, 'processing') ON CONFLICT DO NOTHING",
+    )
+    .bind(provider)
+    .bind(&event.id)
+    .bind(event.kind.as_str())
+    .bind(&d.order_reference)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !first_time {
+        tx.rollback().await?;
+        return Ok(Applied::Replay);
+    }
+    let outcome = match orders::by_id_in(&mut tx, &d.order_reference).await? {
+        None => {
+            tracing::warn!(event = %event.id, "provider event for an unknown order");
+            Applied::UnknownOrder
+        }
+        Some(order) => {
+            let summary = method_summary(
+                &d.method,
+                d.card.as_ref().map(|c| c.brand.as_str()),
+                d.card.as_ref().map(|c| c.last4.as_str()),
+            );
+            match event.kind {
+                EventKind::PaymentSucceeded | EventKind::PaymentFailed | EventKind::PaymentPending => {
+                    let status = match event.kind {
+                        EventKind::PaymentSucceeded => "succeeded",
+                        EventKind::PaymentFailed => "failed",
+                        _ => "pending",
+                    };
+                    let record = PaymentRecord {
+                        id: crate::domain::ids::new_id(),
+                        order_id: order.id.clone(),
+                        provider: provider.to_owned(),
+                        provider_ref: d.object_id.clone(),
+                        method: d.method.clone(),
+                        status: status.into(),
+                        amount_minor: d.amount_minor,
+                        currency: d.currency.clone(),
+                        failure_code: d.failure_code.clone(),
+                        card_brand: d.card.as_ref().map(|c| c.brand.clone()),
+                        card_last4: d.card.as_ref().map(|c| c.last4.clone()),
+                        card_country: d.card.as_ref().map(|c| c.country.clone()),
+                        card_fingerprint: d.card.as_ref().map(|c| c.fingerprint.clone()),
+                        email: order.email.clone(),
+                        client_ip: order.client_ip.clone(),
+                        tiktok_username: order.tiktok_username.clone(),
+                        created_at: now,
+                    };
+                    payments::upsert(&mut tx, &record, now).await?;
+                    match event.kind {
+                        EventKind::PaymentFailed => {
+                            let code = d.failure_code.as_deref().unwrap_or("failed");
+                            let detail = format!("{summary} declined ({code})");
+                            events::record(&mut tx, &order.id, now, "provider", "payment_failed", None, None, &detail).await?;
+                            Applied::PaymentFailed
+                        }
+                        EventKind::PaymentPending => {
+                            let detail = format!("{summary} started; waiting for it to arrive");
+                            events::record(&mut tx, &order.id, now, "provider", "payment_pending", None, None, &detail).await?;
+                            Applied::PaymentPending
+                        }
+                        _ => on_succeeded(state, &mut tx, &order, event, &summary, now).await?,
+                    }
+                }
+                EventKind::RefundSucceeded | EventKind::RefundFailed => {
+                    crate::orders::refund_events::apply(state, &mut tx, &order, event, now).await?;
+                    Applied::Refund
+                }
+            }
+        }
+    };
+    sqlx::query("UPDATE webhook_events SET outcome = $1 WHERE provider = $2 AND event_id = $3")
+        .bind(outcome.as_str())
+        .bind(provider)
+        .bind(&event.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    state.jobs_ready.notify_waiters();
+    Ok(outcome)
+}
+
+async fn on_succeeded(
+    state: &AppState,
+    tx: &mut crate::db::Tx,
+    order: &orders::Order,
+    event: &ProviderEvent,
+    summary: &str,
+    now: i64,
+) -> Result<Applied, sqlx::Error> {
+    let d = &event.data;
+    if d.amount_minor != order.amount.minor() || d.currency != order.amount.currency().code() {
+        let detail = format!(
+            "Payment of {} {} does not match the order's {}; not marked paid",
+            d.amount_minor,
+            d.currency,
+            order.amount
+        );
+        tracing::warn!(order = %order.order_number, "{detail}");
+        events::record(tx, &order.id, now, "provider", "payment_amount_mismatch", None, None, &detail).await?;
+        return Ok(Applied::AmountMismatch);
+    }
+    let from = order.status;
+    if !matches!(from, OrderStatus::AwaitingPayment | OrderStatus::Expired) {
+        events::record(tx, &order.id, now, "provider", "payment_duplicate", None, None, &format!("Another payment: {summary}"))
+            .await?;
+        return Ok(Applied::AlreadyPaid);
+    }
+    if !orders::transition(tx, &order.id, from, OrderStatus::Paid, "provider", &format!("Paid with {summary}"), now).await? {
+        return Ok(Applied::AlreadyPaid);
+    }
+    crate::orders::screening::after_payment(state, tx, &order.id, from == OrderStatus::Expired, now).await?;
+    Ok(Applied::Paid)
+}

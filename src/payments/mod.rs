@@ -1,0 +1,149 @@
+//! Payment providers. The shop talks to one through `PaymentProvider`: create a hosted
+//! checkout session, verify and parse its webhooks, refund. Today's provider is `sandbox`.
+
+pub mod sandbox;
+pub mod signature;
+
+use crate::clock::Millis;
+use crate::domain::{Money, PaymentMethod};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone)]
+pub struct SessionRequest {
+    /// The shop's order id; the provider echoes it in every event.
+    pub order_reference: String,
+    pub description: String,
+    pub amount: Money,
+    /// The method the buyer chose at checkout; the hosted page opens on it.
+    pub method: PaymentMethod,
+    /// Where the buyer's browser goes after paying.
+    pub return_url: String,
+    /// Where the provider sends events.
+    pub webhook_url: String,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    /// The provider's hosted payment page.
+    pub redirect_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    pub session_id: String,
+    pub amount: Money,
+    /// The same key always means the same refund: a retry never refunds twice.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// Accepted; a `refund.succeeded` or `refund.failed` event follows.
+    Pending { refund_id: String },
+    Failed { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("payment provider unavailable: {0}")]
+    Unavailable(String),
+    #[error("payment provider refused: {0}")]
+    Refused(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WebhookError {
+    #[error("missing or malformed signature header")]
+    MalformedSignature,
+    #[error("signature timestamp outside the tolerance")]
+    Stale,
+    #[error("no signature matched")]
+    BadSignature,
+    #[error("event body is not a valid event: {0}")]
+    BadPayload(String),
+}
+
+/// What providers tell the shop. Card details are what a provider exposes, never the number.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProviderEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// Unix seconds.
+    pub created: i64,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum EventKind {
+    #[serde(rename = "payment.succeeded")]
+    PaymentSucceeded,
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    #[serde(rename = "payment.pending")]
+    PaymentPending,
+    #[serde(rename = "refund.succeeded")]
+    RefundSucceeded,
+    #[serde(rename = "refund.failed")]
+    RefundFailed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PaymentSucceeded => "payment.succeeded",
+            EventKind::PaymentFailed => "payment.failed",
+            EventKind::PaymentPending => "payment.pending",
+            EventKind::RefundSucceeded => "refund.succeeded",
+            EventKind::RefundFailed => "refund.failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventData {
+    pub order_reference: String,
+    pub session_id: String,
+    /// The payment attempt (or refund) this event is about.
+    pub object_id: String,
+    pub method: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub failure_code: Option<String>,
+    #[serde(default)]
+    pub failure_message: Option<String>,
+    #[serde(default)]
+    pub card: Option<CardDetails>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CardDetails {
+    pub brand: String,
+    pub last4: String,
+    pub country: String,
+    pub fingerprint: String,
+}
+
+#[async_trait]
+pub trait PaymentProvider: Send + Sync + 'static {
+    /// The name in `/webhooks/payments/{name}`.
+    fn name(&self) -> &'static str;
+
+    /// Creates (or, for the same order, returns again) a hosted checkout session.
+    async fn create_session(&self, req: &SessionRequest) -> Result<Session, ProviderError>;
+
+    /// The hosted page of an existing session (to resume paying from the order page).
+    fn session_url(&self, session_id: &str) -> String;
+
+    /// The request header that carries the webhook signature.
+    fn signature_header(&self) -> &'static str;
+
+    /// Verifies a webhook's signature header and parses its body.
+    fn parse_webhook(&self, signature_header: Option<&str>, body: &[u8], now: Millis) -> Result<ProviderEvent, WebhookError>;
+
+    async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, ProviderError>;
+}

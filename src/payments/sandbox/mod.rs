@@ -1,0 +1,396 @@
+//! The sandbox payment provider: behaves like a real hosted checkout, in TEST MODE. It keeps
+//! its own records (sessions, refunds), shows a hosted payment page, and tells the shop what
+//! happened only through signed webhooks delivered over HTTP with retries, exactly the path a
+//! real provider's events take.
+
+pub mod cards;
+pub mod page;
+
+use super::{
+    signature, CardDetails, EventData, EventKind, PaymentProvider, ProviderError, ProviderEvent, RefundOutcome,
+    RefundRequest, Session, SessionRequest, WebhookError,
+};
+use crate::clock::{Millis, SharedClock};
+use crate::config::Secret;
+use crate::db::{col, Db};
+use crate::jobs::{self, NewJob};
+use async_trait::async_trait;
+use cards::{CardNumber, Decline};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::AnyConnection;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub const WEBHOOK_JOB: &str = "sandbox_webhook";
+pub const SETTLE_JOB: &str = "sandbox_settle";
+pub const SIGNATURE_HEADER: &str = "Coinfront-Signature";
+
+pub struct SandboxProvider {
+    db: Db,
+    clock: SharedClock,
+    signing_key: Secret,
+    base_url: String,
+    tolerance_secs: i64,
+    settle_after_ms: i64,
+    jobs_ready: Arc<Notify>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxSession {
+    pub id: String,
+    pub order_reference: String,
+    pub description: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub method: String,
+    pub status: String,
+    pub return_url: String,
+    pub webhook_url: String,
+    pub expires_at: Millis,
+}
+
+/// How the buyer chose to pay on the hosted page.
+pub enum Attempt {
+    Card(CardNumber),
+    Wallet,
+    BankTransfer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    Succeeded,
+    /// Accepted; settles later (bank transfer).
+    Pending,
+    Declined(Decline),
+    /// The session was paid (or is settling) already.
+    AlreadyDone,
+}
+
+impl SandboxProvider {
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        signing_key: Secret,
+        base_url: String,
+        settings: &crate::config::PaymentSettings,
+        jobs_ready: Arc<Notify>,
+    ) -> Self {
+        SandboxProvider {
+            db,
+            clock,
+            signing_key,
+            base_url,
+            tolerance_secs: settings.webhook_tolerance_seconds as i64,
+            settle_after_ms: settings.sandbox_bank_transfer_settle_seconds as i64 * 1000,
+            jobs_ready,
+        }
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<SandboxSession>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, order_reference, description, amount_minor, currency, method, status, return_url, webhook_url, expires_at
+             FROM sandbox_sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|r| {
+            Ok(SandboxSession {
+                id: col(&r, "id")?,
+                order_reference: col(&r, "order_reference")?,
+                description: col(&r, "description")?,
+                amount_minor: col(&r, "amount_minor")?,
+                currency: col(&r, "currency")?,
+                method: col(&r, "method")?,
+                status: col(&r, "status")?,
+                return_url: col(&r, "return_url")?,
+                webhook_url: col(&r, "webhook_url")?,
+                expires_at: col(&r, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// A stable, keyed fingerprint of a card: the same card gives the same fingerprint on every
+    /// order, and the number cannot be recovered from it.
+    fn fingerprint(&self, what: &str) -> String {
+        let mut m = Hmac::<Sha256>::new_from_slice(self.signing_key.expose().as_bytes()).expect("any key length");
+        m.update(b"fingerprint:");
+        m.update(what.as_bytes());
+        hex::encode(&m.finalize().into_bytes()[..12])
+    }
+
+    /// One payment attempt on the hosted page. The outcome reaches the shop only as a webhook.
+    pub async fn attempt(&self, s: &SandboxSession, attempt: Attempt, client_ip: &str) -> Result<AttemptResult, sqlx::Error> {
+        let now = self.clock.now_ms();
+        let payment_id = format!("pay_{}", uuid::Uuid::now_v7().simple());
+        let (method, card, outcome) = match &attempt {
+            Attempt::Card(n) => {
+                let card = CardDetails {
+                    brand: n.brand().into(),
+                    last4: n.last4().into(),
+                    country: "US".into(),
+                    fingerprint: self.fingerprint(n.digits()),
+                };
+                let outcome = match n.outcome() {
+                    cards::Outcome::Succeeded => AttemptResult::Succeeded,
+                    cards::Outcome::Declined(d) => AttemptResult::Declined(d),
+                };
+                ("card", Some(card), outcome)
+            }
+            // A device wallet hands over a tokenised card: brand, last 4 and a fingerprint of
+            // the device token (here: stable per paying client).
+            Attempt::Wallet => {
+                let card = CardDetails {
+                    brand: "visa".into(),
+                    last4: "4242".into(),
+                    country: "US".into(),
+                    fingerprint: self.fingerprint(&format!("wallet:{client_ip}")),
+                };
+                ("wallet", Some(card), AttemptResult::Succeeded)
+            }
+            Attempt::BankTransfer => ("bank_transfer", None, AttemptResult::Pending),
+        };
+        let mut tx = self.db.begin().await?;
+        let new_status = match outcome {
+            AttemptResult::Succeeded => Some("paid"),
+            AttemptResult::Pending => Some("pending"),
+            _ => None,
+        };
+        if let Some(status) = new_status {
+            let moved = sqlx::query("UPDATE sandbox_sessions SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'open'")
+                .bind(status)
+                .bind(now)
+                .bind(&s.id)
+                .execute(&mut *tx)
+                .await?;
+            if moved.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(AttemptResult::AlreadyDone);
+            }
+        }
+        let data = |failure: Option<Decline>| EventData {
+            order_reference: s.order_reference.clone(),
+            session_id: s.id.clone(),
+            object_id: payment_id.clone(),
+            method: method.into(),
+            amount_minor: s.amount_minor,
+            currency: s.currency.clone(),
+            failure_code: failure.map(|d| d.code().into()),
+            failure_message: failure.map(|d| d.message().into()),
+            card: card.clone(),
+        };
+        match outcome {
+            AttemptResult::Succeeded => self.queue_event(&mut tx, s, EventKind::PaymentSucceeded, data(None), now, now).await?,
+            AttemptResult::Declined(d) => self.queue_event(&mut tx, s, EventKind::PaymentFailed, data(Some(d)), now, now).await?,
+            AttemptResult::Pending => {
+                self.queue_event(&mut tx, s, EventKind::PaymentPending, data(None), now, now).await?;
+                let settle = NewJob {
+                    kind: SETTLE_JOB,
+                    payload: serde_json::json!({ "session_id": s.id, "payment_id": payment_id }),
+                    dedupe_key: Some(format!("{SETTLE_JOB}:{payment_id}")),
+                    run_at: now + self.settle_after_ms,
+                };
+                jobs::enqueue(&mut tx, settle, now).await?;
+            }
+            AttemptResult::AlreadyDone => {}
+        }
+        tx.commit().await?;
+        self.jobs_ready.notify_waiters();
+        Ok(outcome)
+    }
+
+    /// A bank transfer arrives: the session is paid and the shop is told.
+    pub async fn settle(&self, session_id: &str, payment_id: &str) -> Result<(), sqlx::Error> {
+        let now = self.clock.now_ms();
+        let Some(s) = self.session(session_id).await? else { return Ok(()) };
+        let mut tx = self.db.begin().await?;
+        let moved = sqlx::query("UPDATE sandbox_sessions SET status = 'paid', updated_at = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(now)
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        if moved.rows_affected() == 1 {
+            let data = EventData {
+                order_reference: s.order_reference.clone(),
+                session_id: s.id.clone(),
+                object_id: payment_id.to_owned(),
+                method: "bank_transfer".into(),
+                amount_minor: s.amount_minor,
+                currency: s.currency.clone(),
+                failure_code: None,
+                failure_message: None,
+                card: None,
+            };
+            self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now).await?;
+        }
+        tx.commit().await?;
+        self.jobs_ready.notify_waiters();
+        Ok(())
+    }
+
+    async fn queue_event(
+        &self,
+        conn: &mut AnyConnection,
+        s: &SandboxSession,
+        kind: EventKind,
+        data: EventData,
+        now: Millis,
+        deliver_at: Millis,
+    ) -> Result<(), sqlx::Error> {
+        let event = ProviderEvent {
+            id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
+            kind,
+            created: now / 1000,
+            data,
+        };
+        let body = serde_json::to_string(&event).expect("events serialize");
+        let job = NewJob {
+            kind: WEBHOOK_JOB,
+            payload: serde_json::json!({ "url": s.webhook_url, "body": body }),
+            dedupe_key: Some(format!("{WEBHOOK_JOB}:{}", event.id)),
+            run_at: deliver_at,
+        };
+        jobs::enqueue(conn, job, now).await?;
+        Ok(())
+    }
+
+    /// Sends one queued event to the shop, signed at the moment of sending. Anything but a
+    /// 2xx is an error, and the job queue retries with backoff, as a real provider does.
+    pub async fn deliver(&self, http: &reqwest::Client, payload: &serde_json::Value) -> Result<(), String> {
+        let url = payload["url"].as_str().ok_or("webhook job without url")?;
+        let body = payload["body"].as_str().ok_or("webhook job without body")?;
+        let header = signature::sign(self.signing_key.expose().as_bytes(), self.clock.now_ms() / 1000, body.as_bytes());
+        let resp = http
+            .post(url)
+            .header(SIGNATURE_HEADER, header)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| format!("webhook delivery failed: {e}"))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("webhook answered {}", resp.status()))
+        }
+    }
+}
+
+#[async_trait]
+impl PaymentProvider for SandboxProvider {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    async fn create_session(&self, req: &SessionRequest) -> Result<Session, ProviderError> {
+        let now = self.clock.now_ms();
+        let id = format!("cs_test_{}", crate::domain::ids::new_secret_token());
+        sqlx::query(
+            "INSERT INTO sandbox_sessions (id, order_reference, description, amount_minor, currency, method, status,
+                return_url, webhook_url, created_at, updated_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9, $10)
+             ON CONFLICT (order_reference) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&req.order_reference)
+        .bind(&req.description)
+        .bind(req.amount.minor())
+        .bind(req.amount.currency().code())
+        .bind(req.method.as_str())
+        .bind(&req.return_url)
+        .bind(&req.webhook_url)
+        .bind(now)
+        .bind(req.expires_at)
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        // One session per order: a repeated request gets the first one back.
+        let row = sqlx::query("SELECT id FROM sandbox_sessions WHERE order_reference = $1")
+            .bind(&req.order_reference)
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        let id: String = col(&row, "id").map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        Ok(Session { redirect_url: self.session_url(&id), id })
+    }
+
+    fn session_url(&self, session_id: &str) -> String {
+        format!("{}/sandbox/pay/{session_id}", self.base_url)
+    }
+
+    fn signature_header(&self) -> &'static str {
+        SIGNATURE_HEADER
+    }
+
+    fn parse_webhook(&self, signature_header: Option<&str>, body: &[u8], now: Millis) -> Result<ProviderEvent, WebhookError> {
+        signature::verify(&[self.signing_key.expose().as_bytes()], signature_header, body, now / 1000, self.tolerance_secs)?;
+        serde_json::from_slice(body).map_err(|e| WebhookError::BadPayload(e.to_string()))
+    }
+
+    async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, ProviderError> {
+        let unavailable = |e: sqlx::Error| ProviderError::Unavailable(e.to_string());
+        let now = self.clock.now_ms();
+        let Some(s) = self.session(&req.session_id).await.map_err(unavailable)? else {
+            return Ok(RefundOutcome::Failed { reason: "no such payment".into() });
+        };
+        if s.status != "paid" {
+            return Ok(RefundOutcome::Failed { reason: "the payment has not been captured".into() });
+        }
+        if s.currency != req.amount.currency().code() {
+            return Ok(RefundOutcome::Failed { reason: "refund currency differs from the payment".into() });
+        }
+        let mut tx = self.db.begin().await.map_err(unavailable)?;
+        if let Some(row) = sqlx::query("SELECT id FROM sandbox_refunds WHERE idempotency_key = $1")
+            .bind(&req.idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?
+        {
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(RefundOutcome::Pending { refund_id: col(&row, "id").map_err(unavailable)? });
+        }
+        let refunded: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM sandbox_refunds WHERE session_id = $1",
+        )
+        .bind(&s.id)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| col(&r, "total"))
+        .map_err(unavailable)?;
+        if req.amount.minor() <= 0 || refunded + req.amount.minor() > s.amount_minor {
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(RefundOutcome::Failed { reason: "the refund is more than what is left of the payment".into() });
+        }
+        let refund_id = format!("re_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(
+            "INSERT INTO sandbox_refunds (id, session_id, idempotency_key, amount_minor, currency, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'succeeded', $6)",
+        )
+        .bind(&refund_id)
+        .bind(&s.id)
+        .bind(&req.idempotency_key)
+        .bind(req.amount.minor())
+        .bind(&s.currency)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let data = EventData {
+            order_reference: s.order_reference.clone(),
+            session_id: s.id.clone(),
+            object_id: refund_id.clone(),
+            method: s.method.clone(),
+            amount_minor: req.amount.minor(),
+            currency: s.currency.clone(),
+            failure_code: None,
+            failure_message: None,
+            card: None,
+        };
+        self.queue_event(&mut tx, &s, EventKind::RefundSucceeded, data, now, now).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        self.jobs_ready.notify_waiters();
+        Ok(RefundOutcome::Pending { refund_id })
+    }
+}

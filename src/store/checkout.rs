@@ -1,0 +1,293 @@
+//! Checkout: `POST /checkout` checks the form and the TikTok account and shows the confirm
+//! page; `POST /checkout/confirm` creates the order and sends the buyer to the provider's
+//! hosted payment page; `GET /checkout/return` brings the buyer back to their order.
+
+use super::catalog::{chosen_currency, parse_amount, price_texts, CatalogPage, CheckoutValues, FieldErrors};
+use super::quote::{self, Quote};
+use crate::db::orders::{self, Order};
+use crate::domain::{ids, BuyerEmail, Coins, Currency, OrderStatus, PaymentMethod, TikTokUsername};
+use crate::fulfillment::{SupplierError, TikTokAccount};
+use crate::orders::tokens::order_token;
+use crate::payments::SessionRequest;
+use crate::startup::AppState;
+use crate::web::rate_limit::{self, Action};
+use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// A confirm page stays valid this long.
+const QUOTE_MAX_AGE_MS: i64 = 30 * 60 * 1000;
+const RETURN_COOKIE: &str = "cf_return";
+
+#[derive(Deserialize)]
+pub struct CheckoutForm {
+    #[serde(default)]
+    package: String,
+    #[serde(default)]
+    coins: String,
+    #[serde(default)]
+    tiktok_username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    currency: String,
+    #[serde(default)]
+    payment_method: String,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    meta: Meta,
+    quote: String,
+    account: TikTokAccount,
+    coins: String,
+    total: String,
+    total_minor: i64,
+    currency: String,
+    per_coin: String,
+    method: String,
+    email: String,
+    back_url: String,
+}
+
+/// Looks the account up, retrying a transient failure a couple of times before giving up.
+async fn lookup(state: &AppState, username: &TikTokUsername) -> Result<Option<TikTokAccount>, SupplierError> {
+    let mut last = None;
+    for attempt in 0..3u64 {
+        match state.supplier.lookup_account(username).await {
+            Err(SupplierError::Transient(e)) => {
+                tracing::info!(attempt, error = %e, "account look-up failed; retrying");
+                last = Some(SupplierError::Transient(e));
+                tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| SupplierError::Transient("no answer".into())))
+}
+
+#[tracing::instrument(name = "checkout", skip_all)]
+pub async fn submit(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    ip: ClientIp,
+    form: SafeForm<CheckoutForm>,
+) -> Result<HttpResponse, AppError> {
+    let SafeForm(form) = form;
+    let mut errors = FieldErrors::default();
+    let currency = chosen_currency(&state, Some(&form.currency)).map_err(|e| errors.currency = Some(e)).ok();
+    let coins = parse_amount(&state, &form.package, &form.coins).map_err(|e| errors.amount = Some(e)).ok();
+    let username = TikTokUsername::parse(&form.tiktok_username).map_err(|e| errors.tiktok_username = Some(e.to_string())).ok();
+    let email = BuyerEmail::parse(&form.email).map_err(|e| errors.email = Some(e.to_string())).ok();
+    let method = form.payment_method.parse::<PaymentMethod>().map_err(|e| errors.payment_method = Some(e.to_string())).ok();
+    let values = CheckoutValues {
+        package: form.package.clone(),
+        coins: form.coins.clone(),
+        tiktok_username: form.tiktok_username.clone(),
+        email: form.email.clone(),
+        payment_method: form.payment_method.clone(),
+    };
+    let form_again = |errors: FieldErrors| {
+        let page = CatalogPage::new(&state, &csrf.0, currency.unwrap_or(state.catalog.base_currency()), values.clone(), errors);
+        render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+    };
+    let (Some(currency), Some(coins), Some(username), Some(email), Some(method)) = (currency, coins, username, email, method)
+    else {
+        return Ok(form_again(errors));
+    };
+    rate_limit::enforce(&state, Action::AccountLookup, ip).await?;
+    let account = match lookup(&state, &username).await {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            errors.tiktok_username = Some(format!(
+                "We could not find a TikTok account called {username}. Check the spelling — it is the name after the @ on the profile."
+            ));
+            return Ok(form_again(errors));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "account look-up failed");
+            errors.tiktok_username =
+                Some("We could not reach TikTok to check this account just now. Please try again in a moment.".into());
+            return Ok(form_again(errors));
+        }
+    };
+    let price = state.catalog.quote(coins, currency).ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
+    let (total, per_coin) = price_texts(&price);
+    let q = Quote {
+        idempotency_key: ids::new_secret_token(),
+        coins: coins.get(),
+        currency: currency.code().into(),
+        tiktok_username: username.as_str().into(),
+        account_id: account.account_id.clone(),
+        display_name: account.display_name.clone(),
+        email: email.as_str().into(),
+        payment_method: method.as_str().into(),
+        issued_at: state.now_ms(),
+    };
+    let page = ConfirmPage {
+        meta: state.meta("Check and pay", &csrf.0),
+        quote: quote::seal(&state.secrets.cookie_key, &q),
+        account,
+        coins: coins.to_string(),
+        total,
+        total_minor: price.total.minor(),
+        currency: currency.code().into(),
+        per_coin,
+        method: method.label().into(),
+        email: email.as_str().into(),
+        back_url: format!("/?currency={}", currency.code()),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    quote: String,
+    /// What the page showed the buyer; compared, never charged.
+    #[serde(default)]
+    shown_total_minor: String,
+    #[serde(default)]
+    shown_currency: String,
+}
+
+#[tracing::instrument(name = "checkout_confirm", skip_all)]
+pub async fn confirm(state: web::Data<AppState>, ip: ClientIp, form: SafeForm<ConfirmForm>) -> Result<HttpResponse, AppError> {
+    let SafeForm(form) = form;
+    rate_limit::enforce(&state, Action::Checkout, ip).await?;
+    let now = state.now_ms();
+    let q = quote::open(&state.secrets.cookie_key, &form.quote, now, QUOTE_MAX_AGE_MS).ok_or_else(|| {
+        AppError::BadRequest("This confirmation page is out of date. Please start your order again — nothing was charged.".into())
+    })?;
+    let order = match orders::by_idempotency_key(state.db.pool(), &q.idempotency_key).await? {
+        Some(existing) => existing,
+        None => create_order(&state, &q, &form, ip, now).await?,
+    };
+    let token = order_token(&state.secrets.cookie_key, &order.idempotency_key);
+    match order.status {
+        OrderStatus::AwaitingPayment => {}
+        OrderStatus::Declined => return Ok(declined_page(&state)),
+        _ => return Ok(see_other(&format!("/orders/{token}"))),
+    }
+    let session = state
+        .provider
+        .create_session(&SessionRequest {
+            order_reference: order.id.clone(),
+            description: format!("{} TikTok coins for @{} — order {}", order.coins, order.tiktok_username, order.order_number),
+            amount: order.amount,
+            method: order.payment_method,
+            return_url: format!("{}/checkout/return", state.base_url),
+            webhook_url: format!("{}/webhooks/payments/{}", state.base_url, state.provider.name()),
+            expires_at: order.expires_at,
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not create a payment session");
+            AppError::Unavailable("The payment page could not be opened just now. Nothing was charged; please try again.".into())
+        })?;
+    orders::set_provider_session(state.db.pool(), &order.id, &session.id, now).await?;
+    let cookie = Cookie::build(RETURN_COOKIE, token)
+        .path("/checkout/return")
+        .http_only(true)
+        .secure(state.settings.http.secure_cookies)
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::days(1))
+        .finish();
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, session.redirect_url)).cookie(cookie).finish())
+}
+
+async fn create_order(state: &AppState, q: &Quote, form: &ConfirmForm, ip: ClientIp, now: i64) -> Result<Order, AppError> {
+    let stale = || AppError::BadRequest("This confirmation page is out of date. Please start your order again.".into());
+    let currency: Currency = q.currency.parse().map_err(|_| stale())?;
+    let coins = Coins::new(q.coins);
+    let method: PaymentMethod = q.payment_method.parse().map_err(|_| stale())?;
+    let price = state.catalog.quote(coins, currency).ok_or_else(stale)?;
+    let base_amount_minor = crate::domain::Money::round_from_major(price.base_total, state.catalog.base_currency())
+        .map(|m| m.minor())
+        .unwrap_or(i64::MAX);
+    let mut order = Order {
+        id: ids::new_id(),
+        order_number: ids::new_order_number(),
+        idempotency_key: q.idempotency_key.clone(),
+        status: OrderStatus::AwaitingPayment,
+        coins,
+        amount: price.total,
+        base_amount_minor,
+        tiktok_username: q.tiktok_username.clone(),
+        tiktok_account_id: q.account_id.clone(),
+        tiktok_display_name: q.display_name.clone(),
+        email: q.email.clone(),
+        payment_method: method,
+        client_ip: ip.to_string(),
+        client_amount_minor: form.shown_total_minor.trim().parse().ok(),
+        client_currency: Some(form.shown_currency.trim().chars().take(8).collect()).filter(|s: &String| !s.is_empty()),
+        provider: state.provider.name().into(),
+        provider_session_id: None,
+        refunded_minor: 0,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + state.settings.payments.order_expiry_minutes as i64 * 60_000,
+        paid_at: None,
+        delivered_at: None,
+    };
+    let token = order_token(&state.secrets.cookie_key, &order.idempotency_key);
+    for _ in 0..5 {
+        let mut tx = state.db.begin().await?;
+        match orders::insert(&mut tx, &order, &ids::token_hash(&token)).await {
+            Ok(true) => {
+                let decided = crate::orders::screening::before_payment(state, &mut tx, &order, now).await?;
+                tx.commit().await?;
+                order.status = decided;
+                return Ok(order);
+            }
+            // A concurrent double submit won the race: use its order.
+            Ok(false) => {
+                tx.rollback().await?;
+                return orders::by_idempotency_key(state.db.pool(), &order.idempotency_key)
+                    .await?
+                    .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("order vanished after a conflict")));
+            }
+            // The 40-bit order number collided: draw another.
+            Err(e) if crate::db::is_unique_violation(&e) => {
+                tx.rollback().await?;
+                order.order_number = ids::new_order_number();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::Unexpected(anyhow::anyhow!("could not allocate an order number")))
+}
+
+#[derive(Template)]
+#[template(path = "declined.html")]
+struct DeclinedPage {
+    meta: Meta,
+}
+
+/// Deliberately neutral: nothing here tells a fraudster which signal tripped.
+fn declined_page(state: &AppState) -> HttpResponse {
+    render(StatusCode::OK, &DeclinedPage { meta: state.meta("Order not accepted", "") })
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location.to_owned())).finish()
+}
+
+/// Back from the provider: the browser that started the checkout carries its order's token in
+/// a cookie scoped to this path. Any other browser is told where the link is.
+pub async fn back_from_provider(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    if let Some(c) = req.cookie(RETURN_COOKIE) {
+        if crate::orders::tokens::well_formed(c.value()) {
+            return Ok(see_other(&format!("/orders/{}", c.value())));
+        }
+    }
+    Err(AppError::BadRequest(format!(
+        "Thank you. We could not match this browser to your order; the link to it is in the email from {} — or find it with your order number and email under \"Find my order\".",
+        state.settings.shop_name
+    )))
+}

@@ -1,0 +1,192 @@
+//! The buyer's private order page (`/orders/{token}`) and the order look-up.
+
+use crate::clock::format_utc;
+use crate::db::{events, orders, payments};
+use crate::domain::{ids, OrderStatus};
+use crate::orders::payment_events::method_summary;
+use crate::orders::tokens;
+use crate::startup::AppState;
+use crate::web::rate_limit::{self, Action};
+use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct TimelineEntry {
+    pub time: String,
+    pub text: String,
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    meta: Meta,
+    order_number: String,
+    coins: String,
+    username: String,
+    display_name: String,
+    initial: String,
+    amount: String,
+    method: String,
+    email: String,
+    status_label: String,
+    status_class: &'static str,
+    next_step: String,
+    pay_url: Option<String>,
+    created: String,
+    timeline: Vec<TimelineEntry>,
+}
+
+fn status_class(s: OrderStatus) -> &'static str {
+    use OrderStatus::*;
+    match s {
+        Delivered => "good",
+        AwaitingPayment | Paid | Queued | InReview | Fulfilling => "wait",
+        _ => "bad",
+    }
+}
+
+fn next_step(s: OrderStatus, expires: &str) -> String {
+    use OrderStatus::*;
+    match s {
+        AwaitingPayment => format!("Waiting for your payment. The payment page stays open until {expires}."),
+        Paid | Queued => "Your payment arrived. The coins are on their way to your TikTok account — usually within minutes.".into(),
+        InReview => "Your payment arrived. We are making a routine check before sending the coins; this usually takes less than a few hours. You don't need to do anything.".into(),
+        Fulfilling => "Sending the coins to your TikTok account now.".into(),
+        Delivered => "Done — the coins are in your TikTok account. Open TikTok and check your coin balance.".into(),
+        Blocked | Rejected => "We could not complete this order. Your payment is being refunded in full to the way you paid.".into(),
+        FulfillmentFailed => "We could not deliver the coins. Your payment is being refunded in full; you will get an email when it is done.".into(),
+        Refunded => "Your payment was refunded in full.".into(),
+        PartiallyRefunded => "Part of your payment was refunded.".into(),
+        Expired => "This order was not paid in time, so nothing was charged. You can start a new order at any time.".into(),
+        Declined => "We could not accept this order. Nothing was charged.".into(),
+    }
+}
+
+/// What the buyer reads for each event. Internal details (risk reasons, staff notes) stay out.
+fn describe(e: &events::OrderEvent) -> Option<String> {
+    match (e.kind.as_str(), e.to_status.as_deref()) {
+        ("order_created", _) => Some("Order placed".into()),
+        ("payment_failed", _) => Some(format!("Payment attempt not accepted: {}", e.detail)),
+        ("payment_pending", _) => Some(e.detail.clone()),
+        ("refund_succeeded", _) => Some(e.detail.clone()),
+        ("status_changed", Some(to)) => {
+            let status: OrderStatus = to.parse().ok()?;
+            Some(match status {
+                OrderStatus::Paid => e.detail.clone(),
+                OrderStatus::InReview => "Routine check before delivery".into(),
+                OrderStatus::Queued => "Queued for delivery".into(),
+                other => other.label().into(),
+            })
+        }
+        _ => None,
+    }
+}
+
+pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> Result<HttpResponse, AppError> {
+    if !tokens::well_formed(&token) {
+        return Err(AppError::NotFound);
+    }
+    let order = orders::by_token_hash(state.db.pool(), &ids::token_hash(&token)).await?.ok_or(AppError::NotFound)?;
+    let (events, payments) =
+        tokio::try_join!(events::for_order(state.db.pool(), &order.id), payments::for_order(state.db.pool(), &order.id))?;
+    let paid_with = payments.iter().rev().find(|p| p.status == "succeeded").or(payments.last());
+    let method = paid_with
+        .map(|p| method_summary(&p.method, p.card_brand.as_deref(), p.card_last4.as_deref()))
+        .unwrap_or_else(|| order.payment_method.label().into());
+    let timeline = events
+        .iter()
+        .filter_map(|e| describe(e).map(|text| TimelineEntry { time: format_utc(e.at), text }))
+        .collect();
+    let pay_url = (order.status == OrderStatus::AwaitingPayment && state.now_ms() < order.expires_at)
+        .then(|| order.provider_session_id.as_deref().map(|s| state.provider.session_url(s)))
+        .flatten();
+    let account = crate::fulfillment::TikTokAccount {
+        account_id: order.tiktok_account_id.clone(),
+        username: order.tiktok_username.clone(),
+        display_name: order.tiktok_display_name.clone(),
+    };
+    let page = OrderPage {
+        meta: state.meta(format!("Order {}", order.order_number), ""),
+        order_number: order.order_number.clone(),
+        coins: order.coins.to_string(),
+        username: order.tiktok_username.clone(),
+        display_name: order.tiktok_display_name.clone(),
+        initial: account.initial(),
+        amount: order.amount.to_string(),
+        method,
+        email: order.email.clone(),
+        status_label: order.status.label().into(),
+        status_class: status_class(order.status),
+        next_step: next_step(order.status, &format_utc(order.expires_at)),
+        pay_url,
+        created: format_utc(order.created_at),
+        timeline,
+    };
+    let mut resp = render(StatusCode::OK, &page);
+    // A private page: never cached by a shared or back-button cache.
+    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[derive(Template)]
+#[template(path = "lookup.html")]
+struct LookupPage {
+    meta: Meta,
+    sent: bool,
+    error: Option<String>,
+    order_number: String,
+    email: String,
+}
+
+pub async fn lookup_form(state: web::Data<AppState>, csrf: CsrfToken) -> HttpResponse {
+    let page = LookupPage {
+        meta: state.meta("Find my order", &csrf.0),
+        sent: false,
+        error: None,
+        order_number: String::new(),
+        email: String::new(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct LookupForm {
+    #[serde(default)]
+    order_number: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// Always the same answer, whether or not the order exists, so the form cannot be used to
+/// learn which orders or emails the shop has. The link goes only to the order's own email.
+pub async fn lookup(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    ip: ClientIp,
+    form: SafeForm<LookupForm>,
+) -> Result<HttpResponse, AppError> {
+    let SafeForm(form) = form;
+    rate_limit::enforce(&state, Action::OrderLookup, ip).await?;
+    let mut page = LookupPage {
+        meta: state.meta("Find my order", &csrf.0),
+        sent: false,
+        error: None,
+        order_number: form.order_number.chars().take(40).collect(),
+        email: form.email.chars().take(254).collect(),
+    };
+    let email = crate::domain::BuyerEmail::parse(&form.email);
+    if form.order_number.trim().is_empty() || email.is_err() {
+        page.error = Some("Enter the order number from your receipt (it starts with CF-) and the email you used.".into());
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    let number = ids::normalise_order_number(&form.order_number);
+    if let (Some(order), Ok(email)) = (orders::by_number(state.db.pool(), &number).await?, email) {
+        if order.email == email.as_str() {
+            crate::orders::notify::order_link_requested(&state, &order).await?;
+        }
+    }
+    page.sent = true;
+    Ok(render(StatusCode::OK, &page))
+}

@@ -1,0 +1,81 @@
+//! The confirm page carries what the buyer is about to buy as a signed quote, so that
+//! `POST /checkout/confirm` creates exactly the order that was shown — the account that was
+//! verified included — without trusting anything the browser could change. The price is not
+//! in it: it is computed again from the catalog when the order is created.
+
+use crate::config::Secret;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Quote {
+    /// One per confirm page: a double submit creates one order.
+    pub idempotency_key: String,
+    pub coins: u64,
+    pub currency: String,
+    pub tiktok_username: String,
+    pub account_id: String,
+    pub display_name: String,
+    pub email: String,
+    pub payment_method: String,
+    pub issued_at: i64,
+}
+
+fn mac(key: &Secret, body: &str) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).expect("any key length");
+    m.update(b"quote:");
+    m.update(body.as_bytes());
+    m
+}
+
+pub fn seal(key: &Secret, q: &Quote) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(q).expect("quotes serialize"));
+    let sig = hex::encode(mac(key, &body).finalize().into_bytes());
+    format!("{body}.{sig}")
+}
+
+/// The quote, if it is ours, unaltered and not older than `max_age_ms`.
+pub fn open(key: &Secret, sealed: &str, now: i64, max_age_ms: i64) -> Option<Quote> {
+    let (body, sig) = sealed.split_once('.')?;
+    let sig = hex::decode(sig).ok()?;
+    mac(key, body).verify_slice(&sig).ok()?;
+    let q: Quote = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+    (now - q.issued_at <= max_age_ms && q.issued_at <= now + 60_000).then_some(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote() -> Quote {
+        Quote {
+            idempotency_key: "k".into(),
+            coins: 70,
+            currency: "USD".into(),
+            tiktok_username: "ana".into(),
+            account_id: "tt_1".into(),
+            display_name: "Ana".into(),
+            email: "a@b.co".into(),
+            payment_method: "card".into(),
+            issued_at: 1_000,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_tampering_and_age() {
+        let key = Secret::new("k1");
+        let sealed = seal(&key, &quote());
+        assert_eq!(open(&key, &sealed, 2_000, 10_000), Some(quote()));
+        assert_eq!(open(&Secret::new("k2"), &sealed, 2_000, 10_000), None);
+        assert_eq!(open(&key, &sealed, 20_000, 10_000), None);
+        let mut forged = quote();
+        forged.coins = 17_500;
+        let forged_body = seal(&Secret::new("other"), &forged);
+        let tampered = format!("{}.{}", forged_body.split('.').next().unwrap(), sealed.split('.').nth(1).unwrap());
+        assert_eq!(open(&key, &tampered, 2_000, 10_000), None);
+        assert_eq!(open(&key, "garbage", 2_000, 10_000), None);
+    }
+}

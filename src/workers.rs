@@ -1,0 +1,141 @@
+//! Background work inside the server process: job workers, and the periodic sweeps. Every
+//! instance runs them; the database (leases, guarded updates) keeps them from colliding.
+
+use crate::jobs::{self, Job};
+use crate::startup::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What a job handler says about a failure.
+#[derive(Debug)]
+pub enum JobError {
+    /// Try again after a backoff (until the last attempt).
+    Retry(String),
+    /// Retrying cannot help: dead at once.
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        JobError::Retry(e.to_string())
+    }
+}
+
+pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    for n in 0..state.settings.jobs.workers {
+        let worker = format!("{}-{n}", &instance[..8]);
+        tasks.push(tokio::spawn(work(state.clone(), worker, shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(sweep(state, shutdown)));
+    tasks
+}
+
+async fn work(state: Arc<AppState>, worker: String, mut shutdown: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(state.settings.jobs.poll_interval_ms.max(10));
+    let lease_ms = state.settings.jobs.lease_seconds as i64 * 1000;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let claimed = jobs::claim(&state.db, &worker, state.now_ms(), lease_ms).await;
+        match claimed {
+            Ok(Some(job)) => run_one(&state, &worker, job).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = state.jobs_ready.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim a job");
+                tokio::select! {
+                    _ = tokio::time::sleep(poll * 4) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+#[tracing::instrument(name = "job", skip_all, fields(kind = %job.kind, id = %job.id, attempt = job.attempts))]
+async fn run_one(state: &AppState, worker: &str, job: Job) {
+    let result = dispatch(state, &job).await;
+    let now = state.now_ms();
+    let settings = &state.settings.jobs;
+    let outcome: Result<(), sqlx::Error> = async {
+        let mut tx = state.db.begin().await?;
+        match &result {
+            Ok(()) => {
+                jobs::complete(&mut tx, &job, worker, now).await?;
+            }
+            Err(err) => {
+                let (message, retry) = match err {
+                    JobError::Retry(m) => (m.as_str(), job.attempts < settings.max_attempts),
+                    JobError::Permanent(m) => (m.as_str(), false),
+                };
+                let retry_at = retry.then(|| now + jobs::backoff_ms(job.attempts, settings.backoff_base_ms, settings.backoff_max_ms) as i64);
+                let dead = jobs::fail(&mut tx, &job, worker, message, retry_at, now).await?;
+                if dead {
+                    tracing::error!(error = message, "job failed for the last time");
+                    on_dead(state, &mut tx, &job, message, now).await?;
+                } else {
+                    tracing::warn!(error = message, "job failed; will retry");
+                }
+            }
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = outcome {
+        // The lease runs out and another worker takes the job again: nothing is lost.
+        tracing::error!(error = %e, "could not record a job's outcome");
+    }
+}
+
+async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
+    match job.kind.as_str() {
+        crate::payments::sandbox::WEBHOOK_JOB => {
+            let sandbox = state.sandbox.as_ref().ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
+            sandbox.deliver(&state.http, &job.payload).await.map_err(JobError::Retry)
+        }
+        crate::payments::sandbox::SETTLE_JOB => {
+            let sandbox = state.sandbox.as_ref().ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
+            let session = job.payload["session_id"].as_str().unwrap_or_default();
+            let payment = job.payload["payment_id"].as_str().unwrap_or_default();
+            sandbox.settle(session, payment).await.map_err(JobError::from)
+        }
+        other => Err(JobError::Permanent(format!("no handler for job kind {other:?}"))),
+    }
+}
+
+/// A job's last try failed: whatever it was for must not be left hanging silently.
+async fn on_dead(_state: &AppState, _tx: &mut crate::db::Tx, job: &Job, message: &str, _now: i64) -> Result<(), sqlx::Error> {
+    tracing::error!(kind = %job.kind, id = %job.id, error = message, "job is dead");
+    Ok(())
+}
+
+/// Periodic housekeeping: expire unpaid orders, forget idle rate-limit buckets.
+async fn sweep(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut rounds: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        rounds += 1;
+        match crate::orders::expiry::expire_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired unpaid orders"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        if rounds % 12 == 0 {
+            state.limits.forget_idle();
+        }
+    }
+}
