@@ -6,6 +6,10 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::Catalog;
+use crate::fulfillment::sandbox::SandboxSupplier;
+use crate::fulfillment::Supplier;
+use crate::payments::sandbox::SandboxProvider;
+use crate::payments::PaymentProvider;
 use crate::secrets::Secrets;
 use crate::web::client_ip::TrustedProxies;
 use crate::web::csrf::{CookiePolicy, CsrfKey};
@@ -19,10 +23,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
-use crate::fulfillment::sandbox::SandboxSupplier;
-use crate::fulfillment::Supplier;
-use crate::payments::sandbox::SandboxProvider;
-use crate::payments::PaymentProvider;
 
 /// Everything a handler or worker needs, shared by all of them.
 pub struct AppState {
@@ -107,7 +107,11 @@ impl Application {
             &settings.payments,
             jobs_ready.clone(),
         ));
-        let supplier = Arc::new(SandboxSupplier::new(db.clone(), clock.clone(), settings.supplier.sandbox_delay_ms));
+        let supplier = Arc::new(SandboxSupplier::new(
+            db.clone(),
+            clock.clone(),
+            settings.supplier.sandbox_delay_ms,
+        ));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("coinfront/", env!("CARGO_PKG_VERSION")))

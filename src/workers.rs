@@ -78,7 +78,13 @@ async fn run_one(state: &AppState, worker: &str, job: Job) {
                     JobError::Retry(m) => (m.as_str(), job.attempts < settings.max_attempts),
                     JobError::Permanent(m) => (m.as_str(), false),
                 };
-                let retry_at = retry.then(|| now + jobs::backoff_ms(job.attempts, settings.backoff_base_ms, settings.backoff_max_ms) as i64);
+                let retry_at = retry.then(|| {
+                    now + jobs::backoff_ms(
+                        job.attempts,
+                        settings.backoff_base_ms,
+                        settings.backoff_max_ms,
+                    ) as i64
+                });
                 let dead = jobs::fail(&mut tx, &job, worker, message, retry_at, now).await?;
                 if dead {
                     tracing::error!(error = message, "job failed for the last time");
@@ -100,21 +106,41 @@ async fn run_one(state: &AppState, worker: &str, job: Job) {
 async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
     match job.kind.as_str() {
         crate::payments::sandbox::WEBHOOK_JOB => {
-            let sandbox = state.sandbox.as_ref().ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
-            sandbox.deliver(&state.http, &job.payload).await.map_err(JobError::Retry)
+            let sandbox = state
+                .sandbox
+                .as_ref()
+                .ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
+            sandbox
+                .deliver(&state.http, &job.payload)
+                .await
+                .map_err(JobError::Retry)
         }
         crate::payments::sandbox::SETTLE_JOB => {
-            let sandbox = state.sandbox.as_ref().ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
+            let sandbox = state
+                .sandbox
+                .as_ref()
+                .ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
             let session = job.payload["session_id"].as_str().unwrap_or_default();
             let payment = job.payload["payment_id"].as_str().unwrap_or_default();
-            sandbox.settle(session, payment).await.map_err(JobError::from)
+            sandbox
+                .settle(session, payment)
+                .await
+                .map_err(JobError::from)
         }
-        other => Err(JobError::Permanent(format!("no handler for job kind {other:?}"))),
+        other => Err(JobError::Permanent(format!(
+            "no handler for job kind {other:?}"
+        ))),
     }
 }
 
 /// A job's last try failed: whatever it was for must not be left hanging silently.
-async fn on_dead(_state: &AppState, _tx: &mut crate::db::Tx, job: &Job, message: &str, _now: i64) -> Result<(), sqlx::Error> {
+async fn on_dead(
+    _state: &AppState,
+    _tx: &mut crate::db::Tx,
+    job: &Job,
+    message: &str,
+    _now: i64,
+) -> Result<(), sqlx::Error> {
     tracing::error!(kind = %job.kind, id = %job.id, error = message, "job is dead");
     Ok(())
 }

@@ -75,7 +75,11 @@ pub fn from_row(r: &AnyRow) -> Result<Order, sqlx::Error> {
 
 /// Inserts a new order with its creation event. Returns false (and writes nothing) if an
 /// order with the same idempotency key exists already.
-pub async fn insert(conn: &mut AnyConnection, o: &Order, token_hash: &str) -> Result<bool, sqlx::Error> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    o: &Order,
+    token_hash: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO orders (id, order_number, token_hash, idempotency_key, status, coins, amount_minor, currency,
             base_amount_minor, tiktok_username, tiktok_account_id, tiktok_display_name, email, payment_method,
@@ -115,13 +119,30 @@ pub async fn insert(conn: &mut AnyConnection, o: &Order, token_hash: &str) -> Re
         return Ok(false);
     }
     let detail = format!("{} coins for @{}, {}", o.coins, o.tiktok_username, o.amount);
-    events::record(conn, &o.id, o.created_at, "buyer", "order_created", None, Some(o.status), &detail).await?;
+    events::record(
+        conn,
+        &o.id,
+        o.created_at,
+        "buyer",
+        "order_created",
+        None,
+        Some(o.status),
+        &detail,
+    )
+    .await?;
     Ok(true)
 }
 
-async fn find_one(pool: &AnyPool, column: &'static str, value: &str) -> Result<Option<Order>, sqlx::Error> {
+async fn find_one(
+    pool: &AnyPool,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<Order>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE {column} = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(pool).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(value)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -144,11 +165,19 @@ pub async fn by_number(pool: &AnyPool, number: &str) -> Result<Option<Order>, sq
 /// Reads an order inside a transaction (after a guarded write, or to decide one).
 pub async fn by_id_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Order>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn set_provider_session(pool: &AnyPool, id: &str, session_id: &str, now: Millis) -> Result<(), sqlx::Error> {
+pub async fn set_provider_session(
+    pool: &AnyPool,
+    id: &str,
+    session_id: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orders SET provider_session_id = $1, updated_at = $2 WHERE id = $3 AND provider_session_id IS NULL")
         .bind(session_id)
         .bind(now)
@@ -171,14 +200,18 @@ pub async fn transition(
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
     if !from.can_move_to(to) {
-        return Err(sqlx::Error::Protocol(format!("order transition {from} -> {to} is not allowed")));
+        return Err(sqlx::Error::Protocol(format!(
+            "order transition {from} -> {to} is not allowed"
+        )));
     }
     let extra = match to {
         OrderStatus::Paid => ", paid_at = COALESCE(paid_at, $1)",
         OrderStatus::Delivered => ", delivered_at = COALESCE(delivered_at, $1)",
         _ => "",
     };
-    let sql = format!("UPDATE orders SET status = $2, updated_at = $1{extra} WHERE id = $3 AND status = $4");
+    let sql = format!(
+        "UPDATE orders SET status = $2, updated_at = $1{extra} WHERE id = $3 AND status = $4"
+    );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now)
         .bind(to.as_str())
@@ -189,12 +222,26 @@ pub async fn transition(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    events::record(conn, id, now, actor, "status_changed", Some(from), Some(to), detail).await?;
+    events::record(
+        conn,
+        id,
+        now,
+        actor,
+        "status_changed",
+        Some(from),
+        Some(to),
+        detail,
+    )
+    .await?;
     Ok(true)
 }
 
 /// Orders past their payment deadline.
-pub async fn due_to_expire(pool: &AnyPool, now: Millis, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+pub async fn due_to_expire(
+    pool: &AnyPool,
+    now: Millis,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     let rows = sqlx::query("SELECT id FROM orders WHERE status = 'awaiting_payment' AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
         .bind(now)
         .bind(limit)

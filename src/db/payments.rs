@@ -28,7 +28,11 @@ pub struct PaymentRecord {
 
 /// Records an attempt, or moves an existing one (same provider reference) to its new status:
 /// a bank transfer goes `pending` → `succeeded`. A late `pending` never overwrites a final status.
-pub async fn upsert(conn: &mut AnyConnection, p: &PaymentRecord, now: Millis) -> Result<(), sqlx::Error> {
+pub async fn upsert(
+    conn: &mut AnyConnection,
+    p: &PaymentRecord,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO payments (id, order_id, provider, provider_ref, method, status, amount_minor, currency, failure_code,
             card_brand, card_last4, card_country, card_fingerprint, email, client_ip, tiktok_username, created_at, updated_at)

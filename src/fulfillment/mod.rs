@@ -17,7 +17,11 @@ pub struct TikTokAccount {
 impl TikTokAccount {
     /// The letter shown in the avatar circle.
     pub fn initial(&self) -> String {
-        self.display_name.chars().find(|c| c.is_alphanumeric()).map(|c| c.to_uppercase().to_string()).unwrap_or_else(|| "?".into())
+        self.display_name
+            .chars()
+            .find(|c| c.is_alphanumeric())
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_else(|| "?".into())
     }
 }
 
@@ -41,9 +45,17 @@ pub enum SupplierError {
 #[async_trait]
 pub trait Supplier: Send + Sync + 'static {
     /// `Ok(None)` when no such account exists.
-    async fn lookup_account(&self, username: &TikTokUsername) -> Result<Option<TikTokAccount>, SupplierError>;
+    async fn lookup_account(
+        &self,
+        username: &TikTokUsername,
+    ) -> Result<Option<TikTokAccount>, SupplierError>;
 
     /// Credits `coins` to `account_id`. `order_id` is the idempotency key: crediting the same
     /// order again returns the first receipt and credits nothing.
-    async fn credit(&self, order_id: &str, account_id: &str, coins: Coins) -> Result<CreditReceipt, SupplierError>;
+    async fn credit(
+        &self,
+        order_id: &str,
+        account_id: &str,
+        coins: Coins,
+    ) -> Result<CreditReceipt, SupplierError>;
 }

@@ -22,7 +22,11 @@ pub struct SandboxSupplier {
 
 impl SandboxSupplier {
     pub fn new(db: Db, clock: SharedClock, delay_ms: u64) -> Self {
-        SandboxSupplier { db, clock, delay: Duration::from_millis(delay_ms) }
+        SandboxSupplier {
+            db,
+            clock,
+            delay: Duration::from_millis(delay_ms),
+        }
     }
 
     async fn pause(&self) {
@@ -61,7 +65,9 @@ pub fn display_name(username: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -70,38 +76,60 @@ pub fn display_name(username: &str) -> String {
 /// The account id of a username. Flaky accounts are marked in their id, because credits
 /// carry only the id.
 pub fn stable_account_id(username: &str) -> String {
-    let hash = hex::encode(Sha256::digest(format!("sandbox-account:{username}").as_bytes()));
-    let prefix = if username.starts_with("flaky_") { "tt_flaky_" } else { "tt_" };
+    let hash = hex::encode(Sha256::digest(
+        format!("sandbox-account:{username}").as_bytes(),
+    ));
+    let prefix = if username.starts_with("flaky_") {
+        "tt_flaky_"
+    } else {
+        "tt_"
+    };
     format!("{prefix}{}", &hash[..16])
 }
 
 #[async_trait]
 impl Supplier for SandboxSupplier {
-    async fn lookup_account(&self, username: &TikTokUsername) -> Result<Option<TikTokAccount>, SupplierError> {
+    async fn lookup_account(
+        &self,
+        username: &TikTokUsername,
+    ) -> Result<Option<TikTokAccount>, SupplierError> {
         self.pause().await;
         let name = username.as_str();
         if name.starts_with("missing_") {
             return Ok(None);
         }
         if name.starts_with("flaky_") && self.count_call(&format!("lookup:{name}")).await? <= 2 {
-            return Err(SupplierError::Transient("TikTok account directory timed out".into()));
+            return Err(SupplierError::Transient(
+                "TikTok account directory timed out".into(),
+            ));
         }
         let account_id = if name.starts_with("moved_") {
             format!("tt_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
         } else {
             stable_account_id(name)
         };
-        Ok(Some(TikTokAccount { account_id, username: name.to_owned(), display_name: display_name(name) }))
+        Ok(Some(TikTokAccount {
+            account_id,
+            username: name.to_owned(),
+            display_name: display_name(name),
+        }))
     }
 
-    async fn credit(&self, order_id: &str, account_id: &str, coins: Coins) -> Result<CreditReceipt, SupplierError> {
+    async fn credit(
+        &self,
+        order_id: &str,
+        account_id: &str,
+        coins: Coins,
+    ) -> Result<CreditReceipt, SupplierError> {
         self.pause().await;
         let transient = |e: sqlx::Error| SupplierError::Transient(e.to_string());
-        let existing = sqlx::query("SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(transient)?;
+        let existing = sqlx::query(
+            "SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(transient)?;
         if let Some(r) = existing {
             return Ok(CreditReceipt {
                 credit_ref: col(&r, "credit_ref").map_err(transient)?,
@@ -112,7 +140,9 @@ impl Supplier for SandboxSupplier {
         if account_id.starts_with("tt_flaky_") {
             let n = self.count_call(&format!("credit:{order_id}")).await?;
             if n <= 2 {
-                return Err(SupplierError::Transient("coin ledger busy, try again".into()));
+                return Err(SupplierError::Transient(
+                    "coin ledger busy, try again".into(),
+                ));
             }
         }
         let credit_ref = format!("cr_{}", uuid::Uuid::now_v7().simple());
@@ -129,11 +159,13 @@ impl Supplier for SandboxSupplier {
         .await
         .map_err(transient)?;
         // Whoever inserted first wins; everyone returns that row.
-        let r = sqlx::query("SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_one(self.db.pool())
-            .await
-            .map_err(transient)?;
+        let r = sqlx::query(
+            "SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_one(self.db.pool())
+        .await
+        .map_err(transient)?;
         Ok(CreditReceipt {
             credit_ref: col(&r, "credit_ref").map_err(transient)?,
             account_id: col(&r, "account_id").map_err(transient)?,

@@ -30,7 +30,11 @@ pub struct Job {
 }
 
 /// Adds a job inside the caller's transaction. A duplicate `dedupe_key` is a no-op.
-pub async fn enqueue(conn: &mut AnyConnection, job: NewJob, now: Millis) -> Result<bool, sqlx::Error> {
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    job: NewJob,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO jobs (id, kind, payload, dedupe_key, status, attempts, run_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6)
@@ -49,7 +53,12 @@ pub async fn enqueue(conn: &mut AnyConnection, job: NewJob, now: Millis) -> Resu
 
 /// Takes the next due job (or one whose lease ended) for `worker`, leasing it until
 /// `now + lease_ms`.
-pub async fn claim(db: &Db, worker: &str, now: Millis, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
+pub async fn claim(
+    db: &Db,
+    worker: &str,
+    now: Millis,
+    lease_ms: i64,
+) -> Result<Option<Job>, sqlx::Error> {
     // On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without waiting on
     // each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain form is safe.
     let sql = match db.backend() {
@@ -67,7 +76,12 @@ pub async fn claim(db: &Db, worker: &str, now: Millis, lease_ms: i64) -> Result<
         }
     };
     let mut tx = db.begin().await?;
-    let row = sqlx::query(sql).bind(now + lease_ms).bind(worker).bind(now).fetch_optional(&mut *tx).await?;
+    let row = sqlx::query(sql)
+        .bind(now + lease_ms)
+        .bind(worker)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
     tx.commit().await?;
     let Some(row) = row else { return Ok(None) };
     let payload: String = col(&row, "payload")?;
@@ -80,7 +94,12 @@ pub async fn claim(db: &Db, worker: &str, now: Millis, lease_ms: i64) -> Result<
 }
 
 /// Marks a job done, if this worker still holds it.
-pub async fn complete(conn: &mut AnyConnection, job: &Job, worker: &str, now: Millis) -> Result<bool, sqlx::Error> {
+pub async fn complete(
+    conn: &mut AnyConnection,
+    job: &Job,
+    worker: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = $1 WHERE id = $2 AND locked_by = $3 AND status = 'running'",
     )
@@ -136,7 +155,9 @@ pub async fn fail(
 /// Exponential backoff with full jitter: a random delay up to `base * 2^(attempt-1)`, capped,
 /// and never less than half of that (so retries do not bunch up at zero).
 pub fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64) -> u64 {
-    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(max_ms);
+    let exp = base_ms
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
+        .min(max_ms);
     rand::thread_rng().gen_range(exp / 2..=exp.max(1))
 }
 

@@ -41,7 +41,10 @@ pub fn method_summary(method: &str, brand: Option<&str>, last4: Option<&str>) ->
     let card = match (brand, last4) {
         (Some(b), Some(l)) => {
             let mut c = b.chars();
-            let brand = c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default();
+            let brand = c
+                .next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default();
             Some(format!("{brand} •••• {l}"))
         }
         _ => None,
@@ -54,7 +57,11 @@ pub fn method_summary(method: &str, brand: Option<&str>, last4: Option<&str>) ->
     }
 }
 
-pub async fn apply(state: &AppState, provider: &str, event: &ProviderEvent) -> Result<Applied, sqlx::Error> {
+pub async fn apply(
+    state: &AppState,
+    provider: &str,
+    event: &ProviderEvent,
+) -> Result<Applied, sqlx::Error> {
     let now = state.now_ms();
     let d = &event.data;
     let mut tx = state.db.begin().await?;
@@ -87,7 +94,9 @@ pub async fn apply(state: &AppState, provider: &str, event: &ProviderEvent) -> R
                 d.card.as_ref().map(|c| c.last4.as_str()),
             );
             match event.kind {
-                EventKind::PaymentSucceeded | EventKind::PaymentFailed | EventKind::PaymentPending => {
+                EventKind::PaymentSucceeded
+                | EventKind::PaymentFailed
+                | EventKind::PaymentPending => {
                     let status = match event.kind {
                         EventKind::PaymentSucceeded => "succeeded",
                         EventKind::PaymentFailed => "failed",
@@ -117,12 +126,32 @@ pub async fn apply(state: &AppState, provider: &str, event: &ProviderEvent) -> R
                         EventKind::PaymentFailed => {
                             let code = d.failure_code.as_deref().unwrap_or("failed");
                             let detail = format!("{summary} declined ({code})");
-                            events::record(&mut tx, &order.id, now, "provider", "payment_failed", None, None, &detail).await?;
+                            events::record(
+                                &mut tx,
+                                &order.id,
+                                now,
+                                "provider",
+                                "payment_failed",
+                                None,
+                                None,
+                                &detail,
+                            )
+                            .await?;
                             Applied::PaymentFailed
                         }
                         EventKind::PaymentPending => {
                             let detail = format!("{summary} started; waiting for it to arrive");
-                            events::record(&mut tx, &order.id, now, "provider", "payment_pending", None, None, &detail).await?;
+                            events::record(
+                                &mut tx,
+                                &order.id,
+                                now,
+                                "provider",
+                                "payment_pending",
+                                None,
+                                None,
+                                &detail,
+                            )
+                            .await?;
                             Applied::PaymentPending
                         }
                         _ => on_succeeded(state, &mut tx, &order, event, &summary, now).await?,
@@ -158,23 +187,57 @@ async fn on_succeeded(
     if d.amount_minor != order.amount.minor() || d.currency != order.amount.currency().code() {
         let detail = format!(
             "Payment of {} {} does not match the order's {}; not marked paid",
-            d.amount_minor,
-            d.currency,
-            order.amount
+            d.amount_minor, d.currency, order.amount
         );
         tracing::warn!(order = %order.order_number, "{detail}");
-        events::record(tx, &order.id, now, "provider", "payment_amount_mismatch", None, None, &detail).await?;
+        events::record(
+            tx,
+            &order.id,
+            now,
+            "provider",
+            "payment_amount_mismatch",
+            None,
+            None,
+            &detail,
+        )
+        .await?;
         return Ok(Applied::AmountMismatch);
     }
     let from = order.status;
     if !matches!(from, OrderStatus::AwaitingPayment | OrderStatus::Expired) {
-        events::record(tx, &order.id, now, "provider", "payment_duplicate", None, None, &format!("Another payment: {summary}"))
-            .await?;
+        events::record(
+            tx,
+            &order.id,
+            now,
+            "provider",
+            "payment_duplicate",
+            None,
+            None,
+            &format!("Another payment: {summary}"),
+        )
+        .await?;
         return Ok(Applied::AlreadyPaid);
     }
-    if !orders::transition(tx, &order.id, from, OrderStatus::Paid, "provider", &format!("Paid with {summary}"), now).await? {
+    if !orders::transition(
+        tx,
+        &order.id,
+        from,
+        OrderStatus::Paid,
+        "provider",
+        &format!("Paid with {summary}"),
+        now,
+    )
+    .await?
+    {
         return Ok(Applied::AlreadyPaid);
     }
-    crate::orders::screening::after_payment(state, tx, &order.id, from == OrderStatus::Expired, now).await?;
+    crate::orders::screening::after_payment(
+        state,
+        tx,
+        &order.id,
+        from == OrderStatus::Expired,
+        now,
+    )
+    .await?;
     Ok(Applied::Paid)
 }

@@ -4,7 +4,13 @@
 use crate::db::Tx;
 use crate::startup::AppState;
 
-pub async fn after_payment(_state: &AppState, _tx: &mut Tx, _order_id: &str, _late: bool, _now: i64) -> Result<(), sqlx::Error> {
+pub async fn after_payment(
+    _state: &AppState,
+    _tx: &mut Tx,
+    _order_id: &str,
+    _late: bool,
+    _now: i64,
+) -> Result<(), sqlx::Error> {
     Ok(())
 }
 

@@ -16,7 +16,10 @@ pub fn order_token(key: &Secret, idempotency_key: &str) -> String {
 
 /// Whether a path segment can be a token at all (cheap refusal before any database work).
 pub fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 pub fn order_url(base_url: &str, key: &Secret, idempotency_key: &str) -> String {

@@ -42,8 +42,12 @@ pub struct RefundRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundOutcome {
     /// Accepted; a `refund.succeeded` or `refund.failed` event follows.
-    Pending { refund_id: String },
-    Failed { reason: String },
+    Pending {
+        refund_id: String,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +147,12 @@ pub trait PaymentProvider: Send + Sync + 'static {
     fn signature_header(&self) -> &'static str;
 
     /// Verifies a webhook's signature header and parses its body.
-    fn parse_webhook(&self, signature_header: Option<&str>, body: &[u8], now: Millis) -> Result<ProviderEvent, WebhookError>;
+    fn parse_webhook(
+        &self,
+        signature_header: Option<&str>,
+        body: &[u8],
+        now: Millis,
+    ) -> Result<ProviderEvent, WebhookError>;
 
     async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, ProviderError>;
 }

@@ -10,7 +10,10 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", hex::encode(mac(key, timestamp, body)))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac(key, timestamp, body))
+    )
 }
 
 fn mac(key: &[u8], timestamp: i64, body: &[u8]) -> Vec<u8> {
@@ -22,14 +25,27 @@ fn mac(key: &[u8], timestamp: i64, body: &[u8]) -> Vec<u8> {
 }
 
 /// Checks `header` against each of `keys` (current and previous, during a rotation).
-pub fn verify(keys: &[&[u8]], header: Option<&str>, body: &[u8], now_secs: i64, tolerance_secs: i64) -> Result<(), WebhookError> {
+pub fn verify(
+    keys: &[&[u8]],
+    header: Option<&str>,
+    body: &[u8],
+    now_secs: i64,
+    tolerance_secs: i64,
+) -> Result<(), WebhookError> {
     let header = header.ok_or(WebhookError::MalformedSignature)?;
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", v)) => timestamp = Some(v.parse::<i64>().map_err(|_| WebhookError::MalformedSignature)?),
-            Some(("v1", v)) => signatures.push(hex::decode(v).map_err(|_| WebhookError::MalformedSignature)?),
+            Some(("t", v)) => {
+                timestamp = Some(
+                    v.parse::<i64>()
+                        .map_err(|_| WebhookError::MalformedSignature)?,
+                )
+            }
+            Some(("v1", v)) => {
+                signatures.push(hex::decode(v).map_err(|_| WebhookError::MalformedSignature)?)
+            }
             _ => {}
         }
     }
@@ -70,18 +86,37 @@ mod tests {
     #[test]
     fn tampered_body_wrong_key_and_stale_time_are_refused() {
         let h = sign(KEY, 1_700_000_000, b"{}");
-        assert_eq!(verify(&[KEY], Some(&h), b"{ }", 1_700_000_000, 300), Err(WebhookError::BadSignature));
-        assert_eq!(verify(&[b"other"], Some(&h), b"{}", 1_700_000_000, 300), Err(WebhookError::BadSignature));
-        assert_eq!(verify(&[KEY], Some(&h), b"{}", 1_700_000_301, 300), Err(WebhookError::Stale));
-        assert_eq!(verify(&[KEY], Some(&h), b"{}", 1_699_999_699, 300), Err(WebhookError::Stale));
+        assert_eq!(
+            verify(&[KEY], Some(&h), b"{ }", 1_700_000_000, 300),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify(&[b"other"], Some(&h), b"{}", 1_700_000_000, 300),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify(&[KEY], Some(&h), b"{}", 1_700_000_301, 300),
+            Err(WebhookError::Stale)
+        );
+        assert_eq!(
+            verify(&[KEY], Some(&h), b"{}", 1_699_999_699, 300),
+            Err(WebhookError::Stale)
+        );
     }
 
     #[test]
     fn malformed_headers_are_refused() {
         for h in ["", "t=abc,v1=00", "v1=00", "t=1", "t=1,v1=zz"] {
-            assert_eq!(verify(&[KEY], Some(h), b"{}", 1, 300), Err(WebhookError::MalformedSignature), "{h}");
+            assert_eq!(
+                verify(&[KEY], Some(h), b"{}", 1, 300),
+                Err(WebhookError::MalformedSignature),
+                "{h}"
+            );
         }
-        assert_eq!(verify(&[KEY], None, b"{}", 1, 300), Err(WebhookError::MalformedSignature));
+        assert_eq!(
+            verify(&[KEY], None, b"{}", 1, 300),
+            Err(WebhookError::MalformedSignature)
+        );
     }
 
     #[test]
@@ -90,6 +125,9 @@ mod tests {
         let new = sign(b"new", 100, b"x");
         let both = format!("{},{}", old, new.split(',').nth(1).unwrap());
         assert_eq!(verify(&[b"new"], Some(&both), b"x", 100, 300), Ok(()));
-        assert_eq!(verify(&[b"other", b"old"], Some(&old), b"x", 100, 300), Ok(()));
+        assert_eq!(
+            verify(&[b"other", b"old"], Some(&old), b"x", 100, 300),
+            Ok(())
+        );
     }
 }

@@ -14,12 +14,13 @@ pub async fn check_payment_allowed(state: &AppState, order_id: &str) -> Result<(
     let now = state.now_ms();
     let settings = &state.settings.risk.circuit_breaker;
     let pool = state.db.pool();
-    let open_until: Option<i64> = sqlx::query("SELECT open_until FROM circuit_breakers WHERE name = $1")
-        .bind(BREAKER)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| col(&r, "open_until"))
-        .transpose()?;
+    let open_until: Option<i64> =
+        sqlx::query("SELECT open_until FROM circuit_breakers WHERE name = $1")
+            .bind(BREAKER)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| col(&r, "open_until"))
+            .transpose()?;
     let mut open = open_until.is_some_and(|until| until > now);
     if !open {
         let failures: i64 = sqlx::query(
@@ -40,7 +41,11 @@ pub async fn check_payment_allowed(state: &AppState, order_id: &str) -> Result<(
             .bind(now)
             .execute(pool)
             .await?;
-            tracing::warn!(failures_last_minute = failures, pause_seconds = settings.pause_seconds, "payment circuit breaker opened");
+            tracing::warn!(
+                failures_last_minute = failures,
+                pause_seconds = settings.pause_seconds,
+                "payment circuit breaker opened"
+            );
             open = true;
         }
     }

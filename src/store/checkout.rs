@@ -2,7 +2,9 @@
 //! page; `POST /checkout/confirm` creates the order and sends the buyer to the provider's
 //! hosted payment page; `GET /checkout/return` brings the buyer back to their order.
 
-use super::catalog::{chosen_currency, parse_amount, price_texts, CatalogPage, CheckoutValues, FieldErrors};
+use super::catalog::{
+    chosen_currency, parse_amount, price_texts, CatalogPage, CheckoutValues, FieldErrors,
+};
 use super::quote::{self, Quote};
 use crate::db::orders::{self, Order};
 use crate::domain::{ids, BuyerEmail, Coins, Currency, OrderStatus, PaymentMethod, TikTokUsername};
@@ -56,7 +58,10 @@ struct ConfirmPage {
 }
 
 /// Looks the account up, retrying a transient failure a couple of times before giving up.
-async fn lookup(state: &AppState, username: &TikTokUsername) -> Result<Option<TikTokAccount>, SupplierError> {
+async fn lookup(
+    state: &AppState,
+    username: &TikTokUsername,
+) -> Result<Option<TikTokAccount>, SupplierError> {
     let mut last = None;
     for attempt in 0..3u64 {
         match state.supplier.lookup_account(username).await {
@@ -80,11 +85,23 @@ pub async fn submit(
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
     let mut errors = FieldErrors::default();
-    let currency = chosen_currency(&state, Some(&form.currency)).map_err(|e| errors.currency = Some(e)).ok();
-    let coins = parse_amount(&state, &form.package, &form.coins).map_err(|e| errors.amount = Some(e)).ok();
-    let username = TikTokUsername::parse(&form.tiktok_username).map_err(|e| errors.tiktok_username = Some(e.to_string())).ok();
-    let email = BuyerEmail::parse(&form.email).map_err(|e| errors.email = Some(e.to_string())).ok();
-    let method = form.payment_method.parse::<PaymentMethod>().map_err(|e| errors.payment_method = Some(e.to_string())).ok();
+    let currency = chosen_currency(&state, Some(&form.currency))
+        .map_err(|e| errors.currency = Some(e))
+        .ok();
+    let coins = parse_amount(&state, &form.package, &form.coins)
+        .map_err(|e| errors.amount = Some(e))
+        .ok();
+    let username = TikTokUsername::parse(&form.tiktok_username)
+        .map_err(|e| errors.tiktok_username = Some(e.to_string()))
+        .ok();
+    let email = BuyerEmail::parse(&form.email)
+        .map_err(|e| errors.email = Some(e.to_string()))
+        .ok();
+    let method = form
+        .payment_method
+        .parse::<PaymentMethod>()
+        .map_err(|e| errors.payment_method = Some(e.to_string()))
+        .ok();
     let values = CheckoutValues {
         package: form.package.clone(),
         coins: form.coins.clone(),
@@ -93,10 +110,17 @@ pub async fn submit(
         payment_method: form.payment_method.clone(),
     };
     let form_again = |errors: FieldErrors| {
-        let page = CatalogPage::new(&state, &csrf.0, currency.unwrap_or(state.catalog.base_currency()), values.clone(), errors);
+        let page = CatalogPage::new(
+            &state,
+            &csrf.0,
+            currency.unwrap_or(state.catalog.base_currency()),
+            values.clone(),
+            errors,
+        );
         render(StatusCode::UNPROCESSABLE_ENTITY, &page)
     };
-    let (Some(currency), Some(coins), Some(username), Some(email), Some(method)) = (currency, coins, username, email, method)
+    let (Some(currency), Some(coins), Some(username), Some(email), Some(method)) =
+        (currency, coins, username, email, method)
     else {
         return Ok(form_again(errors));
     };
@@ -116,7 +140,10 @@ pub async fn submit(
             return Ok(form_again(errors));
         }
     };
-    let price = state.catalog.quote(coins, currency).ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
+    let price = state
+        .catalog
+        .quote(coins, currency)
+        .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
     let (total, per_coin) = price_texts(&price);
     let q = Quote {
         idempotency_key: ids::new_secret_token(),
@@ -157,7 +184,11 @@ pub struct ConfirmForm {
 }
 
 #[tracing::instrument(name = "checkout_confirm", skip_all)]
-pub async fn confirm(state: web::Data<AppState>, ip: ClientIp, form: SafeForm<ConfirmForm>) -> Result<HttpResponse, AppError> {
+pub async fn confirm(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    form: SafeForm<ConfirmForm>,
+) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
     rate_limit::enforce(&state, Action::Checkout, ip).await?;
     let now = state.now_ms();
@@ -198,18 +229,32 @@ pub async fn confirm(state: web::Data<AppState>, ip: ClientIp, form: SafeForm<Co
         .same_site(SameSite::Lax)
         .max_age(CookieDuration::days(1))
         .finish();
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, session.redirect_url)).cookie(cookie).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, session.redirect_url))
+        .cookie(cookie)
+        .finish())
 }
 
-async fn create_order(state: &AppState, q: &Quote, form: &ConfirmForm, ip: ClientIp, now: i64) -> Result<Order, AppError> {
-    let stale = || AppError::BadRequest("This confirmation page is out of date. Please start your order again.".into());
+async fn create_order(
+    state: &AppState,
+    q: &Quote,
+    form: &ConfirmForm,
+    ip: ClientIp,
+    now: i64,
+) -> Result<Order, AppError> {
+    let stale = || {
+        AppError::BadRequest(
+            "This confirmation page is out of date. Please start your order again.".into(),
+        )
+    };
     let currency: Currency = q.currency.parse().map_err(|_| stale())?;
     let coins = Coins::new(q.coins);
     let method: PaymentMethod = q.payment_method.parse().map_err(|_| stale())?;
     let price = state.catalog.quote(coins, currency).ok_or_else(stale)?;
-    let base_amount_minor = crate::domain::Money::round_from_major(price.base_total, state.catalog.base_currency())
-        .map(|m| m.minor())
-        .unwrap_or(i64::MAX);
+    let base_amount_minor =
+        crate::domain::Money::round_from_major(price.base_total, state.catalog.base_currency())
+            .map(|m| m.minor())
+            .unwrap_or(i64::MAX);
     let mut order = Order {
         id: ids::new_id(),
         order_number: ids::new_order_number(),
@@ -225,7 +270,8 @@ async fn create_order(state: &AppState, q: &Quote, form: &ConfirmForm, ip: Clien
         payment_method: method,
         client_ip: ip.to_string(),
         client_amount_minor: form.shown_total_minor.trim().parse().ok(),
-        client_currency: Some(form.shown_currency.trim().chars().take(8).collect()).filter(|s: &String| !s.is_empty()),
+        client_currency: Some(form.shown_currency.trim().chars().take(8).collect())
+            .filter(|s: &String| !s.is_empty()),
         provider: state.provider.name().into(),
         provider_session_id: None,
         refunded_minor: 0,
@@ -240,7 +286,8 @@ async fn create_order(state: &AppState, q: &Quote, form: &ConfirmForm, ip: Clien
         let mut tx = state.db.begin().await?;
         match orders::insert(&mut tx, &order, &ids::token_hash(&token)).await {
             Ok(true) => {
-                let decided = crate::orders::screening::before_payment(state, &mut tx, &order, now).await?;
+                let decided =
+                    crate::orders::screening::before_payment(state, &mut tx, &order, now).await?;
                 tx.commit().await?;
                 order.status = decided;
                 return Ok(order);
@@ -250,7 +297,9 @@ async fn create_order(state: &AppState, q: &Quote, form: &ConfirmForm, ip: Clien
                 tx.rollback().await?;
                 return orders::by_idempotency_key(state.db.pool(), &order.idempotency_key)
                     .await?
-                    .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("order vanished after a conflict")));
+                    .ok_or_else(|| {
+                        AppError::Unexpected(anyhow::anyhow!("order vanished after a conflict"))
+                    });
             }
             // The 40-bit order number collided: draw another.
             Err(e) if crate::db::is_unique_violation(&e) => {
@@ -260,7 +309,9 @@ async fn create_order(state: &AppState, q: &Quote, form: &ConfirmForm, ip: Clien
             Err(e) => return Err(e.into()),
         }
     }
-    Err(AppError::Unexpected(anyhow::anyhow!("could not allocate an order number")))
+    Err(AppError::Unexpected(anyhow::anyhow!(
+        "could not allocate an order number"
+    )))
 }
 
 #[derive(Template)]
@@ -271,16 +322,26 @@ struct DeclinedPage {
 
 /// Deliberately neutral: nothing here tells a fraudster which signal tripped.
 fn declined_page(state: &AppState) -> HttpResponse {
-    render(StatusCode::OK, &DeclinedPage { meta: state.meta("Order not accepted", "") })
+    render(
+        StatusCode::OK,
+        &DeclinedPage {
+            meta: state.meta("Order not accepted", ""),
+        },
+    )
 }
 
 fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location.to_owned())).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_owned()))
+        .finish()
 }
 
 /// Back from the provider: the browser that started the checkout carries its order's token in
 /// a cookie scoped to this path. Any other browser is told where the link is.
-pub async fn back_from_provider(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+pub async fn back_from_provider(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
     if let Some(c) = req.cookie(RETURN_COOKIE) {
         if crate::orders::tokens::well_formed(c.value()) {
             return Ok(see_other(&format!("/orders/{}", c.value())));

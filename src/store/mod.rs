@@ -15,16 +15,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(catalog::show))
         .route("/checkout", web::post().to(checkout::submit))
         .route("/checkout/confirm", web::post().to(checkout::confirm))
-        .route("/checkout/return", web::get().to(checkout::back_from_provider))
+        .route(
+            "/checkout/return",
+            web::get().to(checkout::back_from_provider),
+        )
         .route("/orders/lookup", web::get().to(orders::lookup_form))
         .route("/orders/lookup", web::post().to(orders::lookup))
         .route("/orders/{token}", web::get().to(orders::show))
-        .route("/webhooks/payments/{provider}", web::post().to(webhooks::receive))
+        .route(
+            "/webhooks/payments/{provider}",
+            web::post().to(webhooks::receive),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/{file}", web::get().to(assets::serve))
-        .route("/sandbox/pay/{session}", web::get().to(crate::payments::sandbox::page::show))
-        .route("/sandbox/pay/{session}", web::post().to(crate::payments::sandbox::page::pay));
+        .route(
+            "/sandbox/pay/{session}",
+            web::get().to(crate::payments::sandbox::page::show),
+        )
+        .route(
+            "/sandbox/pay/{session}",
+            web::post().to(crate::payments::sandbox::page::pay),
+        );
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {

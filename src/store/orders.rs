@@ -84,23 +84,45 @@ fn describe(e: &events::OrderEvent) -> Option<String> {
     }
 }
 
-pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn show(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     if !tokens::well_formed(&token) {
         return Err(AppError::NotFound);
     }
-    let order = orders::by_token_hash(state.db.pool(), &ids::token_hash(&token)).await?.ok_or(AppError::NotFound)?;
-    let (events, payments) =
-        tokio::try_join!(events::for_order(state.db.pool(), &order.id), payments::for_order(state.db.pool(), &order.id))?;
-    let paid_with = payments.iter().rev().find(|p| p.status == "succeeded").or(payments.last());
+    let order = orders::by_token_hash(state.db.pool(), &ids::token_hash(&token))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let (events, payments) = tokio::try_join!(
+        events::for_order(state.db.pool(), &order.id),
+        payments::for_order(state.db.pool(), &order.id)
+    )?;
+    let paid_with = payments
+        .iter()
+        .rev()
+        .find(|p| p.status == "succeeded")
+        .or(payments.last());
     let method = paid_with
         .map(|p| method_summary(&p.method, p.card_brand.as_deref(), p.card_last4.as_deref()))
         .unwrap_or_else(|| order.payment_method.label().into());
     let timeline = events
         .iter()
-        .filter_map(|e| describe(e).map(|text| TimelineEntry { time: format_utc(e.at), text }))
+        .filter_map(|e| {
+            describe(e).map(|text| TimelineEntry {
+                time: format_utc(e.at),
+                text,
+            })
+        })
         .collect();
-    let pay_url = (order.status == OrderStatus::AwaitingPayment && state.now_ms() < order.expires_at)
-        .then(|| order.provider_session_id.as_deref().map(|s| state.provider.session_url(s)))
+    let pay_url = (order.status == OrderStatus::AwaitingPayment
+        && state.now_ms() < order.expires_at)
+        .then(|| {
+            order
+                .provider_session_id
+                .as_deref()
+                .map(|s| state.provider.session_url(s))
+        })
         .flatten();
     let account = crate::fulfillment::TikTokAccount {
         account_id: order.tiktok_account_id.clone(),
@@ -126,7 +148,10 @@ pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> Resul
     };
     let mut resp = render(StatusCode::OK, &page);
     // A private page: never cached by a shared or back-button cache.
-    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     Ok(resp)
 }
 
@@ -178,7 +203,10 @@ pub async fn lookup(
     };
     let email = crate::domain::BuyerEmail::parse(&form.email);
     if form.order_number.trim().is_empty() || email.is_err() {
-        page.error = Some("Enter the order number from your receipt (it starts with CF-) and the email you used.".into());
+        page.error = Some(
+            "Enter the order number from your receipt (it starts with CF-) and the email you used."
+                .into(),
+        );
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
     let number = ids::normalise_order_number(&form.order_number);

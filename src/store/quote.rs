@@ -74,7 +74,11 @@ mod tests {
         let mut forged = quote();
         forged.coins = 17_500;
         let forged_body = seal(&Secret::new("other"), &forged);
-        let tampered = format!("{}.{}", forged_body.split('.').next().unwrap(), sealed.split('.').nth(1).unwrap());
+        let tampered = format!(
+            "{}.{}",
+            forged_body.split('.').next().unwrap(),
+            sealed.split('.').nth(1).unwrap()
+        );
         assert_eq!(open(&key, &tampered, 2_000, 10_000), None);
         assert_eq!(open(&key, "garbage", 2_000, 10_000), None);
     }

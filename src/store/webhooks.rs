@@ -6,22 +6,34 @@ use crate::orders::payment_events;
 use crate::startup::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-pub async fn receive(state: web::Data<AppState>, provider: web::Path<String>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn receive(
+    state: web::Data<AppState>,
+    provider: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     if provider.as_str() != state.provider.name() {
         return HttpResponse::NotFound().finish();
     }
-    let header = req.headers().get(state.provider.signature_header()).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(state.provider.signature_header())
+        .and_then(|v| v.to_str().ok());
     let event = match state.provider.parse_webhook(header, &body, state.now_ms()) {
         Ok(event) => event,
         Err(e) => {
             tracing::warn!(error = %e, "refused a webhook");
-            return HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(e.to_string());
+            return HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(e.to_string());
         }
     };
     match payment_events::apply(&state, state.provider.name(), &event).await {
         Ok(outcome) => {
             tracing::info!(event = %event.id, kind = event.kind.as_str(), ?outcome, "webhook applied");
-            HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok")
+            HttpResponse::Ok()
+                .content_type("text/plain; charset=utf-8")
+                .body("ok")
         }
         Err(e) => {
             tracing::error!(error = %e, event = %event.id, "webhook could not be applied; the provider will retry");

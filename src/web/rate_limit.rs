@@ -92,7 +92,9 @@ pub async fn enforce(
     action: Action,
     ip: crate::web::ClientIp,
 ) -> Result<(), crate::web::AppError> {
-    let Err(wait) = state.limits.check(action, ip.0) else { return Ok(()) };
+    let Err(wait) = state.limits.check(action, ip.0) else {
+        return Ok(());
+    };
     let retry_after_secs = retry_after_secs(wait);
     tracing::warn!(client_ip = %ip, action = action.as_str(), retry_after_secs, "rate limited");
     sqlx::query("INSERT INTO rate_limit_hits (id, client_ip, route, at) VALUES ($1, $2, $3, $4)")

@@ -6,18 +6,32 @@ async fn catalog_shows_every_package_with_price_and_price_per_coin() {
     let r = app.get("/").await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    for coins in ["70 coins", "350 coins", "700 coins", "1,400 coins", "3,500 coins", "7,000 coins", "17,500 coins"] {
+    for coins in [
+        "70 coins",
+        "350 coins",
+        "700 coins",
+        "1,400 coins",
+        "3,500 coins",
+        "7,000 coins",
+        "17,500 coins",
+    ] {
         assert!(html.contains(coins), "missing package {coins}");
     }
     // 70 coins at US$0.0104 = 0.728 -> US$0.73; per coin 0.73 / 70 = 0.010428...
     assert!(html.contains("US$0.73 USD"), "70-coin price");
-    assert!(html.contains("0.01043 USD per coin"), "70-coin price per coin");
+    assert!(
+        html.contains("0.01043 USD per coin"),
+        "70-coin price per coin"
+    );
     // 1,400 coins: 1,000 at 0.0104 + 400 at 0.0102 = 14.48
     assert!(html.contains("US$14.48 USD"));
     assert!(html.contains("never ask for your TikTok password"));
     assert!(!html.to_lowercase().contains("type=\"password\""));
     assert!(!html.contains("<script"), "the page needs no JavaScript");
-    assert!(html.contains("name=\"viewport\""), "phone-friendly viewport");
+    assert!(
+        html.contains("name=\"viewport\""),
+        "phone-friendly viewport"
+    );
 }
 
 #[tokio::test]
@@ -33,7 +47,10 @@ async fn prices_switch_currency_with_its_own_minor_unit() {
     // 0.728 * 15800 = 11502.4 -> Rp11,502.40
     assert!(html.contains("Rp11,502.40 IDR"));
     for code in ["USD", "EUR", "GBP", "JPY", "IDR", "PHP", "BRL", "MXN"] {
-        assert!(html.contains(&format!("value=\"{code}\"")), "currency {code} offered");
+        assert!(
+            html.contains(&format!("value=\"{code}\"")),
+            "currency {code} offered"
+        );
     }
 }
 
@@ -42,7 +59,11 @@ async fn an_unknown_currency_gets_a_message_not_an_error() {
     let app = spawn_app().await;
     let r = app.get("/?currency=XYZ").await;
     assert_eq!(r.status(), 422);
-    assert!(r.text().await.unwrap().contains("Choose one of the currencies in the list."));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Choose one of the currencies in the list."));
 }
 
 #[tokio::test]
@@ -58,13 +79,19 @@ async fn custom_amounts_are_priced_and_bad_ones_explained() {
         ("-40", "Enter a number of coins, like 1500."),
         ("29", "The smallest custom amount is 30 coins."),
         ("2500001", "The largest custom amount is 2,500,000 coins."),
-        ("99999999999999999999999999", "The largest custom amount is 2,500,000 coins."),
+        (
+            "99999999999999999999999999",
+            "The largest custom amount is 2,500,000 coins.",
+        ),
     ] {
         let r = app.get(&format!("/?coins={input}")).await;
         assert_eq!(r.status(), 422, "{input}");
         let html = r.text().await.unwrap();
         assert!(html.contains(message), "{input}: expected {message:?}");
-        assert!(html.contains(&format!("value=\"{}\"", input.replace('-', "-"))), "{input}: the typed value is kept");
+        assert!(
+            html.contains(&format!("value=\"{}\"", input.replace('-', "-"))),
+            "{input}: the typed value is kept"
+        );
     }
 }
 
@@ -75,14 +102,22 @@ async fn custom_limits_come_from_configuration() {
         s.catalog.custom_max = 1000;
     })
     .await;
-    assert!(app.get_html("/?coins=99").await.contains("The smallest custom amount is 100 coins."));
-    assert!(app.get_html("/?coins=1001").await.contains("The largest custom amount is 1,000 coins."));
+    assert!(app
+        .get_html("/?coins=99")
+        .await
+        .contains("The smallest custom amount is 100 coins."));
+    assert!(app
+        .get_html("/?coins=1001")
+        .await
+        .contains("The largest custom amount is 1,000 coins."));
 }
 
 #[tokio::test]
 async fn typed_input_is_escaped() {
     let app = spawn_app().await;
-    let html = app.get_html("/?coins=%3Cscript%3Ealert(1)%3C/script%3E").await;
+    let html = app
+        .get_html("/?coins=%3Cscript%3Ealert(1)%3C/script%3E")
+        .await;
     assert!(!html.contains("<script>alert(1)</script>"));
     assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
 }

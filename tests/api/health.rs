@@ -27,11 +27,21 @@ async fn every_response_carries_security_headers_and_a_request_id() {
         let r = app.get(path).await;
         let h = r.headers();
         let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
-        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
-        assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff", "{path}");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert_eq!(
+            h.get("x-content-type-options").unwrap(),
+            "nosniff",
+            "{path}"
+        );
         assert!(h.get("referrer-policy").is_some(), "{path}");
         assert!(h.get("x-request-id").is_some(), "{path}");
-        assert!(h.get("strict-transport-security").is_none(), "{path}: no HSTS over plain HTTP");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "{path}: no HSTS over plain HTTP"
+        );
     }
 }
 
@@ -48,8 +58,26 @@ async fn the_stylesheet_is_served_and_cacheable() {
     let app = spawn_app().await;
     let r = app.get("/static/style.css").await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/css"));
-    let etag = r.headers().get("etag").unwrap().to_str().unwrap().to_owned();
-    let again = app.client.get(app.url("/static/style.css")).header("if-none-match", etag).send().await.unwrap();
+    assert!(r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let etag = r
+        .headers()
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let again = app
+        .client
+        .get(app.url("/static/style.css"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 304);
 }

@@ -20,13 +20,18 @@ impl Drop for TestDb {
             let (url, name) = (admin_url.clone(), name.clone());
             // Drop runs inside the test's runtime: use a thread with its own.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     use sqlx::Connection;
                     sqlx::any::install_default_drivers();
                     if let Ok(mut conn) = sqlx::AnyConnection::connect(&url).await {
                         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await;
                     }
                 })
             })
@@ -57,6 +62,19 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     s.jobs.backoff_max_ms = 500;
     s.payments.sandbox_bank_transfer_settle_seconds = 0;
     s.db_max_connections = 8;
+    // Tests drive many orders from 127.0.0.1; the rate-limit tests set their own limits.
+    let roomy = coinfront::config::Limit {
+        per_minute: 10_000,
+        burst: 10_000,
+    };
+    s.rate_limits = coinfront::config::RateLimitSettings {
+        checkout: roomy,
+        payment_attempt: roomy,
+        account_lookup: roomy,
+        order_lookup: roomy,
+        refund_request: roomy,
+        staff_login: roomy,
+    };
     s
 }
 
@@ -75,9 +93,15 @@ async fn fresh_database(data_dir: &std::path::Path) -> (String, TestDb) {
                 .expect("create test database");
             let base = admin_url.split('?').next().unwrap();
             let root = &base[..base.rfind('/').expect("database URL has a path")];
-            (format!("{root}/{name}"), TestDb::Postgres { admin_url, name })
+            (
+                format!("{root}/{name}"),
+                TestDb::Postgres { admin_url, name },
+            )
         }
-        _ => (format!("sqlite://{}?mode=rwc", data_dir.join("test.db").display()), TestDb::Sqlite),
+        _ => (
+            format!("sqlite://{}?mode=rwc", data_dir.join("test.db").display()),
+            TestDb::Sqlite,
+        ),
     }
 }
 
@@ -95,7 +119,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database_url = Some(url);
     configure(&mut settings);
     let clock = ManualClock::starting_now();
-    let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
+    let app = Application::build(settings, Arc::new(clock.clone()))
+        .await
+        .expect("app builds");
     let port = app.port();
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
@@ -105,7 +131,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    TestApp { address: format!("http://127.0.0.1:{port}"), port, client, clock, state, data_dir, _db: db }
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        clock,
+        state,
+        data_dir,
+        _db: db,
+    }
 }
 
 impl TestApp {
@@ -114,7 +148,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_html(&self, path: &str) -> String {
@@ -122,7 +160,12 @@ impl TestApp {
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.client.post(self.url(path)).form(form).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// The CSRF token from the catalog page (which also sets the cookie it is bound to).
@@ -145,9 +188,21 @@ pub fn extract_hidden(html: &str, name: &str) -> Option<String> {
 }
 
 pub fn assert_is_redirect_to(resp: &reqwest::Response, prefix: &str) {
-    assert!(resp.status().is_redirection(), "expected a redirect, got {}", resp.status());
-    let loc = resp.headers().get("location").expect("location header").to_str().unwrap();
-    assert!(loc.starts_with(prefix) || loc.contains(prefix), "redirect to {loc}, expected {prefix}");
+    assert!(
+        resp.status().is_redirection(),
+        "expected a redirect, got {}",
+        resp.status()
+    );
+    let loc = resp
+        .headers()
+        .get("location")
+        .expect("location header")
+        .to_str()
+        .unwrap();
+    assert!(
+        loc.starts_with(prefix) || loc.contains(prefix),
+        "redirect to {loc}, expected {prefix}"
+    );
 }
 
 /// Polls until `check` returns true or the time runs out.
@@ -163,4 +218,154 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+pub struct Checkout<'a> {
+    pub package: &'a str,
+    pub coins: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub currency: &'a str,
+    pub method: &'a str,
+}
+
+impl Default for Checkout<'_> {
+    fn default() -> Self {
+        Checkout {
+            package: "700",
+            coins: "",
+            username: "ana_buyer",
+            email: "ana@example.com",
+            currency: "USD",
+            method: "card",
+        }
+    }
+}
+
+/// A started order: the hosted payment page it was sent to.
+pub struct Started {
+    pub pay_url: String,
+    pub session_path: String,
+}
+
+impl TestApp {
+    pub async fn post_checkout(&self, c: &Checkout<'_>) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        self.post_form(
+            "/checkout",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("package", c.package),
+                ("coins", c.coins),
+                ("tiktok_username", c.username),
+                ("email", c.email),
+                ("currency", c.currency),
+                ("payment_method", c.method),
+            ],
+        )
+        .await
+    }
+
+    /// Fills the form, confirms the account, and follows the redirect to the payment page.
+    pub async fn start_order(&self, c: &Checkout<'_>) -> Started {
+        let confirm = self.post_checkout(c).await;
+        assert_eq!(confirm.status(), 200, "checkout form accepted");
+        let html = confirm.text().await.unwrap();
+        let resp = self.confirm(&html).await;
+        assert_is_redirect_to(&resp, "/sandbox/pay/");
+        let pay_url = resp.headers()["location"].to_str().unwrap().to_owned();
+        let session_path = pay_url.trim_start_matches(&self.address).to_owned();
+        Started {
+            pay_url,
+            session_path,
+        }
+    }
+
+    /// Submits a confirm page as a browser would.
+    pub async fn confirm(&self, confirm_html: &str) -> reqwest::Response {
+        let csrf = extract_hidden(confirm_html, "csrf_token").expect("confirm page csrf");
+        let quote = extract_hidden(confirm_html, "quote").expect("confirm page quote");
+        let total = extract_hidden(confirm_html, "shown_total_minor").unwrap();
+        let currency = extract_hidden(confirm_html, "shown_currency").unwrap();
+        self.post_form(
+            "/checkout/confirm",
+            &[
+                ("csrf_token", &csrf),
+                ("quote", &quote),
+                ("shown_total_minor", &total),
+                ("shown_currency", &currency),
+            ],
+        )
+        .await
+    }
+
+    /// Pays on the sandbox page with a card; returns the response (a redirect on success).
+    pub async fn pay_card(&self, started: &Started, number: &str, cvc: &str) -> reqwest::Response {
+        self.pay(
+            started,
+            &[
+                ("method", "card"),
+                ("card_number", number),
+                ("expiry", "12/34"),
+                ("cvc", cvc),
+            ],
+        )
+        .await
+    }
+
+    pub async fn pay(&self, started: &Started, fields: &[(&str, &str)]) -> reqwest::Response {
+        let page = self.get_html(&started.session_path).await;
+        let csrf = extract_hidden(&page, "csrf_token").expect("payment page csrf");
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &csrf)];
+        form.extend_from_slice(fields);
+        self.post_form(&started.session_path, &form).await
+    }
+
+    /// After a successful payment: follows the return redirect to the private order page.
+    pub async fn order_path_after(&self, paid: reqwest::Response) -> String {
+        assert_is_redirect_to(&paid, "/checkout/return");
+        let back = self.get("/checkout/return").await;
+        assert_is_redirect_to(&back, "/orders/");
+        back.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// A whole checkout with a good card; returns the order page path.
+    pub async fn buy(&self, c: &Checkout<'_>) -> String {
+        let started = self.start_order(c).await;
+        let paid = self.pay_card(&started, "4242424242424242", "123").await;
+        self.order_path_after(paid).await
+    }
+
+    pub async fn order_status(&self, order_path: &str) -> String {
+        let token = order_path.trim_start_matches("/orders/");
+        let hash = coinfront::domain::ids::token_hash(token);
+        let row = sqlx::query("SELECT status FROM orders WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_one(self.state.db.pool())
+            .await
+            .unwrap();
+        use sqlx::Row;
+        row.get::<String, _>("status")
+    }
+
+    pub async fn wait_for_status(&self, order_path: &str, status: &str) {
+        let mut last = String::new();
+        for _ in 0..400 {
+            last = self.order_status(order_path).await;
+            if last == status {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("order never reached {status}; last status {last}");
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        use sqlx::Row;
+        sqlx::query(sql)
+            .fetch_one(self.state.db.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    }
 }

@@ -4,5 +4,6 @@
 mod helpers;
 
 mod catalog;
+mod checkout;
 mod health;
 mod startup_config;

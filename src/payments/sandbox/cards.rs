@@ -35,7 +35,9 @@ impl Decline {
             Decline::Generic => "Your card was declined. Try another card or payment method.",
             Decline::InsufficientFunds => "Your card has insufficient funds. Try another card.",
             Decline::ExpiredCard => "Your card has expired. Try another card.",
-            Decline::IncorrectCvc => "The card's security code is incorrect. Check it and try again.",
+            Decline::IncorrectCvc => {
+                "The card's security code is incorrect. Check it and try again."
+            }
             Decline::ProcessingError => "The card could not be processed. Please try again.",
         }
     }
@@ -71,7 +73,10 @@ impl CardNumber {
         if digits.is_empty() {
             return Err(CardError::MissingNumber);
         }
-        if !(13..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) || !luhn_valid(&digits) {
+        if !(13..=19).contains(&digits.len())
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || !luhn_valid(&digits)
+        {
             return Err(CardError::InvalidNumber);
         }
         Ok(CardNumber(digits))
@@ -132,10 +137,17 @@ pub fn luhn_valid(digits: &str) -> bool {
 /// Checks `MM/YY` (or `MM/YYYY`) is a real month that has not ended before `now_ms`.
 pub fn check_expiry(input: &str, now_ms: i64) -> Result<(), CardError> {
     use chrono::Datelike;
-    let (m, y) = input.trim().split_once('/').ok_or(CardError::InvalidExpiry)?;
+    let (m, y) = input
+        .trim()
+        .split_once('/')
+        .ok_or(CardError::InvalidExpiry)?;
     let month: u32 = m.trim().parse().map_err(|_| CardError::InvalidExpiry)?;
     let year: i32 = y.trim().parse().map_err(|_| CardError::InvalidExpiry)?;
-    let year = if y.trim().len() == 2 { 2000 + year } else { year };
+    let year = if y.trim().len() == 2 {
+        2000 + year
+    } else {
+        year
+    };
     if !(1..=12).contains(&month) || !(2000..=2100).contains(&year) {
         return Err(CardError::InvalidExpiry);
     }
@@ -165,11 +177,31 @@ mod tests {
             ("4242 4242 4242 4242", Outcome::Succeeded, "visa"),
             ("5555555555554444", Outcome::Succeeded, "mastercard"),
             ("378282246310005", Outcome::Succeeded, "amex"),
-            ("4000000000000002", Outcome::Declined(Decline::Generic), "visa"),
-            ("4000000000009995", Outcome::Declined(Decline::InsufficientFunds), "visa"),
-            ("4000000000000069", Outcome::Declined(Decline::ExpiredCard), "visa"),
-            ("4000000000000127", Outcome::Declined(Decline::IncorrectCvc), "visa"),
-            ("4000000000000119", Outcome::Declined(Decline::ProcessingError), "visa"),
+            (
+                "4000000000000002",
+                Outcome::Declined(Decline::Generic),
+                "visa",
+            ),
+            (
+                "4000000000009995",
+                Outcome::Declined(Decline::InsufficientFunds),
+                "visa",
+            ),
+            (
+                "4000000000000069",
+                Outcome::Declined(Decline::ExpiredCard),
+                "visa",
+            ),
+            (
+                "4000000000000127",
+                Outcome::Declined(Decline::IncorrectCvc),
+                "visa",
+            ),
+            (
+                "4000000000000119",
+                Outcome::Declined(Decline::ProcessingError),
+                "visa",
+            ),
         ];
         for (n, outcome, brand) in cases {
             let c = CardNumber::parse(n).unwrap();
@@ -181,9 +213,18 @@ mod tests {
     #[test]
     fn bad_numbers_are_refused_before_any_attempt() {
         assert_eq!(CardNumber::parse("").unwrap_err(), CardError::MissingNumber);
-        assert_eq!(CardNumber::parse("4242424242424241").unwrap_err(), CardError::InvalidNumber);
-        assert_eq!(CardNumber::parse("4242").unwrap_err(), CardError::InvalidNumber);
-        assert_eq!(CardNumber::parse("4242abcd42424242").unwrap_err(), CardError::InvalidNumber);
+        assert_eq!(
+            CardNumber::parse("4242424242424241").unwrap_err(),
+            CardError::InvalidNumber
+        );
+        assert_eq!(
+            CardNumber::parse("4242").unwrap_err(),
+            CardError::InvalidNumber
+        );
+        assert_eq!(
+            CardNumber::parse("4242abcd42424242").unwrap_err(),
+            CardError::InvalidNumber
+        );
     }
 
     #[test]
@@ -198,8 +239,14 @@ mod tests {
         assert_eq!(check_expiry("12/26", nov_2026), Ok(()));
         assert_eq!(check_expiry("11/26", nov_2026), Ok(()));
         assert_eq!(check_expiry("10/26", nov_2026), Err(CardError::PastExpiry));
-        assert_eq!(check_expiry("13/30", nov_2026), Err(CardError::InvalidExpiry));
-        assert_eq!(check_expiry("1230", nov_2026), Err(CardError::InvalidExpiry));
+        assert_eq!(
+            check_expiry("13/30", nov_2026),
+            Err(CardError::InvalidExpiry)
+        );
+        assert_eq!(
+            check_expiry("1230", nov_2026),
+            Err(CardError::InvalidExpiry)
+        );
         assert_eq!(check_expiry("01/2031", nov_2026), Ok(()));
         assert_eq!(check_cvc("123"), Ok(()));
         assert_eq!(check_cvc("12a"), Err(CardError::InvalidCvc));

@@ -7,8 +7,8 @@ pub mod cards;
 pub mod page;
 
 use super::{
-    signature, CardDetails, EventData, EventKind, PaymentProvider, ProviderError, ProviderEvent, RefundOutcome,
-    RefundRequest, Session, SessionRequest, WebhookError,
+    signature, CardDetails, EventData, EventKind, PaymentProvider, ProviderError, ProviderEvent,
+    RefundOutcome, RefundRequest, Session, SessionRequest, WebhookError,
 };
 use crate::clock::{Millis, SharedClock};
 use crate::config::Secret;
@@ -115,14 +115,20 @@ impl SandboxProvider {
     /// A stable, keyed fingerprint of a card: the same card gives the same fingerprint on every
     /// order, and the number cannot be recovered from it.
     fn fingerprint(&self, what: &str) -> String {
-        let mut m = Hmac::<Sha256>::new_from_slice(self.signing_key.expose().as_bytes()).expect("any key length");
+        let mut m = Hmac::<Sha256>::new_from_slice(self.signing_key.expose().as_bytes())
+            .expect("any key length");
         m.update(b"fingerprint:");
         m.update(what.as_bytes());
         hex::encode(&m.finalize().into_bytes()[..12])
     }
 
     /// One payment attempt on the hosted page. The outcome reaches the shop only as a webhook.
-    pub async fn attempt(&self, s: &SandboxSession, attempt: Attempt, client_ip: &str) -> Result<AttemptResult, sqlx::Error> {
+    pub async fn attempt(
+        &self,
+        s: &SandboxSession,
+        attempt: Attempt,
+        client_ip: &str,
+    ) -> Result<AttemptResult, sqlx::Error> {
         let now = self.clock.now_ms();
         let payment_id = format!("pay_{}", uuid::Uuid::now_v7().simple());
         let (method, card, outcome) = match &attempt {
@@ -182,10 +188,31 @@ impl SandboxProvider {
             card: card.clone(),
         };
         match outcome {
-            AttemptResult::Succeeded => self.queue_event(&mut tx, s, EventKind::PaymentSucceeded, data(None), now, now).await?,
-            AttemptResult::Declined(d) => self.queue_event(&mut tx, s, EventKind::PaymentFailed, data(Some(d)), now, now).await?,
+            AttemptResult::Succeeded => {
+                self.queue_event(
+                    &mut tx,
+                    s,
+                    EventKind::PaymentSucceeded,
+                    data(None),
+                    now,
+                    now,
+                )
+                .await?
+            }
+            AttemptResult::Declined(d) => {
+                self.queue_event(
+                    &mut tx,
+                    s,
+                    EventKind::PaymentFailed,
+                    data(Some(d)),
+                    now,
+                    now,
+                )
+                .await?
+            }
             AttemptResult::Pending => {
-                self.queue_event(&mut tx, s, EventKind::PaymentPending, data(None), now, now).await?;
+                self.queue_event(&mut tx, s, EventKind::PaymentPending, data(None), now, now)
+                    .await?;
                 let settle = NewJob {
                     kind: SETTLE_JOB,
                     payload: serde_json::json!({ "session_id": s.id, "payment_id": payment_id }),
@@ -204,7 +231,9 @@ impl SandboxProvider {
     /// A bank transfer arrives: the session is paid and the shop is told.
     pub async fn settle(&self, session_id: &str, payment_id: &str) -> Result<(), sqlx::Error> {
         let now = self.clock.now_ms();
-        let Some(s) = self.session(session_id).await? else { return Ok(()) };
+        let Some(s) = self.session(session_id).await? else {
+            return Ok(());
+        };
         let mut tx = self.db.begin().await?;
         let moved = sqlx::query("UPDATE sandbox_sessions SET status = 'paid', updated_at = $1 WHERE id = $2 AND status = 'pending'")
             .bind(now)
@@ -223,7 +252,8 @@ impl SandboxProvider {
                 failure_message: None,
                 card: None,
             };
-            self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now).await?;
+            self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now)
+                .await?;
         }
         tx.commit().await?;
         self.jobs_ready.notify_waiters();
@@ -258,10 +288,18 @@ impl SandboxProvider {
 
     /// Sends one queued event to the shop, signed at the moment of sending. Anything but a
     /// 2xx is an error, and the job queue retries with backoff, as a real provider does.
-    pub async fn deliver(&self, http: &reqwest::Client, payload: &serde_json::Value) -> Result<(), String> {
+    pub async fn deliver(
+        &self,
+        http: &reqwest::Client,
+        payload: &serde_json::Value,
+    ) -> Result<(), String> {
         let url = payload["url"].as_str().ok_or("webhook job without url")?;
         let body = payload["body"].as_str().ok_or("webhook job without body")?;
-        let header = signature::sign(self.signing_key.expose().as_bytes(), self.clock.now_ms() / 1000, body.as_bytes());
+        let header = signature::sign(
+            self.signing_key.expose().as_bytes(),
+            self.clock.now_ms() / 1000,
+            body.as_bytes(),
+        );
         let resp = http
             .post(url)
             .header(SIGNATURE_HEADER, header)
@@ -313,7 +351,10 @@ impl PaymentProvider for SandboxProvider {
             .await
             .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
         let id: String = col(&row, "id").map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        Ok(Session { redirect_url: self.session_url(&id), id })
+        Ok(Session {
+            redirect_url: self.session_url(&id),
+            id,
+        })
     }
 
     fn session_url(&self, session_id: &str) -> String {
@@ -324,8 +365,19 @@ impl PaymentProvider for SandboxProvider {
         SIGNATURE_HEADER
     }
 
-    fn parse_webhook(&self, signature_header: Option<&str>, body: &[u8], now: Millis) -> Result<ProviderEvent, WebhookError> {
-        signature::verify(&[self.signing_key.expose().as_bytes()], signature_header, body, now / 1000, self.tolerance_secs)?;
+    fn parse_webhook(
+        &self,
+        signature_header: Option<&str>,
+        body: &[u8],
+        now: Millis,
+    ) -> Result<ProviderEvent, WebhookError> {
+        signature::verify(
+            &[self.signing_key.expose().as_bytes()],
+            signature_header,
+            body,
+            now / 1000,
+            self.tolerance_secs,
+        )?;
         serde_json::from_slice(body).map_err(|e| WebhookError::BadPayload(e.to_string()))
     }
 
@@ -333,13 +385,19 @@ impl PaymentProvider for SandboxProvider {
         let unavailable = |e: sqlx::Error| ProviderError::Unavailable(e.to_string());
         let now = self.clock.now_ms();
         let Some(s) = self.session(&req.session_id).await.map_err(unavailable)? else {
-            return Ok(RefundOutcome::Failed { reason: "no such payment".into() });
+            return Ok(RefundOutcome::Failed {
+                reason: "no such payment".into(),
+            });
         };
         if s.status != "paid" {
-            return Ok(RefundOutcome::Failed { reason: "the payment has not been captured".into() });
+            return Ok(RefundOutcome::Failed {
+                reason: "the payment has not been captured".into(),
+            });
         }
         if s.currency != req.amount.currency().code() {
-            return Ok(RefundOutcome::Failed { reason: "refund currency differs from the payment".into() });
+            return Ok(RefundOutcome::Failed {
+                reason: "refund currency differs from the payment".into(),
+            });
         }
         let mut tx = self.db.begin().await.map_err(unavailable)?;
         if let Some(row) = sqlx::query("SELECT id FROM sandbox_refunds WHERE idempotency_key = $1")
@@ -349,7 +407,9 @@ impl PaymentProvider for SandboxProvider {
             .map_err(unavailable)?
         {
             tx.rollback().await.map_err(unavailable)?;
-            return Ok(RefundOutcome::Pending { refund_id: col(&row, "id").map_err(unavailable)? });
+            return Ok(RefundOutcome::Pending {
+                refund_id: col(&row, "id").map_err(unavailable)?,
+            });
         }
         let refunded: i64 = sqlx::query(
             "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM sandbox_refunds WHERE session_id = $1",
@@ -361,7 +421,9 @@ impl PaymentProvider for SandboxProvider {
         .map_err(unavailable)?;
         if req.amount.minor() <= 0 || refunded + req.amount.minor() > s.amount_minor {
             tx.rollback().await.map_err(unavailable)?;
-            return Ok(RefundOutcome::Failed { reason: "the refund is more than what is left of the payment".into() });
+            return Ok(RefundOutcome::Failed {
+                reason: "the refund is more than what is left of the payment".into(),
+            });
         }
         let refund_id = format!("re_{}", uuid::Uuid::now_v7().simple());
         sqlx::query(
@@ -388,7 +450,9 @@ impl PaymentProvider for SandboxProvider {
             failure_message: None,
             card: None,
         };
-        self.queue_event(&mut tx, &s, EventKind::RefundSucceeded, data, now, now).await.map_err(unavailable)?;
+        self.queue_event(&mut tx, &s, EventKind::RefundSucceeded, data, now, now)
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         self.jobs_ready.notify_waiters();
         Ok(RefundOutcome::Pending { refund_id })

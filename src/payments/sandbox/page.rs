@@ -48,7 +48,13 @@ async fn load(state: &AppState, id: &str) -> Result<SandboxSession, AppError> {
     sandbox(state)?.session(id).await?.ok_or(AppError::NotFound)
 }
 
-fn page(state: &AppState, csrf: &str, s: &SandboxSession, method: &str, error: Option<String>) -> PayPage {
+fn page(
+    state: &AppState,
+    csrf: &str,
+    s: &SandboxSession,
+    method: &str,
+    error: Option<String>,
+) -> PayPage {
     let amount = s
         .currency
         .parse::<Currency>()
@@ -66,16 +72,26 @@ fn page(state: &AppState, csrf: &str, s: &SandboxSession, method: &str, error: O
 }
 
 fn back_to_shop(s: &SandboxSession) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, s.return_url.clone())).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, s.return_url.clone()))
+        .finish()
 }
 
-pub async fn show(state: web::Data<AppState>, csrf: CsrfToken, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn show(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let s = load(&state, &id).await?;
     if s.status != "open" {
         return Ok(back_to_shop(&s));
     }
     let p = page(&state, &csrf.0, &s, &s.method, None);
-    let status = if p.expired { StatusCode::GONE } else { StatusCode::OK };
+    let status = if p.expired {
+        StatusCode::GONE
+    } else {
+        StatusCode::OK
+    };
     Ok(render(status, &p))
 }
 
@@ -94,7 +110,10 @@ pub async fn pay(
         return Ok(back_to_shop(&s));
     }
     if state.now_ms() > s.expires_at {
-        return Ok(render(StatusCode::GONE, &page(&state, &csrf.0, &s, &form.method, None)));
+        return Ok(render(
+            StatusCode::GONE,
+            &page(&state, &csrf.0, &s, &form.method, None),
+        ));
     }
     crate::risk::breaker::check_payment_allowed(&state, &s.order_reference).await?;
     let attempt = match form.method.as_str() {
@@ -115,12 +134,23 @@ pub async fn pay(
         "wallet" => Attempt::Wallet,
         "bank_transfer" => Attempt::BankTransfer,
         _ => {
-            let p = page(&state, &csrf.0, &s, "card", Some("Choose a way to pay.".into()));
+            let p = page(
+                &state,
+                &csrf.0,
+                &s,
+                "card",
+                Some("Choose a way to pay.".into()),
+            );
             return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &p));
         }
     };
-    match sandbox(&state)?.attempt(&s, attempt, &ip.to_string()).await? {
-        AttemptResult::Succeeded | AttemptResult::Pending | AttemptResult::AlreadyDone => Ok(back_to_shop(&s)),
+    match sandbox(&state)?
+        .attempt(&s, attempt, &ip.to_string())
+        .await?
+    {
+        AttemptResult::Succeeded | AttemptResult::Pending | AttemptResult::AlreadyDone => {
+            Ok(back_to_shop(&s))
+        }
         AttemptResult::Declined(d) => {
             let p = page(&state, &csrf.0, &s, &form.method, Some(d.message().into()));
             Ok(render(StatusCode::PAYMENT_REQUIRED, &p))
