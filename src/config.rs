@@ -113,6 +113,7 @@ pub struct Settings {
     pub risk: crate::risk::RiskSettings,
     pub jobs: JobSettings,
     pub supplier: SupplierSettings,
+    pub fulfillment: FulfillmentSettings,
     pub mail: MailSettings,
     pub secrets: SecretSettings,
 }
@@ -134,6 +135,7 @@ impl Default for Settings {
             risk: crate::risk::RiskSettings::default(),
             jobs: JobSettings::default(),
             supplier: SupplierSettings::default(),
+            fulfillment: FulfillmentSettings::default(),
             mail: MailSettings::default(),
             secrets: SecretSettings::default(),
         }
@@ -386,6 +388,21 @@ impl Default for SupplierSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct FulfillmentSettings {
+    /// Refund the buyer at once when coins could not be delivered after the last retry.
+    pub auto_refund_on_failure: bool,
+}
+
+impl Default for FulfillmentSettings {
+    fn default() -> Self {
+        FulfillmentSettings {
+            auto_refund_on_failure: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MailSettings {
     /// `file` (an outbox folder of .eml files) or `smtp`.
     pub transport: String,
@@ -441,7 +458,8 @@ impl Settings {
             None => figment = figment.merge(Toml::file("coinfront.toml")),
         }
         let figment = figment
-            .merge(Env::prefixed("COINFRONT_").split("__"))
+            // COINFRONT_LOG is the log filter (telemetry.rs), not a setting.
+            .merge(Env::prefixed("COINFRONT_").split("__").ignore(&["log"]))
             .merge(Env::raw().only(&["DATABASE_URL"]));
         Self::from_figment(figment)
     }

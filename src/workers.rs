@@ -127,6 +127,15 @@ async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
                 .await
                 .map_err(JobError::from)
         }
+        crate::orders::screening::SCREEN_JOB => {
+            crate::orders::screening::screen(state, &job.payload).await
+        }
+        crate::orders::screening::FULFILL_JOB => {
+            crate::fulfillment::job::run(state, &job.payload).await
+        }
+        crate::orders::screening::REFUND_JOB => {
+            crate::orders::refunds::run(state, &job.payload).await
+        }
         other => Err(JobError::Permanent(format!(
             "no handler for job kind {other:?}"
         ))),
@@ -135,13 +144,39 @@ async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
 
 /// A job's last try failed: whatever it was for must not be left hanging silently.
 async fn on_dead(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut crate::db::Tx,
     job: &Job,
     message: &str,
-    _now: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     tracing::error!(kind = %job.kind, id = %job.id, error = message, "job is dead");
+    let order_id = job.payload["order_id"].as_str().unwrap_or_default();
+    match job.kind.as_str() {
+        crate::orders::screening::FULFILL_JOB => {
+            if let Some(order) = crate::db::orders::by_id_in(tx, order_id).await? {
+                crate::fulfillment::job::gave_up(state, tx, &order, message, now).await?;
+            }
+        }
+        crate::orders::screening::REFUND_JOB | crate::orders::screening::SCREEN_JOB => {
+            let detail = format!(
+                "Needs attention: {} failed for good ({message})",
+                job.kind.replace('_', " ")
+            );
+            crate::db::events::record(
+                tx,
+                order_id,
+                now,
+                "system",
+                "needs_attention",
+                None,
+                None,
+                &detail,
+            )
+            .await?;
+        }
+        _ => {}
+    }
     Ok(())
 }
 

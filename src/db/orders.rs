@@ -178,12 +178,14 @@ pub async fn set_provider_session(
     session_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET provider_session_id = $1, updated_at = $2 WHERE id = $3 AND provider_session_id IS NULL")
-        .bind(session_id)
-        .bind(now)
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE orders SET provider_session_id = $1, updated_at = $2 WHERE id = $3 AND provider_session_id IS NULL",
+    )
+    .bind(session_id)
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -242,10 +244,12 @@ pub async fn due_to_expire(
     now: Millis,
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id FROM orders WHERE status = 'awaiting_payment' AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
-        .bind(now)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id FROM orders WHERE status = 'awaiting_payment' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
     rows.iter().map(|r| col(r, "id")).collect()
 }

@@ -1,26 +1,190 @@
-//! What happens once an order is paid: pre-fulfillment screening decides whether it is
-//! queued for delivery, held for review, or blocked.
+//! Screening around payment. Before payment, a new order may be declined before anyone is
+//! charged. After payment, a `screen_order` job (enqueued with the paid transition) decides:
+//! allow → `queued` with its fulfillment job, review → `in_review`, block → `blocked` and a
+//! full refund. Signals are gathered outside any write transaction, so a screening never
+//! holds the database's write lock while it reads.
 
-use crate::db::Tx;
+use crate::db::orders::{self, Order};
+use crate::db::{events, Tx};
+use crate::domain::OrderStatus;
+use crate::jobs::{self, NewJob};
+use crate::risk::{self, Decision, Reason, Stage};
 use crate::startup::AppState;
+use crate::workers::JobError;
 
+pub const SCREEN_JOB: &str = "screen_order";
+pub const FULFILL_JOB: &str = "fulfill_order";
+pub const REFUND_JOB: &str = "refund_order";
+
+/// Called in the paid transition's transaction: queue the pre-fulfillment screening.
 pub async fn after_payment(
     _state: &AppState,
-    _tx: &mut Tx,
-    _order_id: &str,
-    _late: bool,
-    _now: i64,
+    tx: &mut Tx,
+    order_id: &str,
+    late: bool,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
+    let job = NewJob {
+        kind: SCREEN_JOB,
+        payload: serde_json::json!({ "order_id": order_id, "late": late }),
+        dedupe_key: Some(format!("{SCREEN_JOB}:{order_id}")),
+        run_at: now,
+    };
+    jobs::enqueue(tx, job, now).await?;
     Ok(())
 }
 
-/// Pre-payment screening of a new order, inside its creating transaction. Returns the status
-/// the order ends in: `awaiting_payment`, or `declined`.
+/// Pre-payment screening of an order about to be created (not yet in the database). Returns
+/// the assessment and signals, to be stored with the order.
+pub async fn assess_new_order(
+    state: &AppState,
+    order: &Order,
+    now: i64,
+) -> Result<(risk::Assessment, risk::Signals), sqlx::Error> {
+    let mut signals = risk::signals::gather(&state.db, &state.catalog, order, now).await?;
+    // The order itself is not written yet: count it in its own velocity.
+    for v in [
+        &mut signals.velocity_24h_username,
+        &mut signals.velocity_24h_email,
+        &mut signals.velocity_24h_ip,
+    ] {
+        v.orders += 1;
+        v.amount_minor += order.base_amount_minor;
+    }
+    let assessment = risk::rules::evaluate(&signals, &state.settings.risk);
+    Ok((assessment, signals))
+}
+
+/// Stores the pre-payment assessment of a just-inserted order and declines it if blocked.
+/// Only a block acts before payment: a review waits for the pre-fulfillment stage, which sees
+/// the payment too.
 pub async fn before_payment(
-    _state: &AppState,
-    _tx: &mut Tx,
-    _order: &crate::db::orders::Order,
-    _now: i64,
-) -> Result<crate::domain::OrderStatus, sqlx::Error> {
-    Ok(crate::domain::OrderStatus::AwaitingPayment)
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    assessment: &risk::Assessment,
+    signals: &risk::Signals,
+    now: i64,
+) -> Result<OrderStatus, sqlx::Error> {
+    risk::record(tx, &order.id, Stage::PrePayment, assessment, signals, now).await?;
+    if assessment.decision != Decision::Block {
+        return Ok(OrderStatus::AwaitingPayment);
+    }
+    tracing::warn!(order = %order.order_number, "{}", risk::summary(assessment));
+    let _ = state;
+    orders::transition(
+        tx,
+        &order.id,
+        OrderStatus::AwaitingPayment,
+        OrderStatus::Declined,
+        "risk",
+        &risk::summary(assessment),
+        now,
+    )
+    .await?;
+    Ok(OrderStatus::Declined)
+}
+
+/// The `screen_order` job.
+pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(), JobError> {
+    let order_id = payload["order_id"].as_str().unwrap_or_default();
+    let late = payload["late"].as_bool().unwrap_or(false);
+    let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
+        return Err(JobError::Permanent(format!("no order {order_id}")));
+    };
+    if order.status != OrderStatus::Paid {
+        return Ok(()); // screened already
+    }
+    let now = state.now_ms();
+    let signals = risk::signals::gather(&state.db, &state.catalog, &order, now).await?;
+    let mut assessment = risk::rules::evaluate(&signals, &state.settings.risk);
+    if late && assessment.decision == Decision::Allow {
+        assessment.reasons.push(Reason {
+            code: "paid_after_expiry".into(),
+            points: 0,
+            force: Some(Decision::Review),
+            sentence: "The payment arrived after the order had expired".into(),
+        });
+        assessment.decision = Decision::Review;
+    }
+    let to = match assessment.decision {
+        Decision::Allow => OrderStatus::Queued,
+        Decision::Review => OrderStatus::InReview,
+        Decision::Block => OrderStatus::Blocked,
+    };
+    let mut tx = state.db.begin().await?;
+    if !orders::transition(
+        &mut tx,
+        &order.id,
+        OrderStatus::Paid,
+        to,
+        "risk",
+        &risk::summary(&assessment),
+        now,
+    )
+    .await?
+    {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    risk::record(
+        &mut tx,
+        &order.id,
+        Stage::PreFulfillment,
+        &assessment,
+        &signals,
+        now,
+    )
+    .await?;
+    match to {
+        OrderStatus::Queued => queue_fulfillment(&mut tx, &order.id, now).await?,
+        OrderStatus::Blocked => {
+            queue_full_refund(&mut tx, &order.id, "Blocked by screening", now).await?
+        }
+        _ => {}
+    }
+    tx.commit().await?;
+    state.jobs_ready.notify_waiters();
+    Ok(())
+}
+
+/// Queues delivery (an agent's approval calls this too). One fulfillment job per order.
+pub async fn queue_fulfillment(tx: &mut Tx, order_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    let job = NewJob {
+        kind: FULFILL_JOB,
+        payload: serde_json::json!({ "order_id": order_id }),
+        dedupe_key: Some(format!("{FULFILL_JOB}:{order_id}:{now}")),
+        run_at: now,
+    };
+    jobs::enqueue(tx, job, now).await?;
+    Ok(())
+}
+
+/// Queues a refund of everything not yet refunded. One full refund per order.
+pub async fn queue_full_refund(
+    tx: &mut Tx,
+    order_id: &str,
+    why: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let job = NewJob {
+        kind: REFUND_JOB,
+        payload: serde_json::json!({ "order_id": order_id, "reason": why }),
+        dedupe_key: Some(format!("{REFUND_JOB}:{order_id}:full")),
+        run_at: now,
+    };
+    if jobs::enqueue(tx, job, now).await? {
+        events::record(
+            tx,
+            order_id,
+            now,
+            "system",
+            "refund_queued",
+            None,
+            None,
+            &format!("Full refund queued: {why}"),
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -1,6 +1,72 @@
-//! Risk screening: facts about an order (`Signals`), pure rules over them, and decisions.
+//! Risk screening: facts about an order (`Signals`), pure rules over them (`rules`), and the
+//! stored assessment an agent reads. Two stages: before payment (may decline before anyone is
+//! charged) and before fulfillment (may hold for review or block).
 
 pub mod breaker;
+pub mod disposable;
+pub mod lists;
+pub mod rules;
 pub mod settings;
+pub mod signals;
 
+pub use rules::{Assessment, Decision, Reason};
 pub use settings::RiskSettings;
+pub use signals::Signals;
+
+use crate::clock::Millis;
+use sqlx::AnyConnection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    PrePayment,
+    PreFulfillment,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::PrePayment => "pre_payment",
+            Stage::PreFulfillment => "pre_fulfillment",
+        }
+    }
+}
+
+/// Stores an assessment with the signals it was made from, in the caller's transaction.
+pub async fn record(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    stage: Stage,
+    assessment: &Assessment,
+    signals: &Signals,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO risk_assessments (id, order_id, stage, score, decision, reasons, signals, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(crate::domain::ids::new_id())
+    .bind(order_id)
+    .bind(stage.as_str())
+    .bind(assessment.score as i64)
+    .bind(assessment.decision.as_str())
+    .bind(serde_json::to_string(&assessment.reasons).unwrap_or_else(|_| "[]".into()))
+    .bind(serde_json::to_string(signals).unwrap_or_else(|_| "{}".into()))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A one-line summary of an assessment for the audit trail.
+pub fn summary(a: &Assessment) -> String {
+    if a.reasons.is_empty() {
+        return format!("Risk score {}: {} (no risk signals)", a.score, a.decision);
+    }
+    let codes: Vec<&str> = a.reasons.iter().map(|r| r.code.as_str()).collect();
+    format!(
+        "Risk score {}: {} ({})",
+        a.score,
+        a.decision,
+        codes.join(", ")
+    )
+}

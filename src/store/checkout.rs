@@ -193,7 +193,9 @@ pub async fn confirm(
     rate_limit::enforce(&state, Action::Checkout, ip).await?;
     let now = state.now_ms();
     let q = quote::open(&state.secrets.cookie_key, &form.quote, now, QUOTE_MAX_AGE_MS).ok_or_else(|| {
-        AppError::BadRequest("This confirmation page is out of date. Please start your order again — nothing was charged.".into())
+        AppError::BadRequest(
+            "This confirmation page is out of date. Please start your order again — nothing was charged.".into(),
+        )
     })?;
     let order = match orders::by_idempotency_key(state.db.pool(), &q.idempotency_key).await? {
         Some(existing) => existing,
@@ -209,7 +211,10 @@ pub async fn confirm(
         .provider
         .create_session(&SessionRequest {
             order_reference: order.id.clone(),
-            description: format!("{} TikTok coins for @{} — order {}", order.coins, order.tiktok_username, order.order_number),
+            description: format!(
+                "{} TikTok coins for @{} — order {}",
+                order.coins, order.tiktok_username, order.order_number
+            ),
             amount: order.amount,
             method: order.payment_method,
             return_url: format!("{}/checkout/return", state.base_url),
@@ -219,7 +224,9 @@ pub async fn confirm(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "could not create a payment session");
-            AppError::Unavailable("The payment page could not be opened just now. Nothing was charged; please try again.".into())
+            AppError::Unavailable(
+                "The payment page could not be opened just now. Nothing was charged; please try again.".into(),
+            )
         })?;
     orders::set_provider_session(state.db.pool(), &order.id, &session.id, now).await?;
     let cookie = Cookie::build(RETURN_COOKIE, token)
@@ -282,12 +289,21 @@ async fn create_order(
         delivered_at: None,
     };
     let token = order_token(&state.secrets.cookie_key, &order.idempotency_key);
+    let (assessment, signals) =
+        crate::orders::screening::assess_new_order(state, &order, now).await?;
     for _ in 0..5 {
         let mut tx = state.db.begin().await?;
         match orders::insert(&mut tx, &order, &ids::token_hash(&token)).await {
             Ok(true) => {
-                let decided =
-                    crate::orders::screening::before_payment(state, &mut tx, &order, now).await?;
+                let decided = crate::orders::screening::before_payment(
+                    state,
+                    &mut tx,
+                    &order,
+                    &assessment,
+                    &signals,
+                    now,
+                )
+                .await?;
                 tx.commit().await?;
                 order.status = decided;
                 return Ok(order);

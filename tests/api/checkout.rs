@@ -39,13 +39,13 @@ async fn happy_path_from_catalog_to_paid() {
     };
     let paid = app.pay_card(&started, "4242 4242 4242 4242", "123").await;
     let order_path = app.order_path_after(paid).await;
-    app.wait_for_status(&order_path, "paid").await;
+    app.wait_for_status(&order_path, "delivered").await;
 
     let order_page = app.get(&order_path).await;
     assert_eq!(order_page.status(), 200);
     assert_eq!(order_page.headers()["cache-control"], "no-store");
     let html = order_page.text().await.unwrap();
-    assert!(html.contains("Payment received"), "status shown");
+    assert!(html.contains("Coins delivered"), "status shown");
     assert!(html.contains("Visa •••• 4242"), "method summary");
     assert!(html.contains("700") && html.contains("@ana_buyer") && html.contains("US$7.28 USD"));
     assert!(
@@ -246,7 +246,7 @@ async fn double_submitting_the_confirm_form_creates_one_order() {
     let order_path = app
         .order_path_after(app.pay_card(&started, "4242424242424242", "123").await)
         .await;
-    app.wait_for_status(&order_path, "paid").await;
+    app.wait_for_status(&order_path, "delivered").await;
     let again = app.confirm(&html).await;
     assert_is_redirect_to(&again, &order_path);
     assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);

@@ -165,12 +165,14 @@ impl SandboxProvider {
             _ => None,
         };
         if let Some(status) = new_status {
-            let moved = sqlx::query("UPDATE sandbox_sessions SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'open'")
-                .bind(status)
-                .bind(now)
-                .bind(&s.id)
-                .execute(&mut *tx)
-                .await?;
+            let moved = sqlx::query(
+                "UPDATE sandbox_sessions SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'open'",
+            )
+            .bind(status)
+            .bind(now)
+            .bind(&s.id)
+            .execute(&mut *tx)
+            .await?;
             if moved.rows_affected() == 0 {
                 tx.rollback().await?;
                 return Ok(AttemptResult::AlreadyDone);
@@ -235,11 +237,13 @@ impl SandboxProvider {
             return Ok(());
         };
         let mut tx = self.db.begin().await?;
-        let moved = sqlx::query("UPDATE sandbox_sessions SET status = 'paid', updated_at = $1 WHERE id = $2 AND status = 'pending'")
-            .bind(now)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
+        let moved = sqlx::query(
+            "UPDATE sandbox_sessions SET status = 'paid', updated_at = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
         if moved.rows_affected() == 1 {
             let data = EventData {
                 order_reference: s.order_reference.clone(),

@@ -1,0 +1,162 @@
+//! The `fulfill_order` job: `queued → fulfilling → delivered`, exactly once in effect.
+//!
+//! Crash safety comes from two facts: the supplier's credit is idempotent by order id (a
+//! repeat returns the first receipt), and each state change is a guarded transaction. A worker
+//! that dies after crediting but before recording leaves the job leased; the next worker
+//! credits again (a no-op) and records the delivery.
+
+use super::SupplierError;
+use crate::db::orders::{self, Order};
+use crate::db::{events, Tx};
+use crate::domain::{OrderStatus, TikTokUsername};
+use crate::orders::screening;
+use crate::startup::AppState;
+use crate::workers::JobError;
+
+fn transient(e: SupplierError) -> JobError {
+    match e {
+        SupplierError::Transient(m) => JobError::Retry(m),
+        SupplierError::Permanent(m) => JobError::Permanent(m),
+    }
+}
+
+pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), JobError> {
+    let order_id = payload["order_id"].as_str().unwrap_or_default();
+    let Some(mut order) = orders::by_id(state.db.pool(), order_id).await? else {
+        return Err(JobError::Permanent(format!("no order {order_id}")));
+    };
+    let now = state.now_ms();
+    match order.status {
+        OrderStatus::Queued => {
+            let mut tx = state.db.begin().await?;
+            let moved = orders::transition(
+                &mut tx,
+                &order.id,
+                OrderStatus::Queued,
+                OrderStatus::Fulfilling,
+                "system",
+                "Delivery started",
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            if !moved {
+                return Ok(()); // someone else took it
+            }
+            order.status = OrderStatus::Fulfilling;
+        }
+        // Resumed after a crash or a retry.
+        OrderStatus::Fulfilling => {}
+        // Delivered already, or no longer ours to deliver (held, refunded…).
+        _ => return Ok(()),
+    }
+    // The username may have changed hands since checkout: never credit a stranger.
+    let username = TikTokUsername::parse(&order.tiktok_username)
+        .map_err(|e| JobError::Permanent(e.to_string()))?;
+    let current = state
+        .supplier
+        .lookup_account(&username)
+        .await
+        .map_err(transient)?;
+    let still_theirs = current
+        .as_ref()
+        .is_some_and(|a| a.account_id == order.tiktok_account_id);
+    if !still_theirs {
+        let why = match current {
+            Some(_) => format!(
+                "@{} now belongs to a different TikTok account than at checkout; held instead of crediting",
+                order.tiktok_username
+            ),
+            None => format!("@{} no longer exists; held instead of crediting", order.tiktok_username),
+        };
+        let mut tx = state.db.begin().await?;
+        if orders::transition(
+            &mut tx,
+            &order.id,
+            OrderStatus::Fulfilling,
+            OrderStatus::InReview,
+            "system",
+            &why,
+            now,
+        )
+        .await?
+        {
+            crate::orders::notify::held_for_review(state, &mut tx, &order, now).await?;
+        }
+        tx.commit().await?;
+        return Ok(());
+    }
+    let receipt = state
+        .supplier
+        .credit(&order.id, &order.tiktok_account_id, order.coins)
+        .await
+        .map_err(transient)?;
+    let now = state.now_ms();
+    let mut tx = state.db.begin().await?;
+    let detail = format!(
+        "{} coins credited to @{} (supplier ref {})",
+        receipt.coins, order.tiktok_username, receipt.credit_ref
+    );
+    if orders::transition(
+        &mut tx,
+        &order.id,
+        OrderStatus::Fulfilling,
+        OrderStatus::Delivered,
+        "supplier",
+        &detail,
+        now,
+    )
+    .await?
+    {
+        crate::orders::notify::delivered(state, &mut tx, &order, now).await?;
+    }
+    tx.commit().await?;
+    state.jobs_ready.notify_waiters();
+    Ok(())
+}
+
+/// The last try failed: the order is `fulfillment_failed`, visible to support, and — unless
+/// the operator turned it off — refunded in full at once, so nobody waits for coins that will
+/// not come.
+pub async fn gave_up(
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let from = order.status;
+    if !matches!(from, OrderStatus::Queued | OrderStatus::Fulfilling) {
+        return Ok(());
+    }
+    let detail = format!("Delivery failed after every retry: {error}");
+    if !orders::transition(
+        tx,
+        &order.id,
+        from,
+        OrderStatus::FulfillmentFailed,
+        "system",
+        &detail,
+        now,
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    if state.settings.fulfillment.auto_refund_on_failure {
+        screening::queue_full_refund(tx, &order.id, "Coins could not be delivered", now).await?;
+    } else {
+        events::record(
+            tx,
+            &order.id,
+            now,
+            "system",
+            "needs_attention",
+            None,
+            None,
+            "Automatic refund is off: waiting for support",
+        )
+        .await?;
+    }
+    Ok(())
+}
