@@ -369,3 +369,48 @@ impl TestApp {
             .get::<i64, _>(0)
     }
 }
+
+/// Signs a webhook body as the sandbox provider does, at the app's current time.
+pub fn signed(app: &TestApp, body: &str) -> String {
+    coinfront::payments::signature::sign(WEBHOOK_KEY.as_bytes(), app.now_ms() / 1000, body.as_bytes())
+}
+
+impl TestApp {
+    pub async fn post_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.post(self.url("/webhooks/payments/sandbox")).header("content-type", "application/json").body(body.to_owned());
+        if let Some(sig) = signature {
+            req = req.header("Coinfront-Signature", sig);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The single order's id, amount and session (for tests that build their own events).
+    pub async fn only_order(&self) -> (String, i64, String, String) {
+        use sqlx::Row;
+        let r = sqlx::query("SELECT id, amount_minor, currency, provider_session_id FROM orders")
+            .fetch_one(self.state.db.pool())
+            .await
+            .unwrap();
+        (r.get("id"), r.get("amount_minor"), r.get("currency"), r.get::<Option<String>, _>("provider_session_id").unwrap_or_default())
+    }
+}
+
+/// A provider event as JSON.
+pub fn event_json(id: &str, kind: &str, order_id: &str, session: &str, object: &str, amount: i64, currency: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "type": kind,
+        "created": 0,
+        "data": {
+            "order_reference": order_id,
+            "session_id": session,
+            "object_id": object,
+            "method": "card",
+            "amount_minor": amount,
+            "currency": currency,
+            "failure_code": if kind == "payment.failed" { Some("card_declined") } else { None },
+            "card": { "brand": "visa", "last4": "4242", "country": "US", "fingerprint": "fp_test" }
+        }
+    })
+    .to_string()
+}

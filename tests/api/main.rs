@@ -5,5 +5,6 @@ mod helpers;
 
 mod catalog;
 mod checkout;
+mod payments;
 mod health;
 mod startup_config;
