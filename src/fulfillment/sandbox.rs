@@ -4,6 +4,7 @@
 //! - `missing_…`: not found;
 //! - `flaky_…`: look-ups and credits fail transiently the first two times;
 //! - `moved_…`: every look-up returns a new account id (the username changed hands).
+//! - `broken_…`: every credit fails (to exercise the last retry and the automatic refund).
 //! A ledger keyed by order id makes a repeated credit a no-op that returns the first receipt.
 
 use super::{CreditReceipt, Supplier, SupplierError, TikTokAccount};
@@ -79,11 +80,10 @@ pub fn stable_account_id(username: &str) -> String {
     let hash = hex::encode(Sha256::digest(
         format!("sandbox-account:{username}").as_bytes(),
     ));
-    let prefix = if username.starts_with("flaky_") {
-        "tt_flaky_"
-    } else {
-        "tt_"
-    };
+    let prefix = ["flaky_", "broken_"]
+        .into_iter()
+        .find(|p| username.starts_with(p))
+        .map_or("tt_".to_owned(), |p| format!("tt_{p}"));
     format!("{prefix}{}", &hash[..16])
 }
 
@@ -136,6 +136,9 @@ impl Supplier for SandboxSupplier {
                 account_id: col(&r, "account_id").map_err(transient)?,
                 coins: Coins::new(col::<i64>(&r, "coins").map_err(transient)? as u64),
             });
+        }
+        if account_id.starts_with("tt_broken_") {
+            return Err(SupplierError::Transient("coin ledger unavailable".into()));
         }
         if account_id.starts_with("tt_flaky_") {
             let n = self.count_call(&format!("credit:{order_id}")).await?;

@@ -372,12 +372,20 @@ impl TestApp {
 
 /// Signs a webhook body as the sandbox provider does, at the app's current time.
 pub fn signed(app: &TestApp, body: &str) -> String {
-    coinfront::payments::signature::sign(WEBHOOK_KEY.as_bytes(), app.now_ms() / 1000, body.as_bytes())
+    coinfront::payments::signature::sign(
+        WEBHOOK_KEY.as_bytes(),
+        app.now_ms() / 1000,
+        body.as_bytes(),
+    )
 }
 
 impl TestApp {
     pub async fn post_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.post(self.url("/webhooks/payments/sandbox")).header("content-type", "application/json").body(body.to_owned());
+        let mut req = self
+            .client
+            .post(self.url("/webhooks/payments/sandbox"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
         if let Some(sig) = signature {
             req = req.header("Coinfront-Signature", sig);
         }
@@ -391,12 +399,26 @@ impl TestApp {
             .fetch_one(self.state.db.pool())
             .await
             .unwrap();
-        (r.get("id"), r.get("amount_minor"), r.get("currency"), r.get::<Option<String>, _>("provider_session_id").unwrap_or_default())
+        (
+            r.get("id"),
+            r.get("amount_minor"),
+            r.get("currency"),
+            r.get::<Option<String>, _>("provider_session_id")
+                .unwrap_or_default(),
+        )
     }
 }
 
 /// A provider event as JSON.
-pub fn event_json(id: &str, kind: &str, order_id: &str, session: &str, object: &str, amount: i64, currency: &str) -> String {
+pub fn event_json(
+    id: &str,
+    kind: &str,
+    order_id: &str,
+    session: &str,
+    object: &str,
+    amount: i64,
+    currency: &str,
+) -> String {
     serde_json::json!({
         "id": id,
         "type": kind,

@@ -5,6 +5,7 @@ mod helpers;
 
 mod catalog;
 mod checkout;
-mod payments;
 mod health;
+mod payments;
+mod risk;
 mod startup_config;
