@@ -360,6 +360,22 @@ impl TestApp {
         panic!("order never reached {status}; last status {last}");
     }
 
+    /// Like `wait_for_status`, moving the app's clock on a second per poll so that retries
+    /// scheduled with backoff come due.
+    pub async fn wait_for_status_advancing(&self, order_path: &str, status: &str) {
+        let mut last = String::new();
+        for _ in 0..400 {
+            last = self.order_status(order_path).await;
+            if last == status {
+                return;
+            }
+            self.clock.advance_secs(1);
+            self.state.jobs_ready.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("order never reached {status}; last status {last}");
+    }
+
     pub async fn count(&self, sql: &'static str) -> i64 {
         use sqlx::Row;
         sqlx::query(sql)

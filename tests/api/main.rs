@@ -5,6 +5,7 @@ mod helpers;
 
 mod catalog;
 mod checkout;
+mod fulfillment;
 mod health;
 mod payments;
 mod risk;
