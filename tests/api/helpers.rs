@@ -41,9 +41,8 @@ impl Drop for TestDb {
 }
 
 pub struct TestApp {
-    pub address: String,
+    pub browser: Browser,
     pub port: u16,
-    pub client: reqwest::Client,
     pub clock: ManualClock,
     pub state: Arc<AppState>,
     pub data_dir: tempfile::TempDir,
@@ -78,7 +77,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     s
 }
 
-async fn fresh_database(data_dir: &std::path::Path) -> (String, TestDb) {
+pub async fn fresh_database(data_dir: &std::path::Path) -> (String, TestDb) {
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
             use sqlx::Connection;
@@ -125,16 +124,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let port = app.port();
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let browser = Browser::new(format!("http://127.0.0.1:{port}"));
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        browser,
         port,
-        client,
         clock,
         state,
         data_dir,
@@ -142,7 +135,24 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
-impl TestApp {
+/// A buyer's browser: a cookie jar and the shop's address. Works against an app in this
+/// process or a server started as a separate process.
+pub struct Browser {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new(address: String) -> Self {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Browser { address, client }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -173,9 +183,18 @@ impl TestApp {
         let html = self.get_html("/").await;
         extract_hidden(&html, "csrf_token").expect("page has a csrf token")
     }
+}
 
+impl TestApp {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Browser;
+    fn deref(&self) -> &Browser {
+        &self.browser
     }
 }
 
@@ -248,7 +267,7 @@ pub struct Started {
     pub session_path: String,
 }
 
-impl TestApp {
+impl Browser {
     pub async fn post_checkout(&self, c: &Checkout<'_>) -> reqwest::Response {
         let csrf = self.csrf().await;
         self.post_form(
@@ -272,6 +291,16 @@ impl TestApp {
         assert_eq!(confirm.status(), 200, "checkout form accepted");
         let html = confirm.text().await.unwrap();
         let resp = self.confirm(&html).await;
+        if !resp.status().is_redirection() {
+            let body = resp.text().await.unwrap_or_default();
+            let title = body
+                .split("<h1>")
+                .nth(1)
+                .and_then(|t| t.split("</h1>").next())
+                .unwrap_or_default()
+                .to_owned();
+            panic!("confirm did not lead to payment: {title}");
+        }
         assert_is_redirect_to(&resp, "/sandbox/pay/");
         let pay_url = resp.headers()["location"].to_str().unwrap().to_owned();
         let session_path = pay_url.trim_start_matches(&self.address).to_owned();
@@ -335,7 +364,9 @@ impl TestApp {
         let paid = self.pay_card(&started, "4242424242424242", "123").await;
         self.order_path_after(paid).await
     }
+}
 
+impl TestApp {
     pub async fn order_status(&self, order_path: &str) -> String {
         let token = order_path.trim_start_matches("/orders/");
         let hash = coinfront::domain::ids::token_hash(token);

@@ -3,10 +3,12 @@
 
 mod helpers;
 
+mod card_data;
 mod catalog;
 mod checkout;
 mod fulfillment;
 mod health;
 mod payments;
+mod process;
 mod risk;
 mod startup_config;

@@ -1,0 +1,107 @@
+//! The shop as a separate process, the way an operator runs it: for tests that read its logs
+//! or kill it.
+
+use crate::helpers::WEBHOOK_KEY;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ServerProcess {
+    child: Child,
+    pub address: String,
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `coinfront serve` on a free port and waits until it serves.
+    pub fn start(
+        data_dir: &Path,
+        database_url: &str,
+        log_name: &str,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let log = data_dir.join(log_name);
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coinfront"));
+        cmd.current_dir(data_dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("COINFRONT_BIND", "127.0.0.1:0")
+            .env("COINFRONT_DATA_DIR", data_dir.join("data"))
+            .env("DATABASE_URL", database_url)
+            .env(
+                "COINFRONT_SECRETS__COOKIE_KEY",
+                "process-test-cookie-key-0123456789abcdef",
+            )
+            .env("COINFRONT_SECRETS__WEBHOOK_SIGNING_KEY", WEBHOOK_KEY)
+            .env(
+                "COINFRONT_PAYMENTS__SANDBOX_BANK_TRANSFER_SETTLE_SECONDS",
+                "0",
+            )
+            .env("COINFRONT_JOBS__POLL_INTERVAL_MS", "20")
+            .env("COINFRONT_JOBS__BACKOFF_BASE_MS", "50")
+            .env("COINFRONT_JOBS__BACKOFF_MAX_MS", "500");
+        for action in [
+            "checkout",
+            "payment_attempt",
+            "account_lookup",
+            "order_lookup",
+            "refund_request",
+            "staff_login",
+        ] {
+            cmd.env(
+                format!(
+                    "COINFRONT_RATE_LIMITS__{}__PER_MINUTE",
+                    action.to_uppercase()
+                ),
+                "100000",
+            );
+            cmd.env(
+                format!("COINFRONT_RATE_LIMITS__{}__BURST", action.to_uppercase()),
+                "100000",
+            );
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("start coinfront");
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("coinfront is serving")) {
+                let addr = line
+                    .split("address=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .expect("address in the log line");
+                return ServerProcess {
+                    child,
+                    address: format!("http://{addr}"),
+                    log,
+                };
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "coinfront did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flushing, as in a power cut or an OOM kill.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
