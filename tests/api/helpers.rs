@@ -268,6 +268,75 @@ pub struct Started {
 }
 
 impl Browser {
+    /// Checkout steps that report a dead server as an error instead of panicking (for tests
+    /// that kill the server on purpose).
+    pub async fn post_checkout_checked(&self, c: &Checkout<'_>) -> Result<String, reqwest::Error> {
+        let page = self.client.get(self.url("/")).send().await?.text().await?;
+        let csrf = extract_hidden(&page, "csrf_token").unwrap_or_default();
+        let form = [
+            ("csrf_token", csrf.as_str()),
+            ("package", c.package),
+            ("coins", c.coins),
+            ("tiktok_username", c.username),
+            ("email", c.email),
+            ("currency", c.currency),
+            ("payment_method", c.method),
+        ];
+        self.client
+            .post(self.url("/checkout"))
+            .form(&form)
+            .send()
+            .await?
+            .text()
+            .await
+    }
+
+    pub async fn confirm_checked(
+        &self,
+        confirm_html: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let field = |name| extract_hidden(confirm_html, name).unwrap_or_default();
+        let form = [
+            ("csrf_token", field("csrf_token")),
+            ("quote", field("quote")),
+            ("shown_total_minor", field("shown_total_minor")),
+            ("shown_currency", field("shown_currency")),
+        ];
+        self.client
+            .post(self.url("/checkout/confirm"))
+            .form(&form)
+            .send()
+            .await
+    }
+
+    pub async fn pay_card_checked(
+        &self,
+        started: &Started,
+        number: &str,
+        cvc: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let page = self
+            .client
+            .get(self.url(&started.session_path))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let csrf = extract_hidden(&page, "csrf_token").unwrap_or_default();
+        let form = [
+            ("csrf_token", csrf.as_str()),
+            ("method", "card"),
+            ("card_number", number),
+            ("expiry", "12/34"),
+            ("cvc", cvc),
+        ];
+        self.client
+            .post(self.url(&started.session_path))
+            .form(&form)
+            .send()
+            .await
+    }
+
     pub async fn post_checkout(&self, c: &Checkout<'_>) -> reqwest::Response {
         let csrf = self.csrf().await;
         self.post_form(

@@ -6,6 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub struct ServerProcess {
     child: Child,
     pub address: String,
@@ -20,6 +29,18 @@ impl ServerProcess {
         log_name: &str,
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        Self::start_on(data_dir, database_url, log_name, env, 0)
+    }
+
+    /// Starts on a given port (0: any free port). A restarted shop keeps its address, as a
+    /// real one does: the payment provider has its webhook URL.
+    pub fn start_on(
+        data_dir: &Path,
+        database_url: &str,
+        log_name: &str,
+        env: &[(&str, &str)],
+        port: u16,
+    ) -> ServerProcess {
         let log = data_dir.join(log_name);
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
@@ -27,7 +48,7 @@ impl ServerProcess {
         cmd.current_dir(data_dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("COINFRONT_BIND", "127.0.0.1:0")
+            .env("COINFRONT_BIND", format!("127.0.0.1:{port}"))
             .env("COINFRONT_DATA_DIR", data_dir.join("data"))
             .env("DATABASE_URL", database_url)
             .env(
