@@ -4,6 +4,7 @@ pub mod assets;
 pub mod catalog;
 pub mod checkout;
 pub mod health;
+pub mod metrics;
 pub mod orders;
 pub mod quote;
 pub mod webhooks;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/static/{file}", web::get().to(assets::serve))
         .route(
             "/sandbox/pay/{session}",

@@ -34,6 +34,9 @@ struct OrderPage {
     status_class: &'static str,
     next_step: String,
     pay_url: Option<String>,
+    /// While something is about to happen, the page reloads itself (no JavaScript needed), so
+    /// the buyer sees the delivery as soon as it happens.
+    refresh: bool,
     created: String,
     timeline: Vec<TimelineEntry>,
 }
@@ -143,6 +146,11 @@ pub async fn show(
         status_class: status_class(order.status),
         next_step: next_step(order.status, &format_utc(order.expires_at)),
         pay_url,
+        refresh: matches!(
+            order.status,
+            OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling
+        ) || (order.status == OrderStatus::AwaitingPayment
+            && payments.iter().any(|p| p.status == "pending")),
         created: format_utc(order.created_at),
         timeline,
     };

@@ -81,3 +81,22 @@ async fn the_stylesheet_is_served_and_cacheable() {
         .unwrap();
     assert_eq!(again.status(), 304);
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_format() {
+    let app = spawn_app().await;
+    let order = app.buy(&crate::helpers::Checkout::default()).await;
+    app.wait_for_status(&order, "delivered").await;
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("coinfront_orders{status=\"delivered\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("coinfront_jobs{kind=\"fulfill_order\",status=\"done\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("coinfront_circuit_breaker_trips_total 0"));
+}
