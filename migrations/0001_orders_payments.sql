@@ -163,6 +163,8 @@ CREATE TABLE sandbox_sessions (
     currency        TEXT NOT NULL,
     method          TEXT NOT NULL,
     status          TEXT NOT NULL,
+    -- Last four digits of the card that paid: the sandbox's refund behaviour depends on it.
+    paid_last4      TEXT,
     return_url      TEXT NOT NULL,
     webhook_url     TEXT NOT NULL,
     created_at      BIGINT NOT NULL,

@@ -134,7 +134,7 @@ async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
             crate::fulfillment::job::run(state, &job.payload).await
         }
         crate::orders::screening::REFUND_JOB => {
-            crate::orders::refunds::run(state, &job.payload).await
+            crate::orders::refunds::run_full_refund_job(state, &job.payload).await
         }
         other => Err(JobError::Permanent(format!(
             "no handler for job kind {other:?}"

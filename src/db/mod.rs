@@ -5,6 +5,7 @@
 pub mod events;
 pub mod orders;
 pub mod payments;
+pub mod refunds;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};

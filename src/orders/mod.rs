@@ -4,7 +4,6 @@
 pub mod expiry;
 pub mod notify;
 pub mod payment_events;
-pub mod refund_events;
 pub mod refunds;
 pub mod screening;
 pub mod tokens;

@@ -53,3 +53,35 @@ pub async fn cancelled_refunded(
     tracing::info!(order = %order.order_number, %amount, reason, "email: cancelled / refunded");
     Ok(())
 }
+
+pub async fn refund_requested(
+    _state: &AppState,
+    _tx: &mut crate::db::Tx,
+    order: &Order,
+    _now: i64,
+) -> Result<(), sqlx::Error> {
+    tracing::info!(order = %order.order_number, "email: refund request received");
+    Ok(())
+}
+
+pub async fn refund_denied(
+    _state: &AppState,
+    _tx: &mut crate::db::Tx,
+    order: &Order,
+    message: &str,
+    _now: i64,
+) -> Result<(), sqlx::Error> {
+    tracing::info!(order = %order.order_number, message, "email: refund request denied");
+    Ok(())
+}
+
+pub async fn refund_completed(
+    _state: &AppState,
+    _tx: &mut crate::db::Tx,
+    order: &Order,
+    amount: crate::domain::Money,
+    _now: i64,
+) -> Result<(), sqlx::Error> {
+    tracing::info!(order = %order.order_number, %amount, "email: refund completed");
+    Ok(())
+}

@@ -158,7 +158,8 @@ pub async fn apply(
                     }
                 }
                 EventKind::RefundSucceeded | EventKind::RefundFailed => {
-                    crate::orders::refund_events::apply(state, &mut tx, &order, event, now).await?;
+                    crate::orders::refunds::on_provider_event(state, &mut tx, &order, event, now)
+                        .await?;
                     Applied::Refund
                 }
             }

@@ -1,72 +1,466 @@
-//! The `refund_order` job: asks the provider to refund what is left of an order's payment.
-//! The provider's `refund.succeeded` webhook then moves the order to `refunded`.
+//! Refunds, all through one path: a row in `refunds` (pending) written in the same transaction
+//! that decides the refund, then the provider is asked with that row's id as idempotency key,
+//! and its `refund.succeeded` / `refund.failed` webhook settles the row exactly once. Money
+//! already asked for counts against what may still be refunded, so two agents, or an agent and
+//! a replayed webhook, can never refund more than was paid.
 
-use crate::db::{events, orders};
-use crate::domain::Money;
-use crate::payments::{ProviderError, RefundOutcome, RefundRequest};
+use crate::db::orders::{self, Order};
+use crate::db::refunds::{self as rows, Refund, RefundRequest};
+use crate::db::{events, Tx};
+use crate::domain::{Money, OrderStatus};
+use crate::payments::{ProviderError, RefundOutcome, RefundRequest as ProviderRefund};
 use crate::startup::AppState;
 use crate::workers::JobError;
 
-pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), JobError> {
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RefundError {
+    #[error("This order has no payment to refund.")]
+    NotPaid,
+    #[error("Nothing is left to refund on this order.")]
+    NothingLeft,
+    #[error("The amount must be more than zero and at most {max}.")]
+    Amount { max: String },
+    #[error("Someone else has already decided this request.")]
+    AlreadyDecided,
+    #[error("There is no such refund request.")]
+    NoSuchRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// The provider accepted it; its webhook will confirm.
+    Pending,
+    /// The provider refused or could not be reached: shown to the agent, retryable.
+    Failed(String),
+}
+
+/// What may still be refunded: paid, minus refunded, minus refunds under way.
+pub async fn refundable(tx: &mut Tx, order: &Order) -> Result<Money, sqlx::Error> {
+    let pending = rows::pending_minor(tx, &order.id).await?;
+    let left = (order.amount.minor() - order.refunded_minor - pending).max(0);
+    Ok(Money::from_minor(left, order.amount.currency()))
+}
+
+/// Writes the pending refund inside the caller's transaction, after checking the amount.
+async fn reserve(
+    tx: &mut Tx,
+    order: &Order,
+    amount: Money,
+    refund: &Refund,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let inserted = rows::insert_refund(tx, refund).await?;
+    if inserted {
+        let detail = format!(
+            "Refund of {amount} asked from the payment provider (by {})",
+            refund.created_by
+        );
+        events::record(
+            tx,
+            &order.id,
+            now,
+            &refund.created_by,
+            "refund_requested",
+            None,
+            None,
+            &detail,
+        )
+        .await?;
+    }
+    Ok(inserted)
+}
+
+/// Asks the provider for a reserved refund and records a refusal.
+async fn ask_provider(
+    state: &AppState,
+    order: &Order,
+    refund: &Refund,
+) -> Result<Started, sqlx::Error> {
+    let Some(session_id) = order.provider_session_id.clone() else {
+        return Ok(Started::Failed("the order has no payment session".into()));
+    };
+    let request = ProviderRefund {
+        session_id,
+        amount: Money::from_minor(refund.amount_minor, order.amount.currency()),
+        idempotency_key: refund.id.clone(),
+    };
+    let outcome = state.provider.refund(&request).await;
+    let now = state.now_ms();
+    let failure = match outcome {
+        Ok(RefundOutcome::Pending { refund_id }) => {
+            let mut tx = state.db.begin().await?;
+            rows::set_provider_id(&mut tx, &refund.id, &refund_id, now).await?;
+            tx.commit().await?;
+            return Ok(Started::Pending);
+        }
+        Ok(RefundOutcome::Failed { reason }) => reason,
+        Err(ProviderError::Unavailable(e)) => {
+            format!("the payment provider could not be reached ({e})")
+        }
+        Err(ProviderError::Refused(e)) => e,
+    };
+    let mut tx = state.db.begin().await?;
+    settle_failed(&mut tx, order, refund, &failure, now).await?;
+    tx.commit().await?;
+    Ok(Started::Failed(failure))
+}
+
+async fn settle_failed(
+    tx: &mut Tx,
+    order: &Order,
+    refund: &Refund,
+    failure: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if !rows::settle(tx, &refund.id, "failed", Some(failure), now).await? {
+        return Ok(());
+    }
+    let amount = Money::from_minor(refund.amount_minor, order.amount.currency());
+    events::record(
+        tx,
+        &order.id,
+        now,
+        "provider",
+        "refund_failed",
+        None,
+        None,
+        &format!("Refund of {amount} failed: {failure}"),
+    )
+    .await?;
+    if let Some(request) = &refund.request_id {
+        rows::set_status(tx, request, &["approved"], "failed", None, None, now).await?;
+    }
+    Ok(())
+}
+
+/// A buyer asks for a refund. Only for paid orders; one open request per order.
+pub async fn request(
+    state: &AppState,
+    order: &Order,
+    reason: &str,
+    message: &str,
+) -> Result<Result<RefundRequest, RefundRequest>, RefundError> {
+    if !order.status.is_paid() {
+        return Err(RefundError::NotPaid);
+    }
+    let now = state.now_ms();
+    let r = RefundRequest {
+        id: crate::domain::ids::new_id(),
+        order_id: order.id.clone(),
+        reason: reason.into(),
+        message: message.into(),
+        status: "open".into(),
+        decided_by: None,
+        decision_message: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let result: Result<bool, sqlx::Error> = async {
+        let mut tx = state.db.begin().await?;
+        match rows::insert(&mut tx, &r).await {
+            Ok(()) => {}
+            Err(e) if crate::db::is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        let detail = format!("Refund requested: {}", rows::reason_label(reason));
+        events::record(
+            &mut tx,
+            &order.id,
+            now,
+            "buyer",
+            "refund_request",
+            None,
+            None,
+            &detail,
+        )
+        .await?;
+        crate::orders::notify::refund_requested(state, &mut tx, order, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+    .await;
+    match result {
+        Ok(true) => Ok(Ok(r)),
+        Ok(false) | Err(_) => {
+            // The open one, to show the buyer.
+            let open = rows::for_order(state.db.pool(), &order.id)
+                .await
+                .ok()
+                .and_then(|all| {
+                    all.into_iter()
+                        .rev()
+                        .find(|x| matches!(x.status.as_str(), "open" | "approved" | "failed"))
+                });
+            match (result, open) {
+                (Ok(false), Some(open)) => Ok(Err(open)),
+                _ => Err(RefundError::NoSuchRequest),
+            }
+        }
+    }
+}
+
+/// An agent approves a request, in full (`amount = None`) or in part. Concurrent approvals of
+/// the same request: exactly one wins; the rest get `AlreadyDecided`.
+pub async fn approve(
+    state: &AppState,
+    request_id: &str,
+    amount: Option<Money>,
+    staff: &str,
+) -> Result<Result<Started, RefundError>, sqlx::Error> {
+    let Some(req) = rows::by_id(state.db.pool(), request_id).await? else {
+        return Ok(Err(RefundError::NoSuchRequest));
+    };
+    let Some(order) = orders::by_id(state.db.pool(), &req.order_id).await? else {
+        return Ok(Err(RefundError::NoSuchRequest));
+    };
+    let now = state.now_ms();
+    let mut tx = state.db.begin().await?;
+    // Re-read inside the transaction: amounts move when refunds settle.
+    let Some(order) = orders::by_id_in(&mut tx, &order.id).await? else {
+        return Ok(Err(RefundError::NoSuchRequest));
+    };
+    if !order.status.is_paid() {
+        return Ok(Err(RefundError::NotPaid));
+    }
+    let left = refundable(&mut tx, &order).await?;
+    if left.minor() == 0 {
+        return Ok(Err(RefundError::NothingLeft));
+    }
+    let amount = amount.unwrap_or(left);
+    if amount.currency() != order.amount.currency()
+        || amount.minor() <= 0
+        || amount.minor() > left.minor()
+    {
+        return Ok(Err(RefundError::Amount {
+            max: left.to_string(),
+        }));
+    }
+    if !rows::set_status(
+        &mut tx,
+        &req.id,
+        &["open", "failed"],
+        "approved",
+        Some(staff),
+        None,
+        now,
+    )
+    .await?
+    {
+        return Ok(Err(RefundError::AlreadyDecided));
+    }
+    let refund = Refund {
+        id: format!("rf_{}", uuid::Uuid::now_v7().simple()),
+        order_id: order.id.clone(),
+        request_id: Some(req.id.clone()),
+        amount_minor: amount.minor(),
+        currency: amount.currency().code().into(),
+        status: "pending".into(),
+        provider_refund_id: None,
+        failure: None,
+        created_by: staff.into(),
+        created_at: now,
+    };
+    reserve(&mut tx, &order, amount, &refund, now).await?;
+    tx.commit().await?;
+    Ok(Ok(ask_provider(state, &order, &refund).await?))
+}
+
+/// An agent denies a request with a message to the buyer.
+pub async fn deny(
+    state: &AppState,
+    request_id: &str,
+    staff: &str,
+    message: &str,
+) -> Result<Result<(), RefundError>, sqlx::Error> {
+    let Some(req) = rows::by_id(state.db.pool(), request_id).await? else {
+        return Ok(Err(RefundError::NoSuchRequest));
+    };
+    let Some(order) = orders::by_id(state.db.pool(), &req.order_id).await? else {
+        return Ok(Err(RefundError::NoSuchRequest));
+    };
+    let now = state.now_ms();
+    let mut tx = state.db.begin().await?;
+    if !rows::set_status(
+        &mut tx,
+        &req.id,
+        &["open", "failed"],
+        "denied",
+        Some(staff),
+        Some(message),
+        now,
+    )
+    .await?
+    {
+        return Ok(Err(RefundError::AlreadyDecided));
+    }
+    events::record(
+        &mut tx,
+        &order.id,
+        now,
+        staff,
+        "refund_denied",
+        None,
+        None,
+        &format!("Refund request denied: {message}"),
+    )
+    .await?;
+    crate::orders::notify::refund_denied(state, &mut tx, &order, message, now).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// The `refund_order` job: refunds everything left after a block, a rejection or a failed
+/// delivery. Its refund id is fixed per order and remainder, so a retried job asks again with
+/// the same idempotency key and never refunds twice.
+pub async fn run_full_refund_job(
+    state: &AppState,
+    payload: &serde_json::Value,
+) -> Result<(), JobError> {
     let order_id = payload["order_id"].as_str().unwrap_or_default();
     let reason = payload["reason"].as_str().unwrap_or("refund");
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
-    let Some(session_id) = order.provider_session_id.clone() else {
-        return Err(JobError::Permanent(
-            "the order has no payment to refund".into(),
-        ));
-    };
-    let left = order.amount.minor() - order.refunded_minor;
-    if left <= 0 {
-        return Ok(());
-    }
-    let amount = Money::from_minor(left, order.amount.currency());
-    let request = RefundRequest {
-        session_id,
-        amount,
-        // Same key for the same remainder: a retried job never refunds twice.
-        idempotency_key: format!("{}:full:{}", order.id, order.refunded_minor),
-    };
     let now = state.now_ms();
-    match state.provider.refund(&request).await {
-        Ok(RefundOutcome::Pending { refund_id }) => {
-            let mut tx = state.db.begin().await?;
-            let detail = format!("Refund of {amount} requested from the payment provider ({reason}; ref {refund_id})");
-            events::record(
-                &mut tx,
-                &order.id,
-                now,
-                "system",
-                "refund_requested",
-                None,
-                None,
-                &detail,
-            )
-            .await?;
+    let refund_id = format!("auto_{}_{}", order.id, order.refunded_minor);
+    let mut tx = state.db.begin().await?;
+    let existing = rows::refund_by_id(&mut tx, &refund_id).await?;
+    let refund = match existing {
+        Some(r) if r.status == "failed" => {
+            return Err(JobError::Permanent(
+                r.failure.unwrap_or_else(|| "refund failed".into()),
+            ))
+        }
+        Some(r) => r,
+        None => {
+            let left = refundable(&mut tx, &order).await?;
+            if left.minor() == 0 {
+                return Ok(());
+            }
+            let refund = Refund {
+                id: refund_id,
+                order_id: order.id.clone(),
+                request_id: None,
+                amount_minor: left.minor(),
+                currency: left.currency().code().into(),
+                status: "pending".into(),
+                provider_refund_id: None,
+                failure: None,
+                created_by: "system".into(),
+                created_at: now,
+            };
+            reserve(&mut tx, &order, left, &refund, now).await?;
+            let amount = left;
             crate::orders::notify::cancelled_refunded(state, &mut tx, &order, amount, reason, now)
                 .await?;
-            tx.commit().await?;
-            Ok(())
+            refund
         }
-        Ok(RefundOutcome::Failed { reason: why }) => {
-            let mut tx = state.db.begin().await?;
-            events::record(
-                &mut tx,
-                &order.id,
+    };
+    tx.commit().await?;
+    match ask_provider(state, &order, &refund).await? {
+        Started::Pending => Ok(()),
+        Started::Failed(why) => Err(JobError::Permanent(why)),
+    }
+}
+
+/// A `refund.succeeded` or `refund.failed` event, in the webhook's transaction.
+pub async fn on_provider_event(
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    event: &crate::payments::ProviderEvent,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    use crate::payments::EventKind;
+    let d = &event.data;
+    let amount = Money::from_minor(d.amount_minor, order.amount.currency());
+    let ours = match d.reference.as_deref() {
+        Some(id) => rows::refund_by_id(tx, id).await?,
+        None => rows::refund_by_provider_id(tx, &d.object_id).await?,
+    };
+    if event.kind == EventKind::RefundFailed {
+        let why = d
+            .failure_message
+            .clone()
+            .unwrap_or_else(|| "the provider refused it".into());
+        match ours {
+            Some(refund) => settle_failed(tx, order, &refund, &why, now).await?,
+            None => {
+                events::record(
+                    tx,
+                    &order.id,
+                    now,
+                    "provider",
+                    "refund_failed",
+                    None,
+                    None,
+                    &format!("Refund of {amount} failed: {why}"),
+                )
+                .await?
+            }
+        }
+        return Ok(());
+    }
+    if let Some(refund) = &ours {
+        // Settled before (the same refund reported again under another event id): nothing to add.
+        if !rows::settle(tx, &refund.id, "succeeded", None, now).await? {
+            return Ok(());
+        }
+        if let Some(request) = &refund.request_id {
+            rows::set_status(
+                tx,
+                request,
+                &["approved", "failed"],
+                "refunded",
+                None,
+                None,
                 now,
-                "provider",
-                "refund_failed",
-                None,
-                None,
-                &format!("Refund of {amount} refused: {why}"),
             )
             .await?;
-            tx.commit().await?;
-            Err(JobError::Permanent(why))
         }
-        Err(ProviderError::Unavailable(e)) => Err(JobError::Retry(e)),
-        Err(ProviderError::Refused(e)) => Err(JobError::Permanent(e)),
     }
+    sqlx::query(
+        "UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(d.amount_minor)
+    .bind(now)
+    .bind(&order.id)
+    .execute(&mut **tx)
+    .await?;
+    events::record(
+        tx,
+        &order.id,
+        now,
+        "provider",
+        "refund_succeeded",
+        None,
+        None,
+        &format!("Refunded {amount}"),
+    )
+    .await?;
+    let refunded = order.refunded_minor + d.amount_minor;
+    let to = if refunded >= order.amount.minor() {
+        OrderStatus::Refunded
+    } else {
+        OrderStatus::PartiallyRefunded
+    };
+    if order.status != to && order.status.can_move_to(to) {
+        orders::transition(
+            tx,
+            &order.id,
+            order.status,
+            to,
+            "provider",
+            &format!("{amount} returned to the buyer"),
+            now,
+        )
+        .await?;
+    }
+    if ours.as_ref().is_some_and(|r| r.request_id.is_some()) {
+        crate::orders::notify::refund_completed(state, tx, order, amount, now).await?;
+    }
+    Ok(())
 }

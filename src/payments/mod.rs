@@ -122,6 +122,9 @@ pub struct EventData {
     pub failure_message: Option<String>,
     #[serde(default)]
     pub card: Option<CardDetails>,
+    /// For refunds: the shop's own id for the refund (its idempotency key), echoed back.
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -112,6 +112,14 @@ impl SandboxProvider {
         .transpose()
     }
 
+    async fn session_last4(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT paid_last4 FROM sandbox_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.db.pool())
+            .await?;
+        col(&row, "paid_last4")
+    }
+
     /// A stable, keyed fingerprint of a card: the same card gives the same fingerprint on every
     /// order, and the number cannot be recovered from it.
     fn fingerprint(&self, what: &str) -> String {
@@ -166,9 +174,10 @@ impl SandboxProvider {
         };
         if let Some(status) = new_status {
             let moved = sqlx::query(
-                "UPDATE sandbox_sessions SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'open'",
+                "UPDATE sandbox_sessions SET status = $1, paid_last4 = $2, updated_at = $3 WHERE id = $4 AND status = 'open'",
             )
             .bind(status)
+            .bind(card.as_ref().map(|c| c.last4.clone()))
             .bind(now)
             .bind(&s.id)
             .execute(&mut *tx)
@@ -188,6 +197,7 @@ impl SandboxProvider {
             failure_code: failure.map(|d| d.code().into()),
             failure_message: failure.map(|d| d.message().into()),
             card: card.clone(),
+            reference: None,
         };
         match outcome {
             AttemptResult::Succeeded => {
@@ -255,6 +265,7 @@ impl SandboxProvider {
                 failure_code: None,
                 failure_message: None,
                 card: None,
+                reference: None,
             };
             self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now)
                 .await?;
@@ -416,7 +427,7 @@ impl PaymentProvider for SandboxProvider {
             });
         }
         let refunded: i64 = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM sandbox_refunds WHERE session_id = $1",
+            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM sandbox_refunds WHERE session_id = $1 AND status = 'succeeded'",
         )
         .bind(&s.id)
         .fetch_one(&mut *tx)
@@ -430,15 +441,34 @@ impl PaymentProvider for SandboxProvider {
             });
         }
         let refund_id = format!("re_{}", uuid::Uuid::now_v7().simple());
+        // Like Stripe's 4000 0000 0000 5126: the refund of a payment made with a card ending
+        // 5126 fails asynchronously — here only the first time, so a retry can succeed.
+        let earlier_failures: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM sandbox_refunds WHERE session_id = $1 AND status = 'failed'",
+        )
+        .bind(&s.id)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| col(&r, "n"))
+        .map_err(unavailable)?;
+        let fails = self
+            .session_last4(&s.id)
+            .await
+            .map_err(unavailable)?
+            .as_deref()
+            == Some("5126")
+            && earlier_failures == 0;
+        let status = if fails { "failed" } else { "succeeded" };
         sqlx::query(
             "INSERT INTO sandbox_refunds (id, session_id, idempotency_key, amount_minor, currency, status, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'succeeded', $6)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&refund_id)
         .bind(&s.id)
         .bind(&req.idempotency_key)
         .bind(req.amount.minor())
         .bind(&s.currency)
+        .bind(status)
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -450,11 +480,17 @@ impl PaymentProvider for SandboxProvider {
             method: s.method.clone(),
             amount_minor: req.amount.minor(),
             currency: s.currency.clone(),
-            failure_code: None,
-            failure_message: None,
+            failure_code: fails.then(|| "expired_or_canceled_card".to_owned()),
+            failure_message: fails.then(|| "The card can no longer receive refunds".to_owned()),
             card: None,
+            reference: Some(req.idempotency_key.clone()),
         };
-        self.queue_event(&mut tx, &s, EventKind::RefundSucceeded, data, now, now)
+        let kind = if fails {
+            EventKind::RefundFailed
+        } else {
+            EventKind::RefundSucceeded
+        };
+        self.queue_event(&mut tx, &s, kind, data, now, now)
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
