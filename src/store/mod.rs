@@ -24,6 +24,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/orders/lookup", web::post().to(orders::lookup))
         .route("/orders/{token}", web::get().to(orders::show))
         .route(
+            "/orders/{token}/refund",
+            web::post().to(orders::request_refund),
+        )
+        .route(
             "/webhooks/payments/{provider}",
             web::post().to(webhooks::receive),
         )

@@ -1,6 +1,7 @@
 //! The buyer's private order page (`/orders/{token}`) and the order look-up.
 
 use crate::clock::format_utc;
+use crate::db::refunds as refund_rows;
 use crate::db::{events, orders, payments};
 use crate::domain::{ids, OrderStatus};
 use crate::orders::payment_events::method_summary;
@@ -12,6 +13,25 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+
+pub struct RequestView {
+    pub when: String,
+    pub reason: String,
+    pub message: String,
+    pub status: String,
+    pub decision: Option<String>,
+}
+
+fn request_status(status: &str) -> &'static str {
+    match status {
+        "open" => "Waiting for our support team (usually within one business day)",
+        "approved" => "Approved — the refund is on its way",
+        "failed" => "Approved — we are retrying the refund",
+        "refunded" => "Refunded",
+        "denied" => "Not refunded",
+        _ => "Received",
+    }
+}
 
 pub struct TimelineEntry {
     pub time: String,
@@ -38,6 +58,14 @@ struct OrderPage {
     /// the buyer sees the delivery as soon as it happens.
     refresh: bool,
     created: String,
+    token: String,
+    /// The buyer may ask for a refund (a paid order with no request under way).
+    can_request_refund: bool,
+    refund_requests: Vec<RequestView>,
+    reasons: Vec<(&'static str, &'static str)>,
+    refund_notice: Option<String>,
+    refund_error: Option<String>,
+    refund_values: (String, String),
     timeline: Vec<TimelineEntry>,
 }
 
@@ -87,19 +115,55 @@ fn describe(e: &events::OrderEvent) -> Option<String> {
     }
 }
 
-pub async fn show(
-    state: web::Data<AppState>,
-    token: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    if !tokens::well_formed(&token) {
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    refund: Option<String>,
+}
+
+async fn order_for_token(state: &AppState, token: &str) -> Result<orders::Order, AppError> {
+    if !tokens::well_formed(token) {
         return Err(AppError::NotFound);
     }
-    let order = orders::by_token_hash(state.db.pool(), &ids::token_hash(&token))
+    orders::by_token_hash(state.db.pool(), &ids::token_hash(token))
         .await?
-        .ok_or(AppError::NotFound)?;
-    let (events, payments) = tokio::try_join!(
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    token: web::Path<String>,
+    query: web::Query<ShowQuery>,
+) -> Result<HttpResponse, AppError> {
+    let order = order_for_token(&state, &token).await?;
+    let notice = (query.refund.as_deref() == Some("requested")).then(|| {
+        "We received your refund request and emailed you a copy. Our support team answers within one business day.".to_owned()
+    });
+    order_page(
+        &state,
+        &csrf.0,
+        &token,
+        order,
+        notice,
+        None,
+        Default::default(),
+    )
+    .await
+}
+
+async fn order_page(
+    state: &AppState,
+    csrf: &str,
+    token: &str,
+    order: orders::Order,
+    refund_notice: Option<String>,
+    refund_error: Option<String>,
+    refund_values: (String, String),
+) -> Result<HttpResponse, AppError> {
+    let (events, payments, requests) = tokio::try_join!(
         events::for_order(state.db.pool(), &order.id),
-        payments::for_order(state.db.pool(), &order.id)
+        payments::for_order(state.db.pool(), &order.id),
+        refund_rows::for_order(state.db.pool(), &order.id)
     )?;
     let paid_with = payments
         .iter()
@@ -132,8 +196,25 @@ pub async fn show(
         username: order.tiktok_username.clone(),
         display_name: order.tiktok_display_name.clone(),
     };
+    let under_way = requests
+        .iter()
+        .any(|r| matches!(r.status.as_str(), "open" | "approved" | "failed"));
+    let can_request_refund = order.status.is_paid()
+        && order.status != OrderStatus::Refunded
+        && !under_way
+        && order.refunded_minor < order.amount.minor();
+    let refund_requests = requests
+        .iter()
+        .map(|r| RequestView {
+            when: format_utc(r.created_at),
+            reason: refund_rows::reason_label(&r.reason).into(),
+            message: r.message.clone(),
+            status: request_status(&r.status).into(),
+            decision: r.decision_message.clone(),
+        })
+        .collect();
     let page = OrderPage {
-        meta: state.meta(format!("Order {}", order.order_number), ""),
+        meta: state.meta(format!("Order {}", order.order_number), csrf),
         order_number: order.order_number.clone(),
         coins: order.coins.to_string(),
         username: order.tiktok_username.clone(),
@@ -153,14 +234,97 @@ pub async fn show(
             && payments.iter().any(|p| p.status == "pending")),
         created: format_utc(order.created_at),
         timeline,
+        token: token.to_owned(),
+        can_request_refund,
+        refund_requests,
+        reasons: refund_rows::REASONS.to_vec(),
+        refund_notice,
+        refund_error: refund_error.clone(),
+        refund_values,
     };
-    let mut resp = render(StatusCode::OK, &page);
+    let status = if refund_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = render(status, &page);
     // A private page: never cached by a shared or back-button cache.
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
     );
     Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct RefundForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    message: String,
+}
+
+const MAX_MESSAGE: usize = 2000;
+
+/// `POST /orders/{token}/refund`: the buyer asks for their money back.
+pub async fn request_refund(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    ip: ClientIp,
+    token: web::Path<String>,
+    form: SafeForm<RefundForm>,
+) -> Result<HttpResponse, AppError> {
+    let SafeForm(form) = form;
+    let order = order_for_token(&state, &token).await?;
+    rate_limit::enforce(&state, Action::RefundRequest, ip).await?;
+    let values = (
+        form.reason.clone(),
+        form.message
+            .chars()
+            .take(MAX_MESSAGE + 100)
+            .collect::<String>(),
+    );
+    let message = form.message.trim();
+    let error = if !refund_rows::REASONS.iter().any(|(c, _)| *c == form.reason) {
+        Some("Choose what went wrong.")
+    } else if message.chars().count() > MAX_MESSAGE {
+        Some("Please keep the message under 2,000 characters.")
+    } else if form.reason == "other" && message.is_empty() {
+        Some("Tell us briefly what went wrong.")
+    } else {
+        None
+    };
+    if let Some(e) = error {
+        return order_page(&state, &csrf.0, &token, order, None, Some(e.into()), values).await;
+    }
+    match crate::orders::refunds::request(&state, &order, &form.reason, message).await {
+        Ok(Ok(_)) => Ok(HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                format!("/orders/{}?refund=requested", token.as_str()),
+            ))
+            .finish()),
+        Ok(Err(open)) => {
+            let e = format!(
+                "You already asked for a refund on {}; it is: {}. We will email you when it is decided.",
+                format_utc(open.created_at),
+                request_status(&open.status).to_lowercase()
+            );
+            order_page(&state, &csrf.0, &token, order, None, Some(e), values).await
+        }
+        Err(e) => {
+            order_page(
+                &state,
+                &csrf.0,
+                &token,
+                order,
+                None,
+                Some(e.to_string()),
+                values,
+            )
+            .await
+        }
+    }
 }
 
 #[derive(Template)]

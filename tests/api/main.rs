@@ -11,5 +11,6 @@ mod fulfillment;
 mod health;
 mod payments;
 mod process;
+mod refunds;
 mod risk;
 mod startup_config;
