@@ -10,7 +10,10 @@ CREATE TABLE orders (
     idempotency_key     TEXT NOT NULL UNIQUE,
     status              TEXT NOT NULL,
     coins               BIGINT NOT NULL,
+    -- The total charged, fee included.
     amount_minor        BIGINT NOT NULL,
+    -- The payment method's fee, itemised on the confirm page and the receipt.
+    fee_minor           BIGINT NOT NULL DEFAULT 0,
     currency            TEXT NOT NULL,
     -- The same amount in the base currency's minor units, for velocity sums across currencies.
     base_amount_minor   BIGINT NOT NULL,
@@ -20,6 +23,9 @@ CREATE TABLE orders (
     email               TEXT NOT NULL,
     payment_method      TEXT NOT NULL,
     client_ip           TEXT NOT NULL,
+    -- When the buyer confirmed being at least `min_age` years old.
+    age_confirmed_at    BIGINT,
+    min_age             BIGINT,
     -- What the buyer's page claimed the price was (never used to charge).
     client_amount_minor BIGINT,
     client_currency     TEXT,

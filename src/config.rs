@@ -114,6 +114,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub supplier: SupplierSettings,
     pub fulfillment: FulfillmentSettings,
+    pub shop: ShopSettings,
     pub mail: MailSettings,
     pub secrets: SecretSettings,
 }
@@ -136,6 +137,7 @@ impl Default for Settings {
             jobs: JobSettings::default(),
             supplier: SupplierSettings::default(),
             fulfillment: FulfillmentSettings::default(),
+            shop: ShopSettings::default(),
             mail: MailSettings::default(),
             secrets: SecretSettings::default(),
         }
@@ -252,6 +254,30 @@ pub struct PaymentSettings {
     pub sandbox_bank_transfer_settle_seconds: u64,
     /// Webhook signatures older or newer than this are refused.
     pub webhook_tolerance_seconds: u64,
+    /// Methods offered, per currency code; `default` for currencies not listed.
+    pub methods: BTreeMap<String, Vec<String>>,
+    /// A method's fee: a percentage of the price plus a fixed amount in the base currency.
+    pub fees: BTreeMap<String, FeeSettings>,
+    /// How long a crypto quote (address and exact amount) stays valid.
+    pub crypto_quote_minutes: u64,
+    /// How long the sandbox takes to confirm a crypto transfer.
+    pub sandbox_crypto_confirm_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeeSettings {
+    pub percent: Dec,
+    pub fixed: Dec,
+}
+
+impl Default for FeeSettings {
+    fn default() -> Self {
+        FeeSettings {
+            percent: Dec(Decimal::ZERO),
+            fixed: Dec(Decimal::ZERO),
+        }
+    }
 }
 
 impl Default for PaymentSettings {
@@ -261,6 +287,29 @@ impl Default for PaymentSettings {
             order_expiry_minutes: 30,
             sandbox_bank_transfer_settle_seconds: 5,
             webhook_tolerance_seconds: 300,
+            methods: BTreeMap::from([(
+                "default".to_owned(),
+                [
+                    "card",
+                    "wallet",
+                    "paypal",
+                    "bank_transfer",
+                    "gift_card",
+                    "crypto",
+                ]
+                .map(String::from)
+                .to_vec(),
+            )]),
+            // PayPal-style wallets usually pass their cost on; the rest carry none by default.
+            fees: BTreeMap::from([(
+                "paypal".to_owned(),
+                FeeSettings {
+                    percent: dec("2.9"),
+                    fixed: dec("0.30"),
+                },
+            )]),
+            crypto_quote_minutes: 15,
+            sandbox_crypto_confirm_seconds: 5,
         }
     }
 }
@@ -388,6 +437,35 @@ impl Default for SupplierSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct ShopSettings {
+    /// Buyers confirm they are at least this old at checkout.
+    pub min_age: u32,
+    /// Days after payment in which refunds are normally granted (stated in the refund policy,
+    /// shown to agents).
+    pub refund_window_days: u32,
+    /// Where support answers from; shown on policy pages.
+    pub support_email: String,
+    /// A folder of operator-written Markdown policies (`terms.md`, `refunds.md`,
+    /// `delivery.md`, `privacy.md`) replacing the shipped defaults.
+    pub policies_dir: Option<PathBuf>,
+    /// The delivery time promised while the shop has no delivery history yet, in minutes.
+    pub default_delivery_minutes: u32,
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        ShopSettings {
+            min_age: 18,
+            refund_window_days: 30,
+            support_email: "support@coinfront.invalid".into(),
+            policies_dir: None,
+            default_delivery_minutes: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FulfillmentSettings {
     /// Refund the buyer at once when coins could not be delivered after the last retry.
     pub auto_refund_on_failure: bool,
@@ -440,6 +518,30 @@ pub struct SecretSettings {
     pub cookie_key: Option<Secret>,
     /// Signs payment webhooks. Generated into `data_dir` when not set.
     pub webhook_signing_key: Option<Secret>,
+}
+
+impl PaymentSettings {
+    /// The methods offered in `currency`, in the shop's display order.
+    pub fn methods_for(&self, currency: Currency) -> Vec<crate::domain::PaymentMethod> {
+        let listed = self
+            .methods
+            .get(currency.code())
+            .or_else(|| self.methods.get("default"));
+        crate::domain::PaymentMethod::ALL
+            .into_iter()
+            .filter(|m| listed.is_some_and(|l| l.iter().any(|x| x == m.as_str())))
+            .collect()
+    }
+
+    pub fn fee_for(&self, method: crate::domain::PaymentMethod) -> crate::domain::pricing::FeeRule {
+        self.fees
+            .get(method.as_str())
+            .map(|f| crate::domain::pricing::FeeRule {
+                percent: f.percent.0,
+                fixed_base: f.fixed.0,
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl Settings {
@@ -499,6 +601,49 @@ impl Settings {
                     "must start with http:// or https://",
                 ));
             }
+        }
+        for (currency, methods) in &self.payments.methods {
+            if currency != "default" && Currency::from_str(currency).is_err() {
+                return Err(ConfigError::new(
+                    format!("payments.methods.{currency}"),
+                    "not a currency code or \"default\"",
+                ));
+            }
+            if let Some(bad) = methods
+                .iter()
+                .find(|m| crate::domain::PaymentMethod::from_str(m).is_err())
+            {
+                return Err(ConfigError::new(
+                    format!("payments.methods.{currency}"),
+                    format!("unknown method {bad:?}"),
+                ));
+            }
+        }
+        if !self.payments.methods.contains_key("default") {
+            return Err(ConfigError::new(
+                "payments.methods",
+                "needs a \"default\" list",
+            ));
+        }
+        for (method, fee) in &self.payments.fees {
+            if crate::domain::PaymentMethod::from_str(method).is_err() {
+                return Err(ConfigError::new(
+                    format!("payments.fees.{method}"),
+                    "unknown method",
+                ));
+            }
+            if fee.percent.0 < Decimal::ZERO
+                || fee.percent.0 > Decimal::from(50)
+                || fee.fixed.0 < Decimal::ZERO
+            {
+                return Err(ConfigError::new(
+                    format!("payments.fees.{method}"),
+                    "percent must be 0 to 50 and fixed at least 0",
+                ));
+            }
+        }
+        if self.shop.min_age == 0 || self.shop.min_age > 99 {
+            return Err(ConfigError::new("shop.min_age", "must be between 1 and 99"));
         }
         if self.payments.provider != "sandbox" {
             return Err(ConfigError::new(

@@ -13,7 +13,10 @@ pub struct Order {
     pub idempotency_key: String,
     pub status: OrderStatus,
     pub coins: Coins,
+    /// The total charged, fee included.
     pub amount: Money,
+    /// The payment method's fee (part of `amount`).
+    pub fee_minor: i64,
     pub base_amount_minor: i64,
     pub tiktok_username: String,
     pub tiktok_account_id: String,
@@ -21,6 +24,8 @@ pub struct Order {
     pub email: String,
     pub payment_method: PaymentMethod,
     pub client_ip: String,
+    pub age_confirmed_at: Option<Millis>,
+    pub min_age: Option<i64>,
     pub client_amount_minor: Option<i64>,
     pub client_currency: Option<String>,
     pub provider: String,
@@ -33,8 +38,8 @@ pub struct Order {
     pub delivered_at: Option<Millis>,
 }
 
-pub const COLUMNS: &str = "id, order_number, idempotency_key, status, coins, amount_minor, currency, base_amount_minor, \
-    tiktok_username, tiktok_account_id, tiktok_display_name, email, payment_method, client_ip, client_amount_minor, \
+pub const COLUMNS: &str = "id, order_number, idempotency_key, status, coins, amount_minor, fee_minor, currency, base_amount_minor, \
+    tiktok_username, tiktok_account_id, tiktok_display_name, email, payment_method, client_ip, age_confirmed_at, min_age, client_amount_minor, \
     client_currency, provider, provider_session_id, refunded_minor, created_at, updated_at, expires_at, paid_at, delivered_at";
 
 fn bad(what: &str, value: &str) -> sqlx::Error {
@@ -53,6 +58,7 @@ pub fn from_row(r: &AnyRow) -> Result<Order, sqlx::Error> {
         status: status.parse().map_err(|_| bad("status", &status))?,
         coins: Coins::new(col::<i64>(r, "coins")?.max(0) as u64),
         amount: Money::from_minor(col(r, "amount_minor")?, currency),
+        fee_minor: col(r, "fee_minor")?,
         base_amount_minor: col(r, "base_amount_minor")?,
         tiktok_username: col(r, "tiktok_username")?,
         tiktok_account_id: col(r, "tiktok_account_id")?,
@@ -60,6 +66,8 @@ pub fn from_row(r: &AnyRow) -> Result<Order, sqlx::Error> {
         email: col(r, "email")?,
         payment_method: method.parse().map_err(|_| bad("payment_method", &method))?,
         client_ip: col(r, "client_ip")?,
+        age_confirmed_at: col(r, "age_confirmed_at")?,
+        min_age: col(r, "min_age")?,
         client_amount_minor: col(r, "client_amount_minor")?,
         client_currency: col(r, "client_currency")?,
         provider: col(r, "provider")?,
@@ -84,8 +92,9 @@ pub async fn insert(
         "INSERT INTO orders (id, order_number, token_hash, idempotency_key, status, coins, amount_minor, currency,
             base_amount_minor, tiktok_username, tiktok_account_id, tiktok_display_name, email, payment_method,
             client_ip, client_amount_minor, client_currency, provider, provider_session_id, refunded_minor,
-            created_at, updated_at, expires_at, paid_at, delivered_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
+            created_at, updated_at, expires_at, paid_at, delivered_at, fee_minor, age_confirmed_at, min_age)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+                 $24, $25, $26, $27, $28)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&o.id)
@@ -113,6 +122,9 @@ pub async fn insert(
     .bind(o.expires_at)
     .bind(o.paid_at)
     .bind(o.delivered_at)
+    .bind(o.fee_minor)
+    .bind(o.age_confirmed_at)
+    .bind(o.min_age)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {

@@ -76,6 +76,13 @@ impl PriceQuote {
     }
 }
 
+/// A payment method's fee: a percentage of the price plus a fixed amount in the base currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeeRule {
+    pub percent: Decimal,
+    pub fixed_base: Decimal,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
     #[error("Enter a number of coins, like 1500.")]
@@ -244,6 +251,14 @@ impl Catalog {
         })
     }
 
+    /// The fee for paying `subtotal` with a method, in the same currency, rounded once.
+    pub fn fee(&self, subtotal: Money, rule: &FeeRule) -> Option<Money> {
+        let rate = self.rate(subtotal.currency())?;
+        let exact =
+            subtotal.to_major() * rule.percent / Decimal::from(100) + rule.fixed_base * rate;
+        Money::round_from_major(exact, subtotal.currency())
+    }
+
     /// Converts an amount charged in some currency back to the base currency, exactly.
     pub fn to_base(&self, money: Money) -> Option<Decimal> {
         Some(money.to_major() / self.rate(money.currency())?)
@@ -375,6 +390,35 @@ pub(crate) mod tests {
         assert_eq!(c.parse_custom_amount(""), Err(AmountError::NotANumber));
         assert_eq!(c.parse_package("700").unwrap(), Coins::new(700));
         assert_eq!(c.parse_package("701"), Err(AmountError::UnknownPackage));
+    }
+
+    #[test]
+    fn fees_are_a_percentage_plus_a_converted_fixed_part() {
+        let c = test_catalog();
+        let rule = FeeRule {
+            percent: dec!(2.9),
+            fixed_base: dec!(0.30),
+        };
+        // 7.28 * 2.9% = 0.21112, + 0.30 = 0.51112 -> 0.51
+        assert_eq!(
+            c.fee(Money::from_minor(728, Currency::Usd), &rule)
+                .unwrap()
+                .minor(),
+            51
+        );
+        // ¥1092 * 2.9% = 31.668, + 0.30 * 150 = 45 -> 76.668 -> ¥77
+        assert_eq!(
+            c.fee(Money::from_minor(1092, Currency::Jpy), &rule)
+                .unwrap()
+                .minor(),
+            77
+        );
+        assert_eq!(
+            c.fee(Money::from_minor(728, Currency::Usd), &FeeRule::default())
+                .unwrap()
+                .minor(),
+            0
+        );
     }
 
     #[test]

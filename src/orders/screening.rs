@@ -148,12 +148,13 @@ pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(),
     Ok(())
 }
 
-/// Queues delivery (an agent's approval calls this too). One fulfillment job per order.
+/// Queues delivery (an agent's approval and a retry call this too). Callers enqueue it in the
+/// same transaction as the guarded move to `queued`, which is what makes it one job per move.
 pub async fn queue_fulfillment(tx: &mut Tx, order_id: &str, now: i64) -> Result<(), sqlx::Error> {
     let job = NewJob {
         kind: FULFILL_JOB,
         payload: serde_json::json!({ "order_id": order_id }),
-        dedupe_key: Some(format!("{FULFILL_JOB}:{order_id}:{now}")),
+        dedupe_key: None,
         run_at: now,
     };
     jobs::enqueue(tx, job, now).await?;

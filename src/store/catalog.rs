@@ -2,7 +2,7 @@
 //! and who to top up. `POST /checkout` re-renders it with a message beside each bad field.
 
 use crate::domain::pricing::PriceQuote;
-use crate::domain::{Coins, Currency, PaymentMethod};
+use crate::domain::{Coins, Currency};
 use crate::startup::AppState;
 use crate::web::{render, CsrfToken, Meta};
 use actix_web::http::StatusCode;
@@ -33,6 +33,7 @@ pub struct CheckoutValues {
     pub tiktok_username: String,
     pub email: String,
     pub payment_method: String,
+    pub age_confirmed: bool,
 }
 
 #[derive(Default)]
@@ -42,6 +43,7 @@ pub struct FieldErrors {
     pub email: Option<String>,
     pub currency: Option<String>,
     pub payment_method: Option<String>,
+    pub age: Option<String>,
 }
 
 impl FieldErrors {
@@ -51,6 +53,7 @@ impl FieldErrors {
             || self.email.is_some()
             || self.currency.is_some()
             || self.payment_method.is_some()
+            || self.age.is_some()
     }
 }
 
@@ -67,6 +70,7 @@ pub struct CatalogPage {
     pub custom_checked: bool,
     /// The price of the custom amount the buyer asked about.
     pub custom_quote: Option<(String, String)>,
+    pub min_age: u32,
     pub values: CheckoutValues,
     pub errors: FieldErrors,
 }
@@ -130,7 +134,10 @@ impl CatalogPage {
         } else {
             values.payment_method.as_str()
         };
-        let methods = PaymentMethod::ALL
+        let methods = state
+            .settings
+            .payments
+            .methods_for(currency)
             .into_iter()
             .map(|m| OptionView {
                 value: m.as_str().into(),
@@ -157,6 +164,7 @@ impl CatalogPage {
             custom_max: max.to_string(),
             custom_checked,
             custom_quote,
+            min_age: state.settings.shop.min_age,
             values,
             errors,
         }

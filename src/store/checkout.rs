@@ -2,12 +2,12 @@
 //! page; `POST /checkout/confirm` creates the order and sends the buyer to the provider's
 //! hosted payment page; `GET /checkout/return` brings the buyer back to their order.
 
-use super::catalog::{
-    chosen_currency, parse_amount, price_texts, CatalogPage, CheckoutValues, FieldErrors,
-};
+use super::catalog::{chosen_currency, parse_amount, CatalogPage, CheckoutValues, FieldErrors};
 use super::quote::{self, Quote};
 use crate::db::orders::{self, Order};
-use crate::domain::{ids, BuyerEmail, Coins, Currency, OrderStatus, PaymentMethod, TikTokUsername};
+use crate::domain::{
+    ids, BuyerEmail, Coins, Currency, Money, OrderStatus, PaymentMethod, TikTokUsername,
+};
 use crate::fulfillment::{SupplierError, TikTokAccount};
 use crate::orders::tokens::order_token;
 use crate::payments::SessionRequest;
@@ -39,6 +39,9 @@ pub struct CheckoutForm {
     currency: String,
     #[serde(default)]
     payment_method: String,
+    /// The "I am old enough" checkbox: present only when ticked.
+    #[serde(default)]
+    age_confirmed: Option<String>,
 }
 
 #[derive(Template)]
@@ -48,6 +51,8 @@ struct ConfirmPage {
     quote: String,
     account: TikTokAccount,
     coins: String,
+    subtotal: String,
+    fee: Option<String>,
     total: String,
     total_minor: i64,
     currency: String,
@@ -55,6 +60,39 @@ struct ConfirmPage {
     method: String,
     email: String,
     back_url: String,
+}
+
+/// What the buyer pays with a method: the coins' price plus the method's fee.
+pub struct Charge {
+    pub fee: Money,
+    pub total: Money,
+}
+
+impl Charge {
+    /// The effective price per coin, fee included.
+    pub fn per_coin_text(&self, coins: Coins) -> String {
+        let per_coin = self.total.to_major() / rust_decimal::Decimal::from(coins.get().max(1));
+        let dp = self.total.currency().minor_units() + 3;
+        format!(
+            "{} {} per coin",
+            per_coin.round_dp(dp).normalize(),
+            self.total.currency().code()
+        )
+    }
+}
+
+pub fn charge_for(
+    state: &AppState,
+    price: &crate::domain::PriceQuote,
+    method: PaymentMethod,
+) -> Option<Charge> {
+    let fee = state
+        .catalog
+        .fee(price.total, &state.settings.payments.fee_for(method))?;
+    Some(Charge {
+        fee,
+        total: price.total.checked_add(fee)?,
+    })
 }
 
 /// Looks the account up, retrying a transient failure a couple of times before giving up.
@@ -97,17 +135,35 @@ pub async fn submit(
     let email = BuyerEmail::parse(&form.email)
         .map_err(|e| errors.email = Some(e.to_string()))
         .ok();
+    let offered = state
+        .settings
+        .payments
+        .methods_for(currency.unwrap_or(state.catalog.base_currency()));
     let method = form
         .payment_method
         .parse::<PaymentMethod>()
-        .map_err(|e| errors.payment_method = Some(e.to_string()))
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            offered.contains(&m).then_some(m).ok_or_else(|| {
+                "That way to pay is not offered in this currency. Choose another.".to_owned()
+            })
+        })
+        .map_err(|e| errors.payment_method = Some(e))
         .ok();
+    let min_age = state.settings.shop.min_age;
+    let age_confirmed = form.age_confirmed.is_some();
+    if !age_confirmed {
+        errors.age = Some(format!(
+            "Please confirm you are {min_age} or older. TikTok coins are for adults: the law and TikTok's own terms require it, and we record your confirmation with the order."
+        ));
+    }
     let values = CheckoutValues {
         package: form.package.clone(),
         coins: form.coins.clone(),
         tiktok_username: form.tiktok_username.clone(),
         email: form.email.clone(),
         payment_method: form.payment_method.clone(),
+        age_confirmed,
     };
     let form_again = |errors: FieldErrors| {
         let page = CatalogPage::new(
@@ -119,8 +175,8 @@ pub async fn submit(
         );
         render(StatusCode::UNPROCESSABLE_ENTITY, &page)
     };
-    let (Some(currency), Some(coins), Some(username), Some(email), Some(method)) =
-        (currency, coins, username, email, method)
+    let (Some(currency), Some(coins), Some(username), Some(email), Some(method), true) =
+        (currency, coins, username, email, method, age_confirmed)
     else {
         return Ok(form_again(errors));
     };
@@ -144,7 +200,8 @@ pub async fn submit(
         .catalog
         .quote(coins, currency)
         .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
-    let (total, per_coin) = price_texts(&price);
+    let charge = charge_for(&state, &price, method)
+        .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
     let q = Quote {
         idempotency_key: ids::new_secret_token(),
         coins: coins.get(),
@@ -154,6 +211,7 @@ pub async fn submit(
         display_name: account.display_name.clone(),
         email: email.as_str().into(),
         payment_method: method.as_str().into(),
+        min_age,
         issued_at: state.now_ms(),
     };
     let page = ConfirmPage {
@@ -161,10 +219,12 @@ pub async fn submit(
         quote: quote::seal(&state.secrets.cookie_key, &q),
         account,
         coins: coins.to_string(),
-        total,
-        total_minor: price.total.minor(),
+        subtotal: price.total.to_string(),
+        fee: (charge.fee.minor() > 0).then(|| charge.fee.to_string()),
+        total: charge.total.to_string(),
+        total_minor: charge.total.minor(),
         currency: currency.code().into(),
-        per_coin,
+        per_coin: charge.per_coin_text(coins),
         method: method.label().into(),
         email: email.as_str().into(),
         back_url: format!("/?currency={}", currency.code()),
@@ -258,6 +318,8 @@ async fn create_order(
     let coins = Coins::new(q.coins);
     let method: PaymentMethod = q.payment_method.parse().map_err(|_| stale())?;
     let price = state.catalog.quote(coins, currency).ok_or_else(stale)?;
+    // The method's fee as shown on the confirm page: recomputed here, never taken from the form.
+    let charge = charge_for(state, &price, method).ok_or_else(stale)?;
     let base_amount_minor =
         crate::domain::Money::round_from_major(price.base_total, state.catalog.base_currency())
             .map(|m| m.minor())
@@ -268,7 +330,8 @@ async fn create_order(
         idempotency_key: q.idempotency_key.clone(),
         status: OrderStatus::AwaitingPayment,
         coins,
-        amount: price.total,
+        amount: charge.total,
+        fee_minor: charge.fee.minor(),
         base_amount_minor,
         tiktok_username: q.tiktok_username.clone(),
         tiktok_account_id: q.account_id.clone(),
@@ -276,6 +339,8 @@ async fn create_order(
         email: q.email.clone(),
         payment_method: method,
         client_ip: ip.to_string(),
+        age_confirmed_at: Some(q.issued_at),
+        min_age: Some(q.min_age as i64),
         client_amount_minor: form.shown_total_minor.trim().parse().ok(),
         client_currency: Some(form.shown_currency.trim().chars().take(8).collect())
             .filter(|s: &String| !s.is_empty()),

@@ -21,6 +21,8 @@ pub struct Quote {
     pub display_name: String,
     pub email: String,
     pub payment_method: String,
+    /// The age the buyer confirmed being at least.
+    pub min_age: u32,
     pub issued_at: i64,
 }
 
@@ -60,6 +62,7 @@ mod tests {
             display_name: "Ana".into(),
             email: "a@b.co".into(),
             payment_method: "card".into(),
+            min_age: 18,
             issued_at: 1_000,
         }
     }

@@ -281,6 +281,7 @@ impl Browser {
             ("email", c.email),
             ("currency", c.currency),
             ("payment_method", c.method),
+            ("age_confirmed", "yes"),
         ];
         self.client
             .post(self.url("/checkout"))
@@ -349,6 +350,7 @@ impl Browser {
                 ("email", c.email),
                 ("currency", c.currency),
                 ("payment_method", c.method),
+                ("age_confirmed", "yes"),
             ],
         )
         .await
