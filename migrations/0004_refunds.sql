@@ -33,3 +33,6 @@ CREATE TABLE refunds (
     updated_at         BIGINT NOT NULL
 );
 CREATE INDEX refunds_order ON refunds (order_id, created_at);
+
+-- Delivery-time estimates read the latest deliveries.
+CREATE INDEX orders_delivered ON orders (delivered_at);

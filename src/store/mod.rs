@@ -3,9 +3,11 @@
 pub mod assets;
 pub mod catalog;
 pub mod checkout;
+pub mod delivery;
 pub mod health;
 pub mod metrics;
 pub mod orders;
+pub mod policies;
 pub mod quote;
 pub mod webhooks;
 
@@ -34,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
+        .route("/policies/{name}", web::get().to(policies::show))
         .route("/static/{file}", web::get().to(assets::serve))
         .route(
             "/sandbox/pay/{session}",

@@ -67,6 +67,10 @@ struct OrderPage {
     refund_error: Option<String>,
     refund_values: (String, String),
     timeline: Vec<TimelineEntry>,
+    /// When the coins are expected, from the shop's recent delivery times.
+    expected: Option<String>,
+    /// The order is well past the usual delivery time.
+    late: bool,
 }
 
 fn status_class(s: OrderStatus) -> &'static str {
@@ -196,6 +200,26 @@ async fn order_page(
         username: order.tiktok_username.clone(),
         display_name: order.tiktok_display_name.clone(),
     };
+    let waiting = matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling | OrderStatus::InReview
+    );
+    let (expected, late) = match (waiting, order.paid_at) {
+        (true, Some(paid_at)) => {
+            let typical = crate::store::delivery::typical_minutes(state).await?;
+            let by = paid_at + typical as i64 * 60_000;
+            let text = format!(
+                "Expected by about {} ({} of payment, going by our recent deliveries)",
+                format_utc(by),
+                crate::store::delivery::describe_minutes(typical)
+            );
+            (
+                Some(text),
+                state.now_ms() > crate::store::delivery::late_after(paid_at, typical),
+            )
+        }
+        _ => (None, false),
+    };
     let under_way = requests
         .iter()
         .any(|r| matches!(r.status.as_str(), "open" | "approved" | "failed"));
@@ -241,6 +265,8 @@ async fn order_page(
         refund_notice,
         refund_error: refund_error.clone(),
         refund_values,
+        expected,
+        late,
     };
     let status = if refund_error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY

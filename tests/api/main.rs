@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod buyer_checks;
 mod card_data;
 mod catalog;
 mod checkout;
