@@ -202,3 +202,20 @@ CREATE TABLE sandbox_ledger (
     credit_ref TEXT NOT NULL,
     credited_at BIGINT NOT NULL
 );
+
+-- Sandbox gift cards: codes GIFT-<balance>-<anything>, balance in the paying session's currency.
+CREATE TABLE sandbox_gift_cards (
+    code            TEXT PRIMARY KEY,
+    currency        TEXT NOT NULL,
+    remaining_minor BIGINT NOT NULL
+);
+
+-- Sandbox crypto quotes: an address and an exact amount, valid until expires_at.
+CREATE TABLE sandbox_crypto_quotes (
+    session_id   TEXT PRIMARY KEY REFERENCES sandbox_sessions (id),
+    payment_id   TEXT NOT NULL,
+    address      TEXT NOT NULL,
+    amount_minor BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    created_at   BIGINT NOT NULL
+);

@@ -232,13 +232,9 @@ async fn on_succeeded(
     {
         return Ok(Applied::AlreadyPaid);
     }
-    crate::orders::screening::after_payment(
-        state,
-        tx,
-        &order.id,
-        from == OrderStatus::Expired,
-        now,
-    )
-    .await?;
+    // Money that arrived after the order or its quote expired is still the buyer's money, but
+    // the order goes to an agent instead of straight to delivery.
+    let late = from == OrderStatus::Expired || d.late;
+    crate::orders::screening::after_payment(state, tx, &order.id, late, now).await?;
     Ok(Applied::Paid)
 }

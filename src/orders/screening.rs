@@ -103,7 +103,7 @@ pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(),
             code: "paid_after_expiry".into(),
             points: 0,
             force: Some(Decision::Review),
-            sentence: "The payment arrived after the order had expired".into(),
+            sentence: "The payment arrived after the order or its payment quote had expired".into(),
         });
         assessment.decision = Decision::Review;
     }

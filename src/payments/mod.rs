@@ -125,6 +125,9 @@ pub struct EventData {
     /// For refunds: the shop's own id for the refund (its idempotency key), echoed back.
     #[serde(default)]
     pub reference: Option<String>,
+    /// The payment arrived after its quote expired (crypto): it goes to review.
+    #[serde(default)]
+    pub late: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -45,6 +45,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/sandbox/pay/{session}",
             web::post().to(crate::payments::sandbox::page::pay),
+        )
+        .route(
+            "/sandbox/paypal/{session}",
+            web::get().to(crate::payments::sandbox::page::paypal_show),
+        )
+        .route(
+            "/sandbox/paypal/{session}",
+            web::post().to(crate::payments::sandbox::page::paypal_decide),
+        )
+        .route(
+            "/sandbox/crypto/{session}",
+            web::post().to(crate::payments::sandbox::page::crypto_send),
         );
 }
 

@@ -87,6 +87,12 @@ async fn metrics_are_served_in_prometheus_format() {
     let app = spawn_app().await;
     let order = app.buy(&crate::helpers::Checkout::default()).await;
     app.wait_for_status(&order, "delivered").await;
+    crate::helpers::eventually("the delivery job recorded as done", || async {
+        app.count("SELECT COUNT(*) FROM jobs WHERE kind = 'fulfill_order' AND status = 'done'")
+            .await
+            == 1
+    })
+    .await;
     let r = app.get("/metrics").await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();

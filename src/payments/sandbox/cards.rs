@@ -16,6 +16,12 @@ pub enum Decline {
     ExpiredCard,
     IncorrectCvc,
     ProcessingError,
+    /// A gift card code that does not exist.
+    InvalidCode,
+    /// A gift card whose balance does not cover the order.
+    InsufficientBalance,
+    /// A crypto transfer for less than the quoted amount.
+    Underpaid,
 }
 
 impl Decline {
@@ -26,6 +32,9 @@ impl Decline {
             Decline::ExpiredCard => "expired_card",
             Decline::IncorrectCvc => "incorrect_cvc",
             Decline::ProcessingError => "processing_error",
+            Decline::InvalidCode => "invalid_code",
+            Decline::InsufficientBalance => "insufficient_balance",
+            Decline::Underpaid => "underpaid",
         }
     }
 
@@ -39,6 +48,13 @@ impl Decline {
                 "The card's security code is incorrect. Check it and try again."
             }
             Decline::ProcessingError => "The card could not be processed. Please try again.",
+            Decline::InvalidCode => "That gift card code is not valid. Check it and try again.",
+            Decline::InsufficientBalance => {
+                "This gift card's balance is too low for this order. Use another gift card or another way to pay."
+            }
+            Decline::Underpaid => {
+                "Less than the quoted amount arrived, so it is not a payment. It will be returned to the sending address; send a new payment for the exact amount."
+            }
         }
     }
 }

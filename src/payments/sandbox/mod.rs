@@ -33,6 +33,8 @@ pub struct SandboxProvider {
     base_url: String,
     tolerance_secs: i64,
     settle_after_ms: i64,
+    crypto_quote_ms: i64,
+    crypto_confirm_ms: i64,
     jobs_ready: Arc<Notify>,
 }
 
@@ -53,8 +55,88 @@ pub struct SandboxSession {
 /// How the buyer chose to pay on the hosted page.
 pub enum Attempt {
     Card(CardNumber),
+    /// Apple Pay / Google Pay style: one step, a tokenised card.
     Wallet,
+    /// PayPal style: approved on the provider's own page.
+    Paypal,
     BankTransfer,
+    GiftCard(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoQuote {
+    pub payment_id: String,
+    pub address: String,
+    pub amount_minor: i64,
+    pub expires_at: Millis,
+}
+
+async fn crypto_quote_in(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Option<CryptoQuote>, sqlx::Error> {
+    let row = sqlx::query("SELECT payment_id, address, amount_minor, expires_at FROM sandbox_crypto_quotes WHERE session_id = $1")
+        .bind(session_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| {
+        Ok(CryptoQuote {
+            payment_id: col(&r, "payment_id")?,
+            address: col(&r, "address")?,
+            amount_minor: col(&r, "amount_minor")?,
+            expires_at: col(&r, "expires_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Sandbox gift cards: `GIFT-<balance>-<anything>`, the balance in whole units of the paying
+/// session's currency, spent down across orders.
+async fn redeem_gift_card(
+    conn: &mut AnyConnection,
+    code: &str,
+    s: &SandboxSession,
+) -> Result<Result<(), Decline>, sqlx::Error> {
+    let mut parts = code.split('-');
+    let balance = match (
+        parts.next(),
+        parts.next().and_then(|b| b.parse::<i64>().ok()),
+        parts.next(),
+    ) {
+        (Some("GIFT"), Some(major), Some(rest))
+            if !rest.is_empty() && major > 0 && major < 1_000_000 =>
+        {
+            major
+        }
+        _ => return Ok(Err(Decline::InvalidCode)),
+    };
+    let scale = s
+        .currency
+        .parse::<crate::domain::Currency>()
+        .map(|c| 10i64.pow(c.minor_units()))
+        .unwrap_or(100);
+    sqlx::query(
+        "INSERT INTO sandbox_gift_cards (code, currency, remaining_minor) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING",
+    )
+    .bind(code)
+    .bind(&s.currency)
+    .bind(balance * scale)
+    .execute(&mut *conn)
+    .await?;
+    let spent = sqlx::query(
+        "UPDATE sandbox_gift_cards SET remaining_minor = remaining_minor - $1
+         WHERE code = $2 AND currency = $3 AND remaining_minor >= $1",
+    )
+    .bind(s.amount_minor)
+    .bind(code)
+    .bind(&s.currency)
+    .execute(&mut *conn)
+    .await?;
+    Ok(if spent.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(Decline::InsufficientBalance)
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +165,8 @@ impl SandboxProvider {
             base_url,
             tolerance_secs: settings.webhook_tolerance_seconds as i64,
             settle_after_ms: settings.sandbox_bank_transfer_settle_seconds as i64 * 1000,
+            crypto_quote_ms: settings.crypto_quote_minutes as i64 * 60_000,
+            crypto_confirm_ms: settings.sandbox_crypto_confirm_seconds as i64 * 1000,
             jobs_ready,
         }
     }
@@ -139,6 +223,7 @@ impl SandboxProvider {
     ) -> Result<AttemptResult, sqlx::Error> {
         let now = self.clock.now_ms();
         let payment_id = format!("pay_{}", uuid::Uuid::now_v7().simple());
+        let mut tx = self.db.begin().await?;
         let (method, card, outcome) = match &attempt {
             Attempt::Card(n) => {
                 let card = CardDetails {
@@ -164,9 +249,32 @@ impl SandboxProvider {
                 };
                 ("wallet", Some(card), AttemptResult::Succeeded)
             }
+            Attempt::Paypal => ("paypal", None, AttemptResult::Succeeded),
             Attempt::BankTransfer => ("bank_transfer", None, AttemptResult::Pending),
+            Attempt::GiftCard(code) => {
+                // Gift cards are fingerprinted like cards, so code-guessing shows up in the
+                // shop's card-testing signals.
+                let code = code.trim().to_ascii_uppercase();
+                let card = CardDetails {
+                    brand: "gift_card".into(),
+                    last4: code
+                        .chars()
+                        .rev()
+                        .take(4)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect(),
+                    country: String::new(),
+                    fingerprint: self.fingerprint(&format!("gift:{code}")),
+                };
+                let outcome = match redeem_gift_card(&mut tx, &code, s).await? {
+                    Ok(()) => AttemptResult::Succeeded,
+                    Err(d) => AttemptResult::Declined(d),
+                };
+                ("gift_card", Some(card), outcome)
+            }
         };
-        let mut tx = self.db.begin().await?;
         let new_status = match outcome {
             AttemptResult::Succeeded => Some("paid"),
             AttemptResult::Pending => Some("pending"),
@@ -198,6 +306,7 @@ impl SandboxProvider {
             failure_message: failure.map(|d| d.message().into()),
             card: card.clone(),
             reference: None,
+            late: false,
         };
         match outcome {
             AttemptResult::Succeeded => {
@@ -240,6 +349,132 @@ impl SandboxProvider {
         Ok(outcome)
     }
 
+    /// The crypto quote for a session: an address and the exact amount, valid for a while.
+    /// Asking again returns the same quote until it is used up or underpaid.
+    pub async fn crypto_quote(&self, s: &SandboxSession) -> Result<CryptoQuote, sqlx::Error> {
+        let now = self.clock.now_ms();
+        let address = format!(
+            "0xtest{}",
+            &self.fingerprint(&format!("crypto:{}", s.id))[..20]
+        );
+        let payment_id = format!("pay_{}", uuid::Uuid::now_v7().simple());
+        let mut tx = self.db.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO sandbox_crypto_quotes (session_id, payment_id, address, amount_minor, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
+        )
+        .bind(&s.id)
+        .bind(&payment_id)
+        .bind(&address)
+        .bind(s.amount_minor)
+        .bind(now + self.crypto_quote_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let quote = crypto_quote_in(&mut tx, &s.id)
+            .await?
+            .ok_or_else(|| sqlx::Error::RowNotFound)?;
+        if inserted {
+            // The shop hears that a crypto payment is under way, as with a real processor.
+            let data = EventData {
+                order_reference: s.order_reference.clone(),
+                session_id: s.id.clone(),
+                object_id: quote.payment_id.clone(),
+                method: "crypto".into(),
+                amount_minor: s.amount_minor,
+                currency: s.currency.clone(),
+                failure_code: None,
+                failure_message: None,
+                card: None,
+                reference: None,
+                late: false,
+            };
+            self.queue_event(&mut tx, s, EventKind::PaymentPending, data, now, now)
+                .await?;
+        }
+        tx.commit().await?;
+        self.jobs_ready.notify_waiters();
+        Ok(quote)
+    }
+
+    /// The sandbox's stand-in for a blockchain: a transfer of `amount_minor` to the quote's
+    /// address. Its confirmation reaches the shop later, as a webhook: a payment if the full
+    /// amount arrived (flagged late after the quote expired), or an underpayment, which is not
+    /// a payment and goes back to the sender.
+    pub async fn crypto_transfer(
+        &self,
+        s: &SandboxSession,
+        amount_minor: i64,
+    ) -> Result<Option<CryptoQuote>, sqlx::Error> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin().await?;
+        let Some(quote) = crypto_quote_in(&mut tx, &s.id).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let underpaid = amount_minor < quote.amount_minor;
+        let late = now > quote.expires_at;
+        let failure = underpaid.then_some(Decline::Underpaid);
+        if underpaid {
+            // The quote is void; the buyer may ask for a new one.
+            sqlx::query("DELETE FROM sandbox_crypto_quotes WHERE session_id = $1")
+                .bind(&s.id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let moved = sqlx::query("UPDATE sandbox_sessions SET status = 'paid', updated_at = $1 WHERE id = $2 AND status = 'open'")
+                .bind(now)
+                .bind(&s.id)
+                .execute(&mut *tx)
+                .await?;
+            if moved.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(Some(quote));
+            }
+        }
+        let data = EventData {
+            order_reference: s.order_reference.clone(),
+            session_id: s.id.clone(),
+            object_id: if underpaid {
+                format!("pay_{}", uuid::Uuid::now_v7().simple())
+            } else {
+                quote.payment_id.clone()
+            },
+            method: "crypto".into(),
+            amount_minor: if underpaid {
+                amount_minor
+            } else {
+                s.amount_minor
+            },
+            currency: s.currency.clone(),
+            failure_code: failure.map(|d| d.code().into()),
+            failure_message: failure.map(|d| d.message().into()),
+            card: None,
+            reference: None,
+            late,
+        };
+        let kind = if underpaid {
+            EventKind::PaymentFailed
+        } else {
+            EventKind::PaymentSucceeded
+        };
+        self.queue_event(&mut tx, s, kind, data, now, now + self.crypto_confirm_ms)
+            .await?;
+        tx.commit().await?;
+        self.jobs_ready.notify_waiters();
+        Ok(Some(quote))
+    }
+
+    pub async fn current_crypto_quote(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<CryptoQuote>, sqlx::Error> {
+        let mut conn = self.db.pool().acquire().await?;
+        crypto_quote_in(&mut conn, session_id).await
+    }
+
     /// A bank transfer arrives: the session is paid and the shop is told.
     pub async fn settle(&self, session_id: &str, payment_id: &str) -> Result<(), sqlx::Error> {
         let now = self.clock.now_ms();
@@ -266,6 +501,7 @@ impl SandboxProvider {
                 failure_message: None,
                 card: None,
                 reference: None,
+                late: false,
             };
             self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now)
                 .await?;
@@ -484,6 +720,7 @@ impl PaymentProvider for SandboxProvider {
             failure_message: fails.then(|| "The card can no longer receive refunds".to_owned()),
             card: None,
             reference: Some(req.idempotency_key.clone()),
+            late: false,
         };
         let kind = if fails {
             EventKind::RefundFailed
