@@ -357,6 +357,7 @@ pub struct RateLimitSettings {
     pub order_lookup: Limit,
     pub refund_request: Limit,
     pub staff_login: Limit,
+    pub support_message: Limit,
 }
 
 impl Default for RateLimitSettings {
@@ -384,6 +385,10 @@ impl Default for RateLimitSettings {
             },
             staff_login: Limit {
                 per_minute: 5,
+                burst: 5,
+            },
+            support_message: Limit {
+                per_minute: 3,
                 burst: 5,
             },
         }
@@ -679,6 +684,7 @@ impl Settings {
             ("order_lookup", self.rate_limits.order_lookup),
             ("refund_request", self.rate_limits.refund_request),
             ("staff_login", self.rate_limits.staff_login),
+            ("support_message", self.rate_limits.support_message),
         ] {
             if limit.per_minute == 0 || limit.burst == 0 {
                 return Err(ConfigError::new(

@@ -6,4 +6,5 @@ pub mod notify;
 pub mod payment_events;
 pub mod refunds;
 pub mod screening;
+pub mod support;
 pub mod tokens;

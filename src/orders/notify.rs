@@ -85,3 +85,14 @@ pub async fn refund_completed(
     tracing::info!(order = %order.order_number, %amount, "email: refund completed");
     Ok(())
 }
+
+pub async fn support_reply(
+    _state: &AppState,
+    _tx: &mut crate::db::Tx,
+    order: &Order,
+    _body: &str,
+    _now: i64,
+) -> Result<(), sqlx::Error> {
+    tracing::info!(order = %order.order_number, "email: support reply");
+    Ok(())
+}

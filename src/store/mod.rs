@@ -30,6 +30,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(orders::request_refund),
         )
         .route(
+            "/orders/{token}/messages",
+            web::post().to(orders::send_message),
+        )
+        .route(
             "/webhooks/payments/{provider}",
             web::post().to(webhooks::receive),
         )

@@ -71,6 +71,27 @@ struct OrderPage {
     expected: Option<String>,
     /// The order is well past the usual delivery time.
     late: bool,
+    messages: Vec<MessageView>,
+    message_error: Option<String>,
+    message_value: String,
+}
+
+pub struct MessageView {
+    pub who: String,
+    pub when: String,
+    pub body: String,
+    pub from_buyer: bool,
+}
+
+/// What a page render needs besides the order: notices and the values of a form sent back.
+#[derive(Default)]
+struct Extras {
+    refund_notice: Option<String>,
+    refund_error: Option<String>,
+    refund_values: (String, String),
+    message_notice: bool,
+    message_error: Option<String>,
+    message_value: String,
 }
 
 fn status_class(s: OrderStatus) -> &'static str {
@@ -122,6 +143,7 @@ fn describe(e: &events::OrderEvent) -> Option<String> {
 #[derive(Deserialize)]
 pub struct ShowQuery {
     refund: Option<String>,
+    message: Option<String>,
 }
 
 async fn order_for_token(state: &AppState, token: &str) -> Result<orders::Order, AppError> {
@@ -143,16 +165,12 @@ pub async fn show(
     let notice = (query.refund.as_deref() == Some("requested")).then(|| {
         "We received your refund request and emailed you a copy. Our support team answers within one business day.".to_owned()
     });
-    order_page(
-        &state,
-        &csrf.0,
-        &token,
-        order,
-        notice,
-        None,
-        Default::default(),
-    )
-    .await
+    let extras = Extras {
+        refund_notice: notice,
+        message_notice: query.message.as_deref() == Some("sent"),
+        ..Default::default()
+    };
+    order_page(&state, &csrf.0, &token, order, extras).await
 }
 
 async fn order_page(
@@ -160,15 +178,41 @@ async fn order_page(
     csrf: &str,
     token: &str,
     order: orders::Order,
-    refund_notice: Option<String>,
-    refund_error: Option<String>,
-    refund_values: (String, String),
+    extras: Extras,
 ) -> Result<HttpResponse, AppError> {
-    let (events, payments, requests) = tokio::try_join!(
+    let Extras {
+        refund_notice,
+        refund_error,
+        refund_values,
+        message_notice,
+        message_error,
+        message_value,
+    } = extras;
+    let (events, payments, requests, conversation) = tokio::try_join!(
         events::for_order(state.db.pool(), &order.id),
         payments::for_order(state.db.pool(), &order.id),
-        refund_rows::for_order(state.db.pool(), &order.id)
+        refund_rows::for_order(state.db.pool(), &order.id),
+        crate::orders::support::conversation(state.db.pool(), &order.id)
     )?;
+    let messages = conversation
+        .iter()
+        .map(|m| MessageView {
+            who: if m.from_buyer() {
+                "You".into()
+            } else {
+                format!("{} support", state.settings.shop_name)
+            },
+            when: format_utc(m.created_at),
+            body: m.body.clone(),
+            from_buyer: m.from_buyer(),
+        })
+        .collect();
+    let refund_notice = refund_notice.or_else(|| {
+        message_notice.then(|| {
+            "Your message was sent. We answer within one business day, by email and here."
+                .to_owned()
+        })
+    });
     let paid_with = payments
         .iter()
         .rev()
@@ -267,8 +311,11 @@ async fn order_page(
         refund_values,
         expected,
         late,
+        messages,
+        message_error: message_error.clone(),
+        message_value,
     };
-    let status = if refund_error.is_some() {
+    let status = if refund_error.is_some() || message_error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -321,7 +368,14 @@ pub async fn request_refund(
         None
     };
     if let Some(e) = error {
-        return order_page(&state, &csrf.0, &token, order, None, Some(e.into()), values).await;
+        return order_page(
+            &state,
+            &csrf.0,
+            &token,
+            order,
+            refund_problem(e.into(), values),
+        )
+        .await;
     }
     match crate::orders::refunds::request(&state, &order, &form.reason, message).await {
         Ok(Ok(_)) => Ok(HttpResponse::SeeOther()
@@ -336,7 +390,7 @@ pub async fn request_refund(
                 format_utc(open.created_at),
                 request_status(&open.status).to_lowercase()
             );
-            order_page(&state, &csrf.0, &token, order, None, Some(e), values).await
+            order_page(&state, &csrf.0, &token, order, refund_problem(e, values)).await
         }
         Err(e) => {
             order_page(
@@ -344,11 +398,57 @@ pub async fn request_refund(
                 &csrf.0,
                 &token,
                 order,
-                None,
-                Some(e.to_string()),
-                values,
+                refund_problem(e.to_string(), values),
             )
             .await
+        }
+    }
+}
+
+fn refund_problem(error: String, values: (String, String)) -> Extras {
+    Extras {
+        refund_error: Some(error),
+        refund_values: values,
+        ..Default::default()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MessageForm {
+    #[serde(default)]
+    message: String,
+}
+
+/// `POST /orders/{token}/messages`: the buyer writes to support about the order.
+pub async fn send_message(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    ip: ClientIp,
+    token: web::Path<String>,
+    form: SafeForm<MessageForm>,
+) -> Result<HttpResponse, AppError> {
+    let SafeForm(form) = form;
+    let order = order_for_token(&state, &token).await?;
+    rate_limit::enforce(&state, Action::SupportMessage, ip).await?;
+    match crate::orders::support::buyer_writes(&state, &order, &form.message).await? {
+        Ok(()) => Ok(HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                format!("/orders/{}?message=sent#support", token.as_str()),
+            ))
+            .finish()),
+        Err(e) => {
+            let value = form
+                .message
+                .chars()
+                .take(crate::orders::support::MAX_MESSAGE + 100)
+                .collect();
+            let extras = Extras {
+                message_error: Some(e.to_string()),
+                message_value: value,
+                ..Default::default()
+            };
+            order_page(&state, &csrf.0, &token, order, extras).await
         }
     }
 }

@@ -20,6 +20,7 @@ pub enum Action {
     OrderLookup,
     RefundRequest,
     StaffLogin,
+    SupportMessage,
 }
 
 impl Action {
@@ -31,6 +32,7 @@ impl Action {
             Action::OrderLookup => "order_lookup",
             Action::RefundRequest => "refund_request",
             Action::StaffLogin => "staff_login",
+            Action::SupportMessage => "support_message",
         }
     }
 }
@@ -56,6 +58,7 @@ impl RateLimits {
                 (Action::OrderLookup, limiter(s.order_lookup)),
                 (Action::RefundRequest, limiter(s.refund_request)),
                 (Action::StaffLogin, limiter(s.staff_login)),
+                (Action::SupportMessage, limiter(s.support_message)),
             ],
         }
     }

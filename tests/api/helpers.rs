@@ -73,6 +73,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         order_lookup: roomy,
         refund_request: roomy,
         staff_login: roomy,
+        support_message: roomy,
     };
     s
 }

@@ -16,3 +16,4 @@ mod process;
 mod refunds;
 mod risk;
 mod startup_config;
+mod support;
