@@ -326,6 +326,10 @@ pub struct HttpSettings {
     /// Send `Strict-Transport-Security` (when the shop is served over HTTPS).
     pub hsts: bool,
     pub workers: Option<usize>,
+    /// Serve HTTPS directly (rustls): a PEM certificate chain and its PEM private key. Leave
+    /// both unset when a reverse proxy terminates TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -336,6 +340,8 @@ impl Default for HttpSettings {
             secure_cookies: false,
             hsts: false,
             workers: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -525,6 +531,21 @@ pub struct SecretSettings {
     pub webhook_signing_key: Option<Secret>,
 }
 
+impl HttpSettings {
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// Cookies are `Secure` whenever the shop is on HTTPS, built in or behind a proxy.
+    pub fn effective_secure_cookies(&self) -> bool {
+        self.secure_cookies || self.tls()
+    }
+
+    pub fn effective_hsts(&self) -> bool {
+        self.hsts || self.tls()
+    }
+}
+
 impl PaymentSettings {
     /// The methods offered in `currency`, in the shop's display order.
     pub fn methods_for(&self, currency: Currency) -> Vec<crate::domain::PaymentMethod> {
@@ -692,6 +713,21 @@ impl Settings {
                     "per_minute and burst must be at least 1",
                 ));
             }
+        }
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "http.tls_key",
+                    "is needed with http.tls_cert",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "http.tls_cert",
+                    "is needed with http.tls_key",
+                ))
+            }
+            _ => {}
         }
         if self.db_max_connections == 0 {
             return Err(ConfigError::new("db_max_connections", "must be at least 1"));

@@ -89,7 +89,12 @@ impl Application {
         let base_url = settings
             .public_base_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"))
+            .unwrap_or_else(|| {
+                format!(
+                    "{}://{addr}",
+                    if settings.http.tls() { "https" } else { "http" }
+                )
+            })
             .trim_end_matches('/')
             .to_owned();
         tracing::info!(
@@ -169,9 +174,9 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
     let data = web::Data::from(state.clone());
     let csrf_key = web::Data::new(CsrfKey(state.secrets.cookie_key.clone()));
     let cookies = web::Data::new(CookiePolicy {
-        secure: state.settings.http.secure_cookies,
+        secure: state.settings.http.effective_secure_cookies(),
     });
-    let hsts = web::Data::new(HstsPolicy(state.settings.http.hsts));
+    let hsts = web::Data::new(HstsPolicy(state.settings.http.effective_hsts()));
     let proxies = web::Data::new(TrustedProxies {
         proxies: state.settings.http.trusted_proxies.clone(),
         header: state.settings.http.client_ip_header.clone(),
@@ -189,12 +194,47 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
             .configure(crate::store::routes)
             .default_service(web::to(crate::store::not_found))
     })
-    .listen(listener)?
     .shutdown_timeout(10);
+    server = match tls_config(&state.settings.http)? {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
     if let Some(workers) = state.settings.http.workers {
         server = server.workers(workers.max(1));
     }
     Ok(server.run())
+}
+
+/// Built-in HTTPS from the configured PEM files.
+fn tls_config(http: &crate::config::HttpSettings) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&http.tls_cert, &http.tls_key) else {
+        return Ok(None);
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("http.tls_cert: reading {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| {
+            format!(
+                "http.tls_cert: {} is not a PEM certificate chain",
+                cert.display()
+            )
+        })?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
+        format!(
+            "http.tls_key: reading a PEM private key from {}",
+            key.display()
+        )
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .context("http.tls_cert / http.tls_key do not match")?;
+    Ok(Some(config))
 }
 
 fn spawn_background(

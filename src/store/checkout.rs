@@ -292,7 +292,7 @@ pub async fn confirm(
     let cookie = Cookie::build(RETURN_COOKIE, token)
         .path("/checkout/return")
         .http_only(true)
-        .secure(state.settings.http.secure_cookies)
+        .secure(state.settings.http.effective_secure_cookies())
         .same_site(SameSite::Lax)
         .max_age(CookieDuration::days(1))
         .finish();

@@ -10,6 +10,7 @@ mod checkout;
 mod crash;
 mod fulfillment;
 mod health;
+mod https;
 mod payment_methods;
 mod payments;
 mod process;
