@@ -2,6 +2,7 @@
 //! stored assessment an agent reads. Two stages: before payment (may decline before anyone is
 //! charged) and before fulfillment (may hold for review or block).
 
+pub mod backtest;
 pub mod breaker;
 pub mod disposable;
 pub mod lists;

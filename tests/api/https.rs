@@ -101,8 +101,19 @@ async fn the_client_ip_comes_from_the_proxy_header_only_from_a_trusted_proxy() {
 #[tokio::test]
 async fn a_proxy_header_from_an_untrusted_peer_is_ignored() {
     use coinfront::config::Limit;
-    let app = spawn_app_with(|s| s.rate_limits.checkout = Limit { per_minute: 1, burst: 1 }).await;
-    let html = app.post_checkout(&crate::helpers::Checkout::default()).await.text().await.unwrap();
+    let app = spawn_app_with(|s| {
+        s.rate_limits.checkout = Limit {
+            per_minute: 1,
+            burst: 1,
+        }
+    })
+    .await;
+    let html = app
+        .post_checkout(&crate::helpers::Checkout::default())
+        .await
+        .text()
+        .await
+        .unwrap();
     let csrf = crate::helpers::extract_hidden(&html, "csrf_token").unwrap();
     let quote = crate::helpers::extract_hidden(&html, "quote").unwrap();
     for (ip, expected) in [("203.0.113.1", 303), ("203.0.113.2", 429)] {
@@ -114,6 +125,10 @@ async fn a_proxy_header_from_an_untrusted_peer_is_ignored() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), expected, "a spoofed header does not buy a fresh limit");
+        assert_eq!(
+            r.status().as_u16(),
+            expected,
+            "a spoofed header does not buy a fresh limit"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod backtest;
 mod buyer_checks;
 mod card_data;
 mod catalog;
