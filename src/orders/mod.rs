@@ -6,5 +6,6 @@ pub mod notify;
 pub mod payment_events;
 pub mod refund_events;
 pub mod refunds;
+pub mod review;
 pub mod screening;
 pub mod tokens;
