@@ -117,6 +117,7 @@ pub struct Settings {
     pub shop: ShopSettings,
     pub mail: MailSettings,
     pub secrets: SecretSettings,
+    pub console: ConsoleSettings,
 }
 
 impl Default for Settings {
@@ -140,6 +141,7 @@ impl Default for Settings {
             shop: ShopSettings::default(),
             mail: MailSettings::default(),
             secrets: SecretSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }
@@ -570,6 +572,89 @@ impl PaymentSettings {
     }
 }
 
+/// The support console: staff sessions, sign-in lock-outs and password hashing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// A session ends after this long without a request.
+    pub idle_timeout_minutes: u64,
+    /// And in any case this long after sign-in.
+    pub absolute_timeout_hours: u64,
+    /// Failed sign-ins for one email in a row before a short lock-out.
+    pub lockout_after_failures: u32,
+    pub lockout_minutes: u64,
+    /// argon2id cost for new hashes; older, weaker hashes are upgraded at sign-in.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// How long the first-start setup link works (it stops at first use anyway).
+    pub setup_link_hours: u64,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            idle_timeout_minutes: 15,
+            absolute_timeout_hours: 8,
+            lockout_after_failures: 5,
+            lockout_minutes: 5,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            setup_link_hours: 24,
+        }
+    }
+}
+
+impl ConsoleSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.idle_timeout_minutes == 0 {
+            return Err(ConfigError::new(
+                "console.idle_timeout_minutes",
+                "must be at least 1",
+            ));
+        }
+        if self.absolute_timeout_hours == 0
+            || self.absolute_timeout_hours * 60 < self.idle_timeout_minutes
+        {
+            return Err(ConfigError::new(
+                "console.absolute_timeout_hours",
+                "must be at least 1 and no shorter than the idle timeout",
+            ));
+        }
+        // At most `failures` tries per lock-out period, plus one batch at the window's edge:
+        // never more than 100 failed sign-ins an hour per account, and no lock-out longer
+        // than an hour (so nobody can keep an agent out for long).
+        let per_hour =
+            u64::from(self.lockout_after_failures) * (60 / self.lockout_minutes.max(1) + 1);
+        if self.lockout_after_failures == 0
+            || !(1..=60).contains(&self.lockout_minutes)
+            || per_hour > 100
+        {
+            return Err(ConfigError::new(
+                "console.lockout_after_failures",
+                "lockout_after_failures must be at least 1 and lockout_minutes 1 to 60, allowing at most 100 failed sign-ins an hour",
+            ));
+        }
+        if self.argon2_memory_kib < 19_456
+            || self.argon2_iterations < 2
+            || self.argon2_parallelism < 1
+        {
+            return Err(ConfigError::new(
+                "console.argon2_memory_kib",
+                "argon2id must be at least m=19456 KiB, t=2, p=1",
+            ));
+        }
+        if self.setup_link_hours == 0 {
+            return Err(ConfigError::new(
+                "console.setup_link_hours",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `config_file` (or `./coinfront.toml` when it exists), then the
     /// environment.
@@ -736,6 +821,7 @@ impl Settings {
             return Err(ConfigError::new("jobs.max_attempts", "must be at least 1"));
         }
         self.risk.validate()?;
+        self.console.validate()?;
         Ok(())
     }
 

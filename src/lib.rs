@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod fulfillment;

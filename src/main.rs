@@ -26,6 +26,28 @@ enum Command {
     Serve,
     /// Run database migrations and exit.
     Migrate,
+    /// Manage support-console staff.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Add a staff member. The password is prompted for (or read from standard input).
+    Add {
+        #[arg(long)]
+        email: String,
+        /// `agent` or `admin`.
+        #[arg(long, default_value = "agent")]
+        role: String,
+    },
+    /// Disable a staff member; their sessions end at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[tokio::main]
@@ -42,6 +64,12 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::Staff {
+            command: StaffCommand::Add { email, role },
+        } => coinfront::console::cli::add(settings, &email, &role).await,
+        Command::Staff {
+            command: StaffCommand::Disable { email },
+        } => coinfront::console::cli::disable(settings, &email).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

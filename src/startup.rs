@@ -135,6 +135,9 @@ impl Application {
             jobs_ready,
             settings,
         });
+        crate::console::on_start(&state)
+            .await
+            .context("preparing the console")?;
         let server = build_server(listener, state.clone())?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let background = spawn_background(state.clone(), shutdown_rx);
@@ -191,6 +194,7 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
             .wrap(from_fn(crate::web::csrf::csrf_cookie))
             .wrap(from_fn(crate::web::middleware::security_headers))
             .wrap(from_fn(crate::web::middleware::request_id))
+            .configure(crate::console::routes)
             .configure(crate::store::routes)
             .default_service(web::to(crate::store::not_found))
     })

@@ -2,10 +2,14 @@
 //! portable schema (`BIGINT` money and epoch-millisecond times, `TEXT` ids, enums and JSON).
 //! Queries live per aggregate in the files beside this one.
 
+pub mod audit;
 pub mod events;
+pub mod notes;
 pub mod orders;
 pub mod payments;
 pub mod refunds;
+pub mod staff;
+pub mod staff_sessions;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};

@@ -5,6 +5,7 @@ pub mod expiry;
 pub mod notify;
 pub mod payment_events;
 pub mod refunds;
+pub mod review;
 pub mod screening;
 pub mod support;
 pub mod tokens;

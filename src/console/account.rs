@@ -1,0 +1,285 @@
+//! The signed-in staff member's own account: password change and two-factor enrolment
+//! (a QR code and the text secret, confirmed with a code, then one-time recovery codes).
+
+use super::form::ConsoleForm;
+use super::login::begin_session;
+use super::page::ConsoleMeta;
+use super::password::{self, HashParams, PolicyError};
+use super::session::{self, SignedIn};
+use super::totp;
+use super::ConsoleError;
+use crate::clock::format_utc;
+use crate::config::Secret;
+use crate::db::audit;
+use crate::db::staff;
+use crate::db::staff_sessions::Stage;
+use crate::startup::AppState;
+use crate::web::rate_limit::{self, Action};
+use crate::web::{render, ClientIp};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+#[derive(Template)]
+#[template(path = "console/account.html")]
+struct AccountPage {
+    meta: ConsoleMeta,
+    email: String,
+    role: String,
+    totp_enabled: bool,
+    must_enrol: bool,
+    recovery_left: i64,
+    password_changed: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    changed: Option<String>,
+}
+
+async fn account_page(
+    state: &AppState,
+    current: &session::Current,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let s = &current.staff;
+    let page = AccountPage {
+        meta: ConsoleMeta::for_staff(state, current, "Your account"),
+        email: s.email.clone(),
+        role: s.role.to_string(),
+        totp_enabled: s.totp_enabled(),
+        must_enrol: current.owes_totp_enrolment(),
+        recovery_left: staff::recovery_codes_left(state.db.pool(), &s.id).await?,
+        password_changed: format_utc(s.password_changed_at),
+        error,
+        notice,
+    };
+    Ok(render(status, &page))
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let notice = query.changed.is_some().then(|| {
+        "Your password was changed, and every other session of your account was signed out."
+            .to_owned()
+    });
+    account_page(&state, &signed_in.0, StatusCode::OK, None, notice).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: Secret,
+    new_password: Secret,
+    confirm_password: Secret,
+}
+
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ip: ClientIp,
+    signed_in: SignedIn,
+    form: ConsoleForm<PasswordForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (SignedIn(current), ConsoleForm(form)) = (signed_in, form);
+    rate_limit::enforce(&state, Action::StaffLogin, ip).await?;
+    let bad = |msg: String| {
+        account_page(
+            &state,
+            &current,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(msg),
+            None,
+        )
+    };
+    let params = HashParams::from_settings(&state.settings.console);
+    let verified = password::verify(
+        form.current_password,
+        Some(current.staff.password_hash.clone()),
+        params,
+    )
+    .await?;
+    if !verified.ok {
+        return bad("Your current password is not right, so nothing was changed.".into()).await;
+    }
+    if form.new_password.expose() != form.confirm_password.expose() {
+        return bad(PolicyError::Mismatch.to_string()).await;
+    }
+    if let Err(e) = password::check_policy(form.new_password.expose(), &current.staff.email) {
+        return bad(e.to_string()).await;
+    }
+    let hash = password::hash(form.new_password, params).await?;
+    let now = state.now_ms();
+    let ip_text = ip.to_string();
+    let mut tx = state.db.begin().await?;
+    // Ends every session of the account, this one included…
+    staff::set_password(&mut tx, &current.staff.id, &hash, now).await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: &current.actor(),
+            action: "password_changed",
+            subject: &current.staff.email,
+            detail: "Changed their own password; all their sessions ended",
+            client_ip: Some(&ip_text),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    // …and this browser continues in a fresh one.
+    let mut member = current.staff.clone();
+    member.password_hash = hash;
+    let token = begin_session(&state, &req, &member, Stage::Active, ip, "a new password").await?;
+    let mut resp = HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/console/account?changed=1"))
+        .finish();
+    resp.add_cookie(&session::cookie(&state, &token))
+        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+    Ok(resp)
+}
+
+#[derive(Template)]
+#[template(path = "console/totp.html")]
+struct TotpPage {
+    meta: ConsoleMeta,
+    must_enrol: bool,
+    already: bool,
+    secret: String,
+    secret_spaced: String,
+    secret_mac: String,
+    qr: Option<String>,
+    uri: String,
+    error: Option<String>,
+}
+
+/// Binds a proposed secret to the session, so the form cannot be fed another one.
+fn secret_mac(state: &AppState, current: &session::Current, secret: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(state.secrets.cookie_key.expose().as_bytes())
+    else {
+        return String::new();
+    };
+    mac.update(b"totp-enrol:");
+    mac.update(current.id_hash().as_bytes());
+    mac.update(b":");
+    mac.update(secret.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn totp_page(
+    state: &AppState,
+    current: &session::Current,
+    secret: String,
+    error: Option<String>,
+) -> TotpPage {
+    let uri = totp::otpauth_uri(&state.settings.shop_name, &current.staff.email, &secret);
+    let spaced = secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    TotpPage {
+        meta: ConsoleMeta::for_staff(state, current, "Two-factor sign-in"),
+        must_enrol: current.owes_totp_enrolment(),
+        already: current.staff.totp_enabled(),
+        secret_mac: secret_mac(state, current, &secret),
+        secret_spaced: spaced,
+        qr: totp::qr_data_url(&uri),
+        uri,
+        secret,
+        error,
+    }
+}
+
+pub async fn enrol_form(state: web::Data<AppState>, signed_in: SignedIn) -> HttpResponse {
+    let secret = totp::base32_encode(&totp::new_secret());
+    render(
+        StatusCode::OK,
+        &totp_page(&state, &signed_in.0, secret, None),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct EnrolForm {
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    secret_mac: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/recovery.html")]
+struct RecoveryPage {
+    meta: ConsoleMeta,
+    codes: Vec<String>,
+}
+
+pub async fn enrol(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    signed_in: SignedIn,
+    form: ConsoleForm<EnrolForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (SignedIn(current), ConsoleForm(form)) = (signed_in, form);
+    rate_limit::enforce(&state, Action::StaffLogin, ip).await?;
+    let expected = secret_mac(&state, &current, &form.secret);
+    let secret = match totp::base32_decode(&form.secret) {
+        Some(s)
+            if s.len() == totp::SECRET_BYTES
+                && bool::from(expected.as_bytes().ct_eq(form.secret_mac.as_bytes())) =>
+        {
+            s
+        }
+        _ => {
+            return Err(ConsoleError::BadRequest(
+                "The enrolment form was out of date. Open two-factor sign-in again and scan the new code.".into(),
+            ))
+        }
+    };
+    let now = state.now_ms();
+    let Some(step) = totp::verify(&secret, &form.code, now.div_euclid(1000), None) else {
+        let page = totp_page(
+            &state,
+            &current,
+            form.secret.clone(),
+            Some("That code is not right. Check that the app shows this account, and enter the 6-digit code it shows now.".into()),
+        );
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    };
+    let codes = totp::new_recovery_codes();
+    let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_hash(c)).collect();
+    let ip_text = ip.to_string();
+    let mut tx = state.db.begin().await?;
+    staff::enable_totp(&mut tx, &current.staff.id, &form.secret, step, &hashes, now).await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: &current.actor(),
+            action: "totp_enrolled",
+            subject: &current.staff.email,
+            detail: "Two-factor sign-in turned on; new recovery codes issued",
+            client_ip: Some(&ip_text),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut meta = ConsoleMeta::for_staff(&state, &current, "Your recovery codes");
+    meta.nav = true;
+    Ok(render(StatusCode::OK, &RecoveryPage { meta, codes }))
+}

@@ -1,0 +1,115 @@
+//! `coinfront staff …`: managing staff from the command line. Passwords are read from the
+//! terminal without echo, or from the first line of standard input when it is not a terminal
+//! (for scripts) — never from an argument, where `ps` and shell history would show it.
+
+use super::password::{self, HashParams};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Secret, Settings};
+use crate::db::staff::{self, Role};
+use crate::db::{audit, Db};
+use crate::domain::BuyerEmail;
+use anyhow::{bail, Context};
+use std::io::{BufRead, IsTerminal};
+
+fn read_password(email: &str) -> anyhow::Result<Secret> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {email}: "))
+            .context("reading the password")?;
+        let again = rpassword::prompt_password("The same password again: ")
+            .context("reading the password")?;
+        if first != again {
+            bail!("the two passwords are not the same; nothing was changed");
+        }
+        Ok(Secret::new(first))
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
+    }
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let db = Db::connect(&settings.database_url(), 1).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// `coinfront staff add --email E --role R`.
+pub async fn add(settings: Settings, email: &str, role: &str) -> anyhow::Result<()> {
+    let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let email = BuyerEmail::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let password = read_password(email.as_str())?;
+    if let Err(e) = password::check_policy(password.expose(), email.as_str()) {
+        bail!("{e} Nothing was changed.");
+    }
+    let hash = password::hash(password, HashParams::from_settings(&settings.console)).await?;
+    let db = open(&settings).await?;
+    let now = SystemClock.now_ms();
+    let mut tx = db.begin().await?;
+    if staff::insert(&mut tx, email.as_str(), role, &hash, now)
+        .await?
+        .is_none()
+    {
+        bail!(
+            "a staff account for {} exists already; nothing was changed",
+            email.as_str()
+        );
+    }
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: "cli",
+            action: "staff_added",
+            subject: email.as_str(),
+            detail: "Added with `coinfront staff add`",
+            new_value: Some(role.as_str()),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    db.close().await;
+    println!(
+        "Added {} {}.{}",
+        role,
+        email.as_str(),
+        if role == Role::Admin {
+            " At the first sign-in they set up two-factor sign-in (admins must)."
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// `coinfront staff disable --email E`: the account stops working and its sessions end.
+pub async fn disable(settings: Settings, email: &str) -> anyhow::Result<()> {
+    let db = open(&settings).await?;
+    let Some(member) = staff::by_email(db.pool(), email).await? else {
+        bail!("no staff account for {email}");
+    };
+    let now = SystemClock.now_ms();
+    let mut tx = db.begin().await?;
+    staff::disable(&mut tx, &member.id, now).await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: "cli",
+            action: "staff_disabled",
+            subject: &member.email,
+            detail: "Disabled with `coinfront staff disable`; sessions ended",
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    db.close().await;
+    println!("Disabled {}; their sessions have ended.", member.email);
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Console forms. After sign-in, `ConsoleForm` checks the session-bound CSRF token; before it
+//! (sign-in and setup pages), `AnonForm` uses the shop's cookie-bound token. Both refuse
+//! cross-site posts (the console middleware does too) and both accept password fields.
+
+use super::session::{csrf_for, token_of};
+use super::ConsoleError;
+use crate::startup::AppState;
+use crate::web::csrf::CSRF_FIELD;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, ConsoleError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ConsoleError::BadRequest("The form could not be read.".into()))?;
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Err(ConsoleError::BadRequest("The form was too large.".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn stale() -> ConsoleError {
+    ConsoleError::Forbidden(
+        "This form's security token is missing or belongs to an earlier session, so nothing was done. Reload the page and try again.".into(),
+    )
+}
+
+/// A form from a signed-in page, its CSRF token checked against the session cookie.
+pub struct ConsoleForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ConsoleForm<T> {
+    type Error = ConsoleError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&mut payload).await?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ConsoleError::Unexpected(anyhow::anyhow!("no AppState")))?;
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| ConsoleError::BadRequest("The form could not be read.".into()))?;
+            let submitted = pairs
+                .iter()
+                .find(|(k, _)| k == CSRF_FIELD)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            let Some(token) = token_of(&req, &state) else {
+                return Err(stale());
+            };
+            let expected = csrf_for(&state, &token);
+            if submitted.is_empty() || !bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
+            {
+                return Err(stale());
+            }
+            serde_urlencoded::from_bytes(&body)
+                .map(ConsoleForm)
+                .map_err(|_| {
+                    ConsoleError::BadRequest(
+                        "Some of the form's fields were missing or not understood.".into(),
+                    )
+                })
+        })
+    }
+}
+
+/// A form from a page without a session (sign-in, first-admin setup): the shop's CSRF check.
+pub struct AnonForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for AnonForm<T> {
+    type Error = ConsoleError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&mut payload).await?;
+            crate::web::form::parse_form(&req, &body, true)
+                .map(AnonForm)
+                .map_err(ConsoleError::from)
+        })
+    }
+}

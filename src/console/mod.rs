@@ -1,0 +1,97 @@
+//! The support console under `/console/`: staff sign-in (password, then a TOTP code where
+//! enrolled), the review queue of held orders, order search and full order pages, and the
+//! dashboard. Server-rendered like the shop, in the same style.
+//!
+//! Security in one place: sessions live in the database (`session`), every form carries a
+//! session-bound CSRF token (`form`), cross-site posts are refused and nothing is cached
+//! (`page::headers`), agents get 403 on admin pages (`session::Admin`).
+
+pub mod account;
+pub mod actions;
+pub mod cli;
+pub mod dashboard;
+pub mod error;
+pub mod form;
+pub mod login;
+pub mod orders;
+pub mod page;
+pub mod password;
+pub mod review;
+pub mod session;
+pub mod settings;
+pub mod setup;
+pub mod totp;
+pub mod views;
+
+pub use error::ConsoleError;
+
+use crate::startup::AppState;
+use actix_web::middleware::from_fn;
+use actix_web::{http::header, web, HttpResponse};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/console")
+            .wrap(from_fn(page::headers))
+            .route("", web::get().to(to_dashboard))
+            .route("/", web::get().to(dashboard::show))
+            .route("/login", web::get().to(login::form))
+            .route("/login", web::post().to(login::submit))
+            .route("/login/code", web::get().to(login::code_form))
+            .route("/login/code", web::post().to(login::code_submit))
+            .route("/logout", web::post().to(login::logout))
+            .route("/setup/{token}", web::get().to(setup::form))
+            .route("/setup/{token}", web::post().to(setup::submit))
+            .route("/account", web::get().to(account::show))
+            .route(
+                "/account/password",
+                web::post().to(account::change_password),
+            )
+            .route("/account/totp", web::get().to(account::enrol_form))
+            .route("/account/totp", web::post().to(account::enrol))
+            .route("/review", web::get().to(review::show))
+            .route("/orders", web::get().to(orders::search))
+            .route("/orders/{key}", web::get().to(orders::show))
+            .route("/orders/{key}/approve", web::post().to(actions::approve))
+            .route("/orders/{key}/reject", web::post().to(actions::reject))
+            .route(
+                "/orders/{key}/reject-fraud",
+                web::post().to(actions::reject_fraud),
+            )
+            .route("/orders/{key}/notes", web::post().to(actions::note))
+            .route("/orders/{key}/retry", web::post().to(actions::retry))
+            .route(
+                "/orders/{key}/resend-receipt",
+                web::post().to(actions::resend_receipt),
+            )
+            // Admin pages (staff, lists, risk rules, prices) live under /settings.
+            .route("/settings", web::get().to(settings::show))
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn to_dashboard() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/console/"))
+        .finish()
+}
+
+async fn not_found() -> Result<HttpResponse, ConsoleError> {
+    Err(ConsoleError::NotFound)
+}
+
+/// At start-up: computes the dummy password hash before the first sign-in, clears ended
+/// sessions, and logs the one-time setup link when there is no staff yet.
+pub async fn on_start(state: &AppState) -> anyhow::Result<()> {
+    password::warm_up(password::HashParams::from_settings(&state.settings.console)).await?;
+    let now = state.now_ms();
+    let s = &state.settings.console;
+    crate::db::staff_sessions::delete_expired(
+        state.db.pool(),
+        now - s.idle_timeout_minutes as i64 * 60_000,
+        now - s.absolute_timeout_hours as i64 * 3_600_000,
+    )
+    .await?;
+    crate::db::staff::forget_old_attempts(state.db.pool(), now - 86_400_000).await?;
+    setup::announce_if_needed(state).await
+}

@@ -1,0 +1,95 @@
+//! `/console/review`: held orders, oldest first, each with its score, every reason, the
+//! signals behind them, the buyer's other orders, and the decisions an agent can take.
+
+use super::page::ConsoleMeta;
+use super::session::Staff;
+use super::views::{self, OrderLine, RiskView};
+use super::ConsoleError;
+use crate::db::orders;
+use crate::startup::AppState;
+use crate::web::render;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+/// Held orders shown at once; the rest wait their turn (oldest first).
+const PAGE: i64 = 25;
+
+pub struct HeldOrder {
+    pub order: OrderLine,
+    pub method: String,
+    pub risk: Option<RiskView>,
+    pub others: Vec<OrderLine>,
+}
+
+#[derive(Template)]
+#[template(path = "console/review.html")]
+struct ReviewPage {
+    meta: ConsoleMeta,
+    flash: Option<String>,
+    total: i64,
+    held: Vec<HeldOrder>,
+}
+
+#[derive(Deserialize)]
+pub struct FlashQuery {
+    pub done: Option<String>,
+    pub order: Option<String>,
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    staff: Staff,
+    query: web::Query<FlashQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let Staff(current) = staff;
+    let pool = state.db.pool();
+    let total: i64 = crate::db::col(
+        &sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE status = 'in_review'")
+            .fetch_one(pool)
+            .await?,
+        "n",
+    )?;
+    let sql = format!(
+        "SELECT {} FROM orders WHERE status = 'in_review' ORDER BY updated_at, created_at LIMIT $1",
+        orders::COLUMNS
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await?;
+    let mut held = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let order = orders::from_row(row)?;
+        let payments = crate::db::payments::for_order(pool, &order.id).await?;
+        let method = payments
+            .iter()
+            .rev()
+            .find(|p| p.status == "succeeded")
+            .map(|p| {
+                crate::orders::payment_events::method_summary(
+                    &p.method,
+                    p.card_brand.as_deref(),
+                    p.card_last4.as_deref(),
+                )
+            })
+            .unwrap_or_else(|| order.payment_method.label().into());
+        held.push(HeldOrder {
+            risk: views::assessments(&state, &order.id)
+                .await?
+                .into_iter()
+                .next(),
+            others: views::other_orders(&state, &order).await?,
+            order: OrderLine::of(&order),
+            method,
+        });
+    }
+    let page = ReviewPage {
+        meta: ConsoleMeta::for_staff(&state, &current, "Review queue"),
+        flash: views::flash(query.done.as_deref(), query.order.as_deref()),
+        total,
+        held,
+    };
+    Ok(render(StatusCode::OK, &page))
+}

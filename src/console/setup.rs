@@ -1,0 +1,172 @@
+//! The first admin. On a start with no staff at all, the log shows a one-time link
+//! (`/console/setup/{token}`, only its hash stored); whoever opens it sets the first admin's
+//! email and password. It stops working once used, when a newer link is made, or after
+//! `console.setup_link_hours`.
+
+use super::form::AnonForm;
+use super::login::begin_session;
+use super::page::ConsoleMeta;
+use super::password::{self, HashParams, PolicyError};
+use super::session;
+use super::ConsoleError;
+use crate::config::Secret;
+use crate::db::audit;
+use crate::db::staff::{self, Role};
+use crate::db::staff_sessions::Stage;
+use crate::domain::{ids, BuyerEmail};
+use crate::startup::AppState;
+use crate::web::{render, ClientIp, CsrfToken};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+/// Logs a setup link when there is no staff account yet.
+pub async fn announce_if_needed(state: &AppState) -> anyhow::Result<()> {
+    let mut conn = state.db.pool().acquire().await?;
+    if staff::count(&mut conn).await? > 0 {
+        return Ok(());
+    }
+    drop(conn);
+    let now = state.now_ms();
+    let token = ids::new_secret_token();
+    let hours = state.settings.console.setup_link_hours as i64;
+    staff::add_setup_token(
+        state.db.pool(),
+        &ids::token_hash(&token),
+        now,
+        now + hours * 3_600_000,
+    )
+    .await?;
+    let link = format!("{}/console/setup/{token}", state.base_url);
+    tracing::warn!(
+        setup_link = %link,
+        "no staff accounts yet: open the setup link to create the first admin (it works once, for {hours} hours; or use `coinfront staff add`)"
+    );
+    Ok(())
+}
+
+#[derive(Template)]
+#[template(path = "console/setup.html")]
+struct SetupPage {
+    meta: ConsoleMeta,
+    token: String,
+    email: String,
+    error: Option<String>,
+}
+
+fn used_up() -> ConsoleError {
+    ConsoleError::BadRequest(
+        "This setup link has been used already, or it has expired. Sign in, or ask an admin; an operator can also add staff with `coinfront staff add`.".into(),
+    )
+}
+
+fn token_ok(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub async fn form(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    token: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let token = token.into_inner();
+    if !token_ok(&token)
+        || !staff::setup_token_usable(state.db.pool(), &ids::token_hash(&token), state.now_ms())
+            .await?
+    {
+        return Err(used_up());
+    }
+    let page = SetupPage {
+        meta: ConsoleMeta::anonymous(&state, "Create the first admin", &csrf.0),
+        token,
+        email: String::new(),
+        error: None,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    email: String,
+    password: Secret,
+    confirm_password: Secret,
+}
+
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ip: ClientIp,
+    csrf: CsrfToken,
+    token: web::Path<String>,
+    form: AnonForm<SetupForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (token, AnonForm(form)) = (token.into_inner(), form);
+    if !token_ok(&token) {
+        return Err(used_up());
+    }
+    let page = |error: String| {
+        render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SetupPage {
+                meta: ConsoleMeta::anonymous(&state, "Create the first admin", &csrf.0),
+                token: token.clone(),
+                email: form.email.chars().take(254).collect(),
+                error: Some(error),
+            },
+        )
+    };
+    let Ok(email) = BuyerEmail::parse(&form.email) else {
+        return Ok(page("Enter a valid email address.".into()));
+    };
+    if form.password.expose() != form.confirm_password.expose() {
+        return Ok(page(PolicyError::Mismatch.to_string()));
+    }
+    if let Err(e) = password::check_policy(form.password.expose(), email.as_str()) {
+        return Ok(page(e.to_string()));
+    }
+    let hash = password::hash(
+        form.password.clone(),
+        HashParams::from_settings(&state.settings.console),
+    )
+    .await?;
+    let now = state.now_ms();
+    let mut tx = state.db.begin().await?;
+    if !staff::use_setup_token(&mut tx, &ids::token_hash(&token), now).await?
+        || staff::count(&mut tx).await? > 0
+    {
+        tx.rollback().await?;
+        return Err(used_up());
+    }
+    let Some(id) = staff::insert(&mut tx, email.as_str(), Role::Admin, &hash, now).await? else {
+        tx.rollback().await?;
+        return Err(used_up());
+    };
+    let ip_text = ip.to_string();
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: "setup",
+            action: "staff_added",
+            subject: email.as_str(),
+            detail: "First admin created with the one-time setup link",
+            new_value: Some("admin"),
+            client_ip: Some(&ip_text),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let member = staff::by_id(state.db.pool(), &id)
+        .await?
+        .ok_or_else(|| ConsoleError::Unexpected(anyhow::anyhow!("new admin not found")))?;
+    let token = begin_session(&state, &req, &member, Stage::Active, ip, "the setup link").await?;
+    let mut resp = HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/console/account/totp"))
+        .finish();
+    resp.add_cookie(&session::cookie(&state, &token))
+        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+    Ok(resp)
+}

@@ -1,0 +1,236 @@
+//! What the console's pages show of orders and risk assessments, built once for all pages.
+
+use crate::clock::format_utc;
+use crate::db::col;
+use crate::db::orders::{self, Order};
+use crate::domain::{Money, OrderStatus};
+use crate::risk::{Reason, Signals};
+use crate::startup::AppState;
+use rust_decimal::Decimal;
+
+/// One order in a list.
+#[derive(Debug, Clone)]
+pub struct OrderLine {
+    pub id: String,
+    pub number: String,
+    pub status: String,
+    pub status_label: &'static str,
+    pub status_class: &'static str,
+    pub amount: String,
+    pub coins: String,
+    pub username: String,
+    pub email: String,
+    pub created: String,
+    pub updated: String,
+}
+
+pub fn status_class(s: OrderStatus) -> &'static str {
+    use OrderStatus::*;
+    match s {
+        Delivered => "good",
+        AwaitingPayment | Paid | Queued | InReview | Fulfilling => "wait",
+        _ => "bad",
+    }
+}
+
+impl OrderLine {
+    pub fn of(o: &Order) -> Self {
+        OrderLine {
+            id: o.id.clone(),
+            number: o.order_number.clone(),
+            status: o.status.as_str().to_owned(),
+            status_label: o.status.label(),
+            status_class: status_class(o.status),
+            amount: o.amount.to_string(),
+            coins: o.coins.to_string(),
+            username: o.tiktok_username.clone(),
+            email: o.email.clone(),
+            created: format_utc(o.created_at),
+            updated: format_utc(o.updated_at),
+        }
+    }
+}
+
+/// A labelled fact under an assessment: "Failed payments, last hour" — "order 3 · email 3 …".
+#[derive(Debug, Clone)]
+pub struct Fact {
+    pub label: &'static str,
+    pub value: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RiskView {
+    pub stage: String,
+    pub score: i64,
+    pub decision: String,
+    pub when: String,
+    pub reasons: Vec<String>,
+    pub facts: Vec<Fact>,
+}
+
+fn per_scope(p: &crate::risk::signals::PerScope) -> String {
+    format!(
+        "this order {} · email {} · IP {} · card {} · username {}",
+        p.order, p.email, p.ip, p.card, p.username
+    )
+}
+
+/// The signals behind the reasons, in words an agent reads at a glance.
+pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
+    let base = state.catalog.base_currency();
+    let money = |minor: i64| Money::from_minor(minor, base).to_string();
+    let percent = if s.reference_price_per_coin > Decimal::ZERO {
+        (s.price_per_coin * Decimal::from(100) / s.reference_price_per_coin)
+            .round_dp(1)
+            .normalize()
+            .to_string()
+    } else {
+        "—".into()
+    };
+    let mut out = vec![
+        Fact {
+            label: "Price per coin",
+            value: format!(
+                "{} {} — {percent}% of the reference {} {}",
+                s.price_per_coin.normalize(),
+                base.code(),
+                s.reference_price_per_coin.normalize(),
+                base.code()
+            ),
+        },
+        Fact {
+            label: "Failed payments, last hour",
+            value: per_scope(&s.failed_payments_1h),
+        },
+        Fact {
+            label: "Failed payments, last 24 h",
+            value: per_scope(&s.failed_payments_24h),
+        },
+        Fact {
+            label: "Cards tried, last hour",
+            value: format!(
+                "{} from this IP · {} with this email",
+                s.distinct_cards_1h_ip, s.distinct_cards_1h_email
+            ),
+        },
+        Fact {
+            label: "Orders in 24 h",
+            value: format!(
+                "username {} ({}) · email {} ({}) · IP {} ({})",
+                s.velocity_24h_username.orders,
+                money(s.velocity_24h_username.amount_minor),
+                s.velocity_24h_email.orders,
+                money(s.velocity_24h_email.amount_minor),
+                s.velocity_24h_ip.orders,
+                money(s.velocity_24h_ip.amount_minor)
+            ),
+        },
+        Fact {
+            label: "Earlier paid orders (email)",
+            value: s.prior_paid_orders.to_string(),
+        },
+    ];
+    if s.rate_limited_1h > 0 {
+        out.push(Fact {
+            label: "Rate-limited requests, last hour",
+            value: s.rate_limited_1h.to_string(),
+        });
+    }
+    if s.price_mismatch {
+        out.push(Fact {
+            label: "Price shown to the buyer",
+            value: "differs from the server's price".into(),
+        });
+    }
+    if s.disposable_email {
+        out.push(Fact {
+            label: "Email",
+            value: "a disposable-email domain".into(),
+        });
+    }
+    for hit in &s.list_hits {
+        out.push(Fact {
+            label: "List match",
+            value: format!(
+                "{} list: {} {} — {} (by {})",
+                hit.list.as_str(),
+                hit.kind.describe(),
+                hit.value,
+                hit.reason,
+                hit.added_by
+            ),
+        });
+    }
+    out
+}
+
+/// Every assessment of an order, newest first.
+pub async fn assessments(state: &AppState, order_id: &str) -> Result<Vec<RiskView>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT stage, score, decision, reasons, signals, created_at FROM risk_assessments
+         WHERE order_id = $1 ORDER BY created_at DESC, id DESC",
+    )
+    .bind(order_id)
+    .fetch_all(state.db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let reasons: String = col(r, "reasons")?;
+            let signals: String = col(r, "signals")?;
+            let reasons: Vec<Reason> = serde_json::from_str(&reasons).unwrap_or_default();
+            let facts = match serde_json::from_str::<Signals>(&signals) {
+                Ok(s) => facts(&s, state),
+                Err(_) => vec![Fact {
+                    label: "Signals",
+                    value: "stored in an older format; not shown".into(),
+                }],
+            };
+            let stage: String = col(r, "stage")?;
+            Ok(RiskView {
+                stage: stage.replace('_', "-"),
+                score: col(r, "score")?,
+                decision: col(r, "decision")?,
+                when: format_utc(col(r, "created_at")?),
+                reasons: reasons
+                    .into_iter()
+                    .map(|x| format!("{} (+{})", x.sentence, x.points))
+                    .collect(),
+                facts,
+            })
+        })
+        .collect()
+}
+
+/// The buyer's other orders: same email or same TikTok username, newest first.
+pub async fn other_orders(state: &AppState, order: &Order) -> Result<Vec<OrderLine>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {} FROM orders WHERE (email = $1 OR tiktok_username = $2) AND id <> $3
+         ORDER BY created_at DESC LIMIT 20",
+        orders::COLUMNS
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&order.email)
+        .bind(&order.tiktok_username)
+        .bind(&order.id)
+        .fetch_all(state.db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| orders::from_row(r).map(|o| OrderLine::of(&o)))
+        .collect()
+}
+
+/// A message after a redirect, from a fixed list (nothing the client writes is echoed).
+pub fn flash(done: Option<&str>, order: Option<&str>) -> Option<String> {
+    let n = order
+        .filter(|n| n.len() <= 16 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or("the order");
+    Some(match done? {
+        "approved" => format!("Approved {n}: it is queued for delivery."),
+        "rejected" => format!("Rejected {n}: a full refund is on its way to the buyer, who will be emailed."),
+        "fraud" => format!("Rejected {n} as fraud: refund queued, and the buyer's card, email and username are block-listed."),
+        "noted" => format!("Note added to {n}."),
+        "retried" => format!("Delivery of {n} is being tried again."),
+        "resent" => format!("The receipt for {n} was sent again."),
+        _ => return None,
+    })
+}

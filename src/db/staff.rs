@@ -1,0 +1,454 @@
+//! Staff accounts, their two-factor recovery codes, the sign-in throttle and the one-time
+//! setup links. Passwords and codes are only ever stored hashed.
+
+use crate::clock::Millis;
+use crate::db::{col, is_unique_violation, Db};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Agent,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "agent" => Ok(Role::Agent),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role {other:?}: use agent or admin")),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct StaffMember {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub password_changed_at: Millis,
+    pub totp_secret: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub disabled_at: Option<Millis>,
+    pub created_at: Millis,
+}
+
+// Hashes and secrets stay out of logs.
+impl fmt::Debug for StaffMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaffMember")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("totp", &self.totp_secret.is_some())
+            .field("disabled_at", &self.disabled_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StaffMember {
+    /// How the staff member appears as an actor in audit trails.
+    pub fn actor(&self) -> String {
+        format!("staff:{}", self.email)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn totp_enabled(&self) -> bool {
+        self.totp_secret.is_some()
+    }
+}
+
+pub const COLUMNS: &str =
+    "s.id, s.email, s.role, s.password_hash, s.password_changed_at, s.totp_secret, \
+    s.totp_last_step, s.disabled_at, s.created_at";
+
+pub fn from_row(r: &AnyRow) -> Result<StaffMember, sqlx::Error> {
+    let role: String = col(r, "role")?;
+    Ok(StaffMember {
+        id: col(r, "id")?,
+        email: col(r, "email")?,
+        role: role
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        password_hash: col(r, "password_hash")?,
+        password_changed_at: col(r, "password_changed_at")?,
+        totp_secret: col(r, "totp_secret")?,
+        totp_last_step: col(r, "totp_last_step")?,
+        disabled_at: col(r, "disabled_at")?,
+        created_at: col(r, "created_at")?,
+    })
+}
+
+/// Emails are keys in lower case.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub async fn by_email(pool: &AnyPool, email: &str) -> Result<Option<StaffMember>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM staff s WHERE s.email = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(normalise_email(email))
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<StaffMember>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM staff s WHERE s.id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(pool: &AnyPool) -> Result<Vec<StaffMember>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM staff s ORDER BY s.email");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM staff")
+        .fetch_one(conn)
+        .await?;
+    col(&row, "n")
+}
+
+/// Adds a staff member. `None` when the email is taken already.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    email: &str,
+    role: Role,
+    password_hash: &str,
+    now: Millis,
+) -> Result<Option<String>, sqlx::Error> {
+    let id = crate::domain::ids::new_id();
+    let done = sqlx::query(
+        "INSERT INTO staff (id, email, role, password_hash, password_changed_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5, $5)",
+    )
+    .bind(&id)
+    .bind(normalise_email(email))
+    .bind(role.as_str())
+    .bind(password_hash)
+    .bind(now)
+    .execute(conn)
+    .await;
+    match done {
+        Ok(_) => Ok(Some(id)),
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A new password: every session of the account ends with it.
+pub async fn set_password(
+    conn: &mut AnyConnection,
+    id: &str,
+    password_hash: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE staff SET password_hash = $1, password_changed_at = $2, updated_at = $2 WHERE id = $3",
+    )
+    .bind(password_hash)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    super::staff_sessions::delete_for_staff(conn, id).await
+}
+
+/// The same password under stronger hashing parameters (sessions are unaffected). Only
+/// replaces the hash it was computed from, so a concurrent password change wins.
+pub async fn upgrade_hash(
+    pool: &AnyPool,
+    id: &str,
+    old_hash: &str,
+    new_hash: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE staff SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4",
+    )
+    .bind(new_hash)
+    .bind(now)
+    .bind(id)
+    .bind(old_hash)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Disables an account and ends its sessions at once.
+pub async fn disable(conn: &mut AnyConnection, id: &str, now: Millis) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE staff SET disabled_at = $1, updated_at = $1 WHERE id = $2 AND disabled_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    super::staff_sessions::delete_for_staff(conn, id).await
+}
+
+/// Turns two-factor sign-in on with a confirmed secret (the step of the confirming code is
+/// already used) and replaces the recovery codes.
+pub async fn enable_totp(
+    conn: &mut AnyConnection,
+    id: &str,
+    secret_base32: &str,
+    confirmed_step: i64,
+    recovery_hashes: &[String],
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE staff SET totp_secret = $1, totp_last_step = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(secret_base32)
+    .bind(confirmed_step)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    replace_recovery_codes(conn, id, recovery_hashes, now).await
+}
+
+/// Accepts a TOTP time step once: false if this or a later step was used already.
+pub async fn accept_totp_step(
+    conn: &mut AnyConnection,
+    id: &str,
+    step: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+    )
+    .bind(step)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn replace_recovery_codes(
+    conn: &mut AnyConnection,
+    staff_id: &str,
+    hashes: &[String],
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_recovery_codes WHERE staff_id = $1")
+        .bind(staff_id)
+        .execute(&mut *conn)
+        .await?;
+    for hash in hashes {
+        sqlx::query(
+            "INSERT INTO staff_recovery_codes (id, staff_id, code_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(crate::domain::ids::new_id())
+        .bind(staff_id)
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Spends a recovery code: true once per code.
+pub async fn use_recovery_code(
+    conn: &mut AnyConnection,
+    staff_id: &str,
+    code_hash: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff_recovery_codes SET used_at = $1 WHERE staff_id = $2 AND code_hash = $3 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(staff_id)
+    .bind(code_hash)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn recovery_codes_left(pool: &AnyPool, staff_id: &str) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM staff_recovery_codes WHERE staff_id = $1 AND used_at IS NULL",
+    )
+    .bind(staff_id)
+    .fetch_one(pool)
+    .await?;
+    col(&row, "n")
+}
+
+/// The sign-in throttle's answer for one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Go ahead. `locks_if_wrong`: this attempt was the last before a lock-out.
+    Allowed {
+        locks_if_wrong: bool,
+    },
+    Locked {
+        until: Millis,
+    },
+}
+
+/// Counts a sign-in attempt for `email` before its password or code is checked, so that
+/// concurrent guesses cannot slip past the limit: every `after_failures`-th attempt in a row
+/// locks the email for `lockout_ms`, and a locked email gets no attempt at all. A success
+/// clears the count (`clear_attempts`). Failures more than `window_ms` apart start again.
+pub async fn reserve_attempt(
+    db: &Db,
+    email: &str,
+    now: Millis,
+    window_ms: i64,
+    after_failures: u32,
+    lockout_ms: i64,
+) -> Result<Attempt, sqlx::Error> {
+    let email = normalise_email(email);
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO staff_login_throttle (email, failures, updated_at) VALUES ($1, 0, $2)
+         ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(&email)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query(
+        "UPDATE staff_login_throttle
+         SET failures = CASE WHEN updated_at < $3 THEN 1 ELSE failures + 1 END,
+             locked_until = CASE WHEN (CASE WHEN updated_at < $3 THEN 1 ELSE failures + 1 END) % $4 = 0
+                                 THEN $5 ELSE NULL END,
+             updated_at = $2
+         WHERE email = $1 AND (locked_until IS NULL OR locked_until <= $2)
+         RETURNING locked_until",
+    )
+    .bind(&email)
+    .bind(now)
+    .bind(now - window_ms)
+    .bind(i64::from(after_failures.max(1)))
+    .bind(now + lockout_ms)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let answer = match row {
+        Some(r) => Attempt::Allowed {
+            locks_if_wrong: col::<Option<i64>>(&r, "locked_until")?.is_some(),
+        },
+        None => {
+            let r = sqlx::query("SELECT locked_until FROM staff_login_throttle WHERE email = $1")
+                .bind(&email)
+                .fetch_one(&mut *tx)
+                .await?;
+            Attempt::Locked {
+                until: col::<Option<i64>>(&r, "locked_until")?.unwrap_or(now),
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(answer)
+}
+
+/// A successful sign-in: the count starts again (and any lock its own attempt set is lifted).
+pub async fn clear_attempts(pool: &AnyPool, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_login_throttle WHERE email = $1")
+        .bind(normalise_email(email))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Drops throttle rows nobody has touched for a day (typed emails of past attempts).
+pub async fn forget_old_attempts(pool: &AnyPool, before: Millis) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_login_throttle WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until < $1)")
+        .bind(before)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn add_setup_token(
+    pool: &AnyPool,
+    token_hash: &str,
+    now: Millis,
+    expires_at: Millis,
+) -> Result<(), sqlx::Error> {
+    // An unused link from an earlier start stops working: only the newest one is valid.
+    sqlx::query("DELETE FROM staff_setup_tokens WHERE used_at IS NULL")
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO staff_setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn setup_token_usable(
+    pool: &AnyPool,
+    token_hash: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM staff_setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
+}
+
+/// Spends a setup link, in the transaction that creates the first admin. Every other unused
+/// link is spent with it, so two links used at once cannot make two first admins.
+pub async fn use_setup_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let valid = sqlx::query(
+        "UPDATE staff_setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    sqlx::query("UPDATE staff_setup_tokens SET used_at = $1 WHERE used_at IS NULL")
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(valid)
+}
