@@ -16,10 +16,12 @@ pub mod login;
 pub mod orders;
 pub mod page;
 pub mod password;
+pub mod refunds;
 pub mod review;
 pub mod session;
 pub mod settings;
 pub mod setup;
+pub mod support;
 pub mod totp;
 pub mod views;
 
@@ -50,6 +52,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/account/totp", web::get().to(account::enrol_form))
             .route("/account/totp", web::post().to(account::enrol))
             .route("/review", web::get().to(review::show))
+            .route("/refunds", web::get().to(refunds::show))
+            .route("/refunds/{id}", web::post().to(refunds::decide))
+            .route("/support", web::get().to(support::show))
+            .route("/support/{order}", web::post().to(support::reply))
             .route("/orders", web::get().to(orders::search))
             .route("/orders/{key}", web::get().to(orders::show))
             .route("/orders/{key}/approve", web::post().to(actions::approve))

@@ -59,4 +59,9 @@ pub trait Supplier: Send + Sync + 'static {
         account_id: &str,
         coins: Coins,
     ) -> Result<CreditReceipt, SupplierError>;
+
+    /// What the supplier's own ledger says was credited for an order, if anything: what an
+    /// agent checks before deciding a "not delivered" refund request.
+    async fn delivery_record(&self, order_id: &str)
+        -> Result<Option<CreditReceipt>, SupplierError>;
 }

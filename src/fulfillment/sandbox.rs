@@ -89,6 +89,27 @@ pub fn stable_account_id(username: &str) -> String {
 
 #[async_trait]
 impl Supplier for SandboxSupplier {
+    async fn delivery_record(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<CreditReceipt>, SupplierError> {
+        let transient = |e: sqlx::Error| SupplierError::Transient(e.to_string());
+        let row = sqlx::query(
+            "SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(transient)?;
+        row.map(|r| {
+            Ok(CreditReceipt {
+                credit_ref: col(&r, "credit_ref").map_err(transient)?,
+                account_id: col(&r, "account_id").map_err(transient)?,
+                coins: Coins::new(col::<i64>(&r, "coins").map_err(transient)?.max(0) as u64),
+            })
+        })
+        .transpose()
+    }
     async fn lookup_account(
         &self,
         username: &TikTokUsername,

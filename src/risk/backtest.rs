@@ -64,11 +64,11 @@ pub async fn run(
     proposed: &RiskSettings,
     since: Millis,
 ) -> Result<Comparison, sqlx::Error> {
-    // One pass: the signals and the order's fate. An agent's "reject as fraud" leaves a
-    // `rejected_as_fraud` event on the order.
+    // One pass: the signals and the order's fate. An agent's "reject as fraud" leaves a block-list event (`block_listed`) on the order.
+
     let rows = sqlx::query(
         "SELECT ra.signals AS signals, o.status AS status,
-                (SELECT COUNT(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'rejected_as_fraud') AS fraud
+                (SELECT COUNT(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'block_listed') AS fraud
          FROM risk_assessments ra JOIN orders o ON o.id = ra.order_id
          WHERE ra.stage = 'pre_fulfillment' AND ra.created_at >= $1",
     )

@@ -54,7 +54,7 @@ async fn a_backtest_matches_a_hand_computed_replay_over_1200_orders() {
                 &id,
                 now,
                 "staff:a",
-                "rejected_as_fraud",
+                "block_listed",
                 None,
                 None,
                 "fraud",
