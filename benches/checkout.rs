@@ -223,6 +223,7 @@ fn bench_settings(db_url: String, data_dir: &Path, job_workers: usize) -> Settin
             order_lookup: roomy,
             refund_request: roomy,
             staff_login: roomy,
+            support_message: roomy,
         },
         ..Settings::default()
     };
@@ -406,6 +407,7 @@ async fn checkout(client: &reqwest::Client, shared: &Shared, i: usize) -> anyhow
             ("email", &email),
             ("currency", currency),
             ("payment_method", "card"),
+            ("age_confirmed", "yes"),
         ])
         .send()
         .await?;
@@ -595,6 +597,7 @@ async fn raw_order(db: &Db, proto: &RawProto, i: usize) -> anyhow::Result<()> {
         status: OrderStatus::AwaitingPayment,
         coins: Coins::new(700),
         amount,
+        fee_minor: 0,
         base_amount_minor: 728,
         tiktok_username: format!("bench.buyer_{n}"),
         tiktok_account_id: format!("tt_{n:016x}"),
@@ -602,6 +605,8 @@ async fn raw_order(db: &Db, proto: &RawProto, i: usize) -> anyhow::Result<()> {
         email: format!("buyer{n}@{}", DOMAINS[i % DOMAINS.len()]),
         payment_method: PaymentMethod::Card,
         client_ip: format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255),
+        age_confirmed_at: Some(now),
+        min_age: Some(18),
         client_amount_minor: Some(728),
         client_currency: Some("USD".into()),
         provider: "sandbox".into(),
