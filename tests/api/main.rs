@@ -6,6 +6,7 @@ mod helpers;
 mod card_data;
 mod catalog;
 mod checkout;
+mod console;
 mod crash;
 mod fulfillment;
 mod health;
