@@ -178,11 +178,11 @@ async fn staff_sign_in_works_and_a_wrong_password_looks_like_an_unknown_email() 
     assert!(wrong.contains(WRONG), "{wrong}");
     // The same page but for the email typed back into the form.
     assert_eq!(
-        wrong.replace(AGENT, "").split("csrf_token").nth(0),
+        wrong.replace(AGENT, "").split("csrf_token").next(),
         unknown
             .replace("nobody@example.com", "")
             .split("csrf_token")
-            .nth(0)
+            .next()
     );
 
     let ok = app.console_sign_in(&browser, AGENT, STAFF_PASSWORD).await;
