@@ -103,7 +103,11 @@ pub async fn submit(
     form: AnonForm<SetupForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (token, AnonForm(form)) = (token.into_inner(), form);
-    if !token_ok(&token) {
+    // Checked again when it is spent; this only spares the hashing for dead links.
+    if !token_ok(&token)
+        || !staff::setup_token_usable(state.db.pool(), &ids::token_hash(&token), state.now_ms())
+            .await?
+    {
         return Err(used_up());
     }
     let page = |error: String| {

@@ -555,3 +555,60 @@ pub fn event_json(
     })
     .to_string()
 }
+
+/// The password test staff accounts are given.
+pub const STAFF_PASSWORD: &str = "tangerine elephant violin";
+
+impl TestApp {
+    /// A staff account straight in the database (no TOTP); returns its id.
+    pub async fn add_staff(&self, email: &str, role: coinfront::db::staff::Role) -> String {
+        let hash = coinfront::console::password::hash(
+            coinfront::config::Secret::new(STAFF_PASSWORD),
+            coinfront::console::password::HashParams::default(),
+        )
+        .await
+        .unwrap();
+        let mut conn = self.state.db.pool().acquire().await.unwrap();
+        coinfront::db::staff::insert(&mut conn, email, role, &hash, self.now_ms())
+            .await
+            .unwrap()
+            .expect("new staff email")
+    }
+
+    /// Signs `browser` in to the console with email and password; returns the response.
+    pub async fn console_sign_in(
+        &self,
+        browser: &Browser,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = browser.get_html("/console/login").await;
+        let csrf = extract_hidden(&page, "csrf_token").expect("sign-in page csrf");
+        browser
+            .post_form(
+                "/console/login",
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", email),
+                    ("password", password),
+                ],
+            )
+            .await
+    }
+
+    /// A new browser signed in as an agent (the account is created if it does not exist).
+    pub async fn sign_in_as_agent(&self, email: &str) -> Browser {
+        let exists = coinfront::db::staff::by_email(self.state.db.pool(), email)
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            self.add_staff(email, coinfront::db::staff::Role::Agent)
+                .await;
+        }
+        let browser = Browser::new(self.address.clone());
+        let resp = self.console_sign_in(&browser, email, STAFF_PASSWORD).await;
+        assert_is_redirect_to(&resp, "/console/");
+        browser
+    }
+}

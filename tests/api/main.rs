@@ -8,6 +8,7 @@ mod buyer_checks;
 mod card_data;
 mod catalog;
 mod checkout;
+mod console;
 mod crash;
 mod fulfillment;
 mod health;
