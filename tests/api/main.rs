@@ -6,4 +6,5 @@ mod helpers;
 mod catalog;
 mod checkout;
 mod health;
+mod mail;
 mod startup_config;
