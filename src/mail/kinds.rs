@@ -1,5 +1,11 @@
 //! What the shop emails buyers about, and the facts each email is written from.
 
+/// Stands in for the order link in stored email bodies. The link opens the order, and the
+/// database alone must not (see `orders::tokens`): the send job fills it in from the order's
+/// idempotency key and the shop's secret, the same way every time, so a resend is still the
+/// same message.
+pub const ORDER_LINK_SLOT: &str = "[[order-link]]";
+
 /// One email's reason, with what only that kind needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Email {
@@ -78,7 +84,7 @@ pub struct Facts {
     pub placed: String,
     /// When the event this email is about happened.
     pub at: String,
-    /// The buyer's private order page.
+    /// The buyer's private order page, or [`ORDER_LINK_SLOT`] to have the send job fill it in.
     pub order_url: String,
     /// Where a reply goes (Reply-To, or From when there is none).
     pub support_address: String,

@@ -369,6 +369,12 @@ async fn order_lookup_writes_one_eml_with_the_order_link() {
     let row = &rows[0];
     assert_eq!(row.order_id.as_deref(), Some(order.order_id.as_str()));
     assert_eq!(row.to_address, "ana@example.com");
+    // The outbox holds a slot, never a working link: the database alone opens no order.
+    let token = order.link.rsplit('/').next().unwrap();
+    assert!(!row.text_body.contains(token) && !row.html_body.contains(token));
+    assert!(row
+        .text_body
+        .contains(coinfront::mail::kinds::ORDER_LINK_SLOT));
     wait_until_sent(&app, &row.id).await;
 
     // Named by the email's id, and nothing half-written beside it.
@@ -451,6 +457,94 @@ async fn a_wrong_email_or_number_writes_nothing_and_the_page_answers_the_same() 
         .unwrap()
         .get(0);
     assert_eq!(to_mallory, 0);
+}
+
+// --- the order emails ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn each_order_email_is_written_once_with_the_orders_facts() {
+    use coinfront::orders::notify;
+    let app = spawn_app().await;
+    let bought = buy(&app).await;
+    eventually("the payment recorded", || async {
+        app.count("SELECT COUNT(*) FROM payments WHERE status = 'succeeded'")
+            .await
+            == 1
+    })
+    .await;
+    let order = coinfront::db::orders::by_id(app.state.db.pool(), &bought.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    // Twice, as a retried job or a replayed event would: still one email of each kind.
+    for _ in 0..2 {
+        let mut tx = app.state.db.begin().await.unwrap();
+        let (state, o, now) = (&app.state, &order, app.now_ms());
+        notify::payment_received(state, &mut tx, o, now)
+            .await
+            .unwrap();
+        notify::held_for_review(state, &mut tx, o, now)
+            .await
+            .unwrap();
+        notify::delivered(state, &mut tx, o, now).await.unwrap();
+        let reason = "We could not reach the TikTok account.";
+        notify::cancelled_refunded(state, &mut tx, o, o.amount, reason, now)
+            .await
+            .unwrap();
+        notify::refund_requested(state, &mut tx, o, now)
+            .await
+            .unwrap();
+        notify::refund_denied(state, &mut tx, o, "The coins were spent.", now)
+            .await
+            .unwrap();
+        notify::refund_completed(state, &mut tx, o, o.amount, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    for kind in [
+        "payment_received",
+        "held_for_review",
+        "delivered",
+        "cancelled_refunded",
+        "refund_requested",
+        "refund_denied",
+        "refund_completed",
+    ] {
+        let rows = emails_of_kind(&app, kind).await;
+        assert_eq!(rows.len(), 1, "one {kind} email");
+        assert_eq!(rows[0].order_id.as_deref(), Some(bought.order_id.as_str()));
+        wait_until_sent(&app, &rows[0].id).await;
+    }
+
+    // The receipt, as the buyer gets it.
+    let receipt = emails_of_kind(&app, "delivered").await.remove(0);
+    let raw = std::fs::read(outbox_dir(&app).join(format!("{}.eml", receipt.id))).unwrap();
+    let eml = Eml::parse(&raw);
+    assert_eq!(
+        eml.header("Subject"),
+        format!(
+            "Your receipt: 700 coins delivered to @ana_buyer ({})",
+            bought.order_number
+        )
+    );
+    for part in [eml.part("text/plain"), eml.part("text/html")] {
+        for fact in [
+            bought.order_number.as_str(),
+            "700",
+            "@ana_buyer",
+            &order.amount.to_string(),
+            "Visa •••• 4242",
+            bought.link.as_str(),
+            "refund",
+        ] {
+            assert!(part.contains(fact), "{fact} in the receipt:\n{part}");
+        }
+    }
+    let cancelled = emails_of_kind(&app, "cancelled_refunded").await.remove(0);
+    assert!(cancelled
+        .text_body
+        .contains("We could not reach the TikTok account."));
 }
 
 // --- delivery and resends -----------------------------------------------------------------
