@@ -30,6 +30,10 @@ pub enum Email {
     RefundCompleted {
         amount: String,
     },
+    /// `message` is a support agent's reply to the buyer, shown as it is.
+    SupportReply {
+        message: String,
+    },
 }
 
 impl Email {
@@ -44,6 +48,7 @@ impl Email {
             Email::RefundRequested => "refund_requested",
             Email::RefundDenied { .. } => "refund_denied",
             Email::RefundCompleted { .. } => "refund_completed",
+            Email::SupportReply { .. } => "support_reply",
         }
     }
 
@@ -63,6 +68,7 @@ impl Email {
             Email::RefundRequested => format!("We received your refund request for {n}"),
             Email::RefundDenied { .. } => format!("About your refund request for {n}"),
             Email::RefundCompleted { amount } => format!("Refund of {amount} sent for order {n}"),
+            Email::SupportReply { .. } => format!("A reply about your order {n}"),
         }
     }
 }

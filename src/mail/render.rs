@@ -120,6 +120,9 @@ mod tests {
             Email::RefundCompleted {
                 amount: "US$5.00 USD".into(),
             },
+            Email::SupportReply {
+                message: "Thanks for writing.\nThe coins are in your account.".into(),
+            },
         ]
     }
 
@@ -221,6 +224,21 @@ mod tests {
         assert!(!r.html.contains("<b>"));
         assert!(r.text.contains("<script>alert(1)</script>"));
         assert!(r.text.contains("Tom & Jerry said \"no\" <b>"));
+    }
+
+    #[test]
+    fn multi_line_messages_keep_their_lines_and_stay_escaped() {
+        let email = Email::SupportReply {
+            message: "Line one <b>\nLine two & more".into(),
+        };
+        let r = render(&email, &facts()).unwrap();
+        assert!(r.text.contains("Line one <b>\nLine two & more"));
+        assert!(
+            r.html
+                .contains("Line one &#60;b&#62;<br/>Line two &#38; more"),
+            "{}",
+            r.html
+        );
     }
 
     #[test]

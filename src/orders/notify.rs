@@ -1,6 +1,7 @@
 //! Telling the buyer: which email each event of an order causes. Each function writes its
-//! email to the outbox in the caller's transaction (see `mail::outbox`), at most once per order
-//! and kind; the `send_email` job delivers it after the commit.
+//! email to the outbox in the caller's transaction (see `mail::outbox`); the `send_email` job
+//! delivers it after the commit. Payment received, delivered, held for review and cancelled /
+//! refunded go out at most once per order; refund and support emails once per occurrence.
 
 use crate::clock::format_utc;
 use crate::db::orders::Order;
@@ -84,16 +85,26 @@ pub async fn cancelled_refunded(
     once(state, tx, order, email, now).await
 }
 
+/// One email per request: a buyer may ask again after a denial. The caller's guard (one open
+/// request per order) keeps a repeated submit from getting here twice.
 pub async fn refund_requested(
     state: &AppState,
     tx: &mut Tx,
     order: &Order,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    once(state, tx, order, Email::RefundRequested, now).await
+    each(
+        state,
+        tx,
+        order,
+        Email::RefundRequested,
+        &now.to_string(),
+        now,
+    )
+    .await
 }
 
-/// `message` is the agent's answer, shown to the buyer as it is.
+/// `message` is the agent's answer, shown to the buyer as it is. One email per decision.
 pub async fn refund_denied(
     state: &AppState,
     tx: &mut Tx,
@@ -104,9 +115,11 @@ pub async fn refund_denied(
     let email = Email::RefundDenied {
         message: message.to_owned(),
     };
-    once(state, tx, order, email, now).await
+    each(state, tx, order, email, &now.to_string(), now).await
 }
 
+/// One email per refund, told apart by the total refunded once it is counted (`order` is the
+/// order before this refund), so partial refunds each get theirs and a repeat gets none.
 pub async fn refund_completed(
     state: &AppState,
     tx: &mut Tx,
@@ -117,7 +130,25 @@ pub async fn refund_completed(
     let email = Email::RefundCompleted {
         amount: amount.to_string(),
     };
-    once(state, tx, order, email, now).await
+    let total = order.refunded_minor + amount.minor();
+    each(state, tx, order, email, &total.to_string(), now).await
+}
+
+/// A support agent answered the buyer. One email per reply (written in the reply's own
+/// transaction, so it exists exactly when the reply does).
+pub async fn support_reply(
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    body: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let digest = crate::domain::ids::token_hash(body);
+    let occurrence = format!("{now}:{}", &digest[..16]);
+    let email = Email::SupportReply {
+        message: body.to_owned(),
+    };
+    each(state, tx, order, email, &occurrence, now).await
 }
 
 /// One email of this kind per order: a repeated event (a retried job, a replayed webhook)
@@ -130,6 +161,21 @@ async fn once(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let key = format!("{}:{}", order.id, email.kind());
+    write(state, tx, order, email, key, now, now)
+        .await
+        .map(|_| ())
+}
+
+/// One email per `occurrence` of this kind for the order (a refund, a reply, a request).
+async fn each(
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    email: Email,
+    occurrence: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let key = format!("{}:{}:{occurrence}", order.id, email.kind());
     write(state, tx, order, email, key, now, now)
         .await
         .map(|_| ())

@@ -500,6 +500,9 @@ async fn each_order_email_is_written_once_with_the_orders_facts() {
         notify::refund_completed(state, &mut tx, o, o.amount, now)
             .await
             .unwrap();
+        notify::support_reply(state, &mut tx, o, "Hello!\nAll good.", now)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
     for kind in [
@@ -510,6 +513,7 @@ async fn each_order_email_is_written_once_with_the_orders_facts() {
         "refund_requested",
         "refund_denied",
         "refund_completed",
+        "support_reply",
     ] {
         let rows = emails_of_kind(&app, kind).await;
         assert_eq!(rows.len(), 1, "one {kind} email");
@@ -541,6 +545,27 @@ async fn each_order_email_is_written_once_with_the_orders_facts() {
             assert!(part.contains(fact), "{fact} in the receipt:\n{part}");
         }
     }
+    // Refunds and support replies are told apart: a later one gets its own email.
+    app.clock.advance_secs(60);
+    let mut later = order.clone();
+    later.refunded_minor = order.amount.minor();
+    let mut tx = app.state.db.begin().await.unwrap();
+    let now = app.now_ms();
+    notify::refund_completed(&app.state, &mut tx, &later, order.amount, now)
+        .await
+        .unwrap();
+    notify::support_reply(&app.state, &mut tx, &later, "One more thing.", now)
+        .await
+        .unwrap();
+    // The once-per-order kinds stay at one.
+    notify::delivered(&app.state, &mut tx, &later, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(emails_of_kind(&app, "refund_completed").await.len(), 2);
+    assert_eq!(emails_of_kind(&app, "support_reply").await.len(), 2);
+    assert_eq!(emails_of_kind(&app, "delivered").await.len(), 1);
+
     let cancelled = emails_of_kind(&app, "cancelled_refunded").await.remove(0);
     assert!(cancelled
         .text_body
