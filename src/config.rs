@@ -774,6 +774,10 @@ impl Settings {
                 "must be \"file\" or \"smtp\"",
             ));
         }
+        crate::mail::mailer::parse_mailbox("mail.from", &self.mail.from)?;
+        if let Some(reply_to) = &self.mail.reply_to {
+            crate::mail::mailer::parse_mailbox("mail.reply_to", reply_to)?;
+        }
         if !matches!(
             self.mail.smtp_security.as_str(),
             "starttls" | "tls" | "none"

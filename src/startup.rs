@@ -38,6 +38,8 @@ pub struct AppState {
     /// The sandbox provider's own side (hosted page, settlement), when it is the provider.
     pub sandbox: Option<Arc<SandboxProvider>>,
     pub supplier: Arc<dyn Supplier>,
+    /// Sends the outbox's emails (file or SMTP transport, From and Reply-To).
+    pub mailer: crate::mail::Mailer,
     /// Outgoing HTTP (webhook deliveries today; a real provider's API later).
     pub http: reqwest::Client,
     /// Woken when a transaction enqueued jobs, so idle workers start at once.
@@ -78,6 +80,7 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
         let secrets = Secrets::load_or_generate(&settings)?;
+        let mailer = crate::mail::Mailer::from_settings(&settings)?;
         let db = Db::connect(&settings.database_url(), settings.db_max_connections)
             .await
             .context("connecting to the database")?;
@@ -131,6 +134,7 @@ impl Application {
             provider: sandbox.clone(),
             sandbox: Some(sandbox),
             supplier,
+            mailer,
             http,
             jobs_ready,
             settings,

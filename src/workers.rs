@@ -136,6 +136,7 @@ async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
         crate::orders::screening::REFUND_JOB => {
             crate::orders::refunds::run_full_refund_job(state, &job.payload).await
         }
+        crate::mail::SEND_JOB => crate::mail::send::run(state, &job.payload).await,
         other => Err(JobError::Permanent(format!(
             "no handler for job kind {other:?}"
         ))),
@@ -197,6 +198,13 @@ async fn sweep(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
         }
         if rounds % 12 == 0 {
             state.limits.forget_idle();
+            match crate::mail::outbox::revive_dead_sends(state.db.pool(), state.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(emails = n, "retrying emails whose sending ran out of tries")
+                }
+                Err(e) => tracing::warn!(error = %e, "email revival sweep failed"),
+            }
         }
     }
 }

@@ -1,98 +1,244 @@
-//! Telling the buyer: which email each event of an order causes.
+//! Telling the buyer: which email each event of an order causes. Each function writes its
+//! email to the outbox in the caller's transaction (see `mail::outbox`); the `send_email` job
+//! delivers it after the commit. Payment received, delivered, held for review and cancelled /
+//! refunded go out at most once per order; refund and support emails once per occurrence.
 
+use crate::clock::format_utc;
 use crate::db::orders::Order;
+use crate::db::{col, Tx};
+use crate::domain::Money;
+use crate::mail::kinds::ORDER_LINK_SLOT;
+use crate::mail::outbox::{self, ORDER_LINK_WINDOW_MS};
+use crate::mail::{Email, Facts, NewEmail};
+use crate::orders::payment_events::method_summary;
 use crate::startup::AppState;
+use sqlx::AnyConnection;
 
-/// The buyer asked for their order link again.
-pub async fn order_link_requested(_state: &AppState, order: &Order) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, "order look-up matched; the order link would be emailed to the buyer");
+/// The buyer asked for their order link again (order look-up). Keyed by order and a
+/// ten-minute window, so repeated look-ups send one email per window, not one per request.
+pub async fn order_link_requested(state: &AppState, order: &Order) -> Result<(), sqlx::Error> {
+    let now = state.now_ms();
+    let mut tx = state.db.begin().await?;
+    let key = format!(
+        "{}:{}:{}",
+        order.id,
+        Email::OrderLink.kind(),
+        now.div_euclid(ORDER_LINK_WINDOW_MS)
+    );
+    let written = write(state, &mut tx, order, Email::OrderLink, key, now, now).await?;
+    tx.commit().await?;
+    if written {
+        state.jobs_ready.notify_waiters();
+    } else {
+        tracing::info!(order = %order.order_number, "order link emailed recently; not sent again");
+    }
     Ok(())
 }
-
-// The emails below are written by the mail outbox (see `mail`); until it is wired in they
-// leave a log line, so the call sites are already in the right transactions.
 
 pub async fn payment_received(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
-    _now: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, "email: payment received");
-    Ok(())
+    once(state, tx, order, Email::PaymentReceived, now).await
 }
 
+/// The receipt.
 pub async fn delivered(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
-    _now: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, "email: coins delivered (receipt)");
-    Ok(())
+    // The order given may be the snapshot from before the delivery was recorded.
+    let at = order.delivered_at.unwrap_or(now);
+    let key = format!("{}:{}", order.id, Email::Delivered.kind());
+    write(state, tx, order, Email::Delivered, key, at, now)
+        .await
+        .map(|_| ())
 }
 
 pub async fn held_for_review(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
-    _now: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, "email: held for review");
-    Ok(())
+    once(state, tx, order, Email::HeldForReview, now).await
 }
 
+/// The order will not be delivered and `amount` goes back. `reason` is shown to the buyer
+/// as it is: plain words, never risk reasons.
 pub async fn cancelled_refunded(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
-    amount: crate::domain::Money,
+    amount: Money,
     reason: &str,
-    _now: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, %amount, reason, "email: cancelled / refunded");
-    Ok(())
+    let email = Email::CancelledRefunded {
+        amount: amount.to_string(),
+        reason: reason.to_owned(),
+    };
+    once(state, tx, order, email, now).await
 }
 
+/// One email per request: a buyer may ask again after a denial. The caller's guard (one open
+/// request per order) keeps a repeated submit from getting here twice.
 pub async fn refund_requested(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
-    _now: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, "email: refund request received");
-    Ok(())
+    each(
+        state,
+        tx,
+        order,
+        Email::RefundRequested,
+        &now.to_string(),
+        now,
+    )
+    .await
 }
 
+/// `message` is the agent's answer, shown to the buyer as it is. One email per decision.
 pub async fn refund_denied(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
     message: &str,
-    _now: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, message, "email: refund request denied");
-    Ok(())
+    let email = Email::RefundDenied {
+        message: message.to_owned(),
+    };
+    each(state, tx, order, email, &now.to_string(), now).await
 }
 
+/// One email per refund, told apart by the total refunded once it is counted (`order` is the
+/// order before this refund), so partial refunds each get theirs and a repeat gets none.
 pub async fn refund_completed(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
-    amount: crate::domain::Money,
-    _now: i64,
+    amount: Money,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, %amount, "email: refund completed");
-    Ok(())
+    let email = Email::RefundCompleted {
+        amount: amount.to_string(),
+    };
+    let total = order.refunded_minor + amount.minor();
+    each(state, tx, order, email, &total.to_string(), now).await
 }
 
+/// A support agent answered the buyer. One email per reply (written in the reply's own
+/// transaction, so it exists exactly when the reply does).
 pub async fn support_reply(
-    _state: &AppState,
-    _tx: &mut crate::db::Tx,
+    state: &AppState,
+    tx: &mut Tx,
     order: &Order,
-    _body: &str,
-    _now: i64,
+    body: &str,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::info!(order = %order.order_number, "email: support reply");
-    Ok(())
+    let digest = crate::domain::ids::token_hash(body);
+    let occurrence = format!("{now}:{}", &digest[..16]);
+    let email = Email::SupportReply {
+        message: body.to_owned(),
+    };
+    each(state, tx, order, email, &occurrence, now).await
+}
+
+/// One email of this kind per order: a repeated event (a retried job, a replayed webhook)
+/// writes nothing new.
+async fn once(
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    email: Email,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let key = format!("{}:{}", order.id, email.kind());
+    write(state, tx, order, email, key, now, now)
+        .await
+        .map(|_| ())
+}
+
+/// One email per `occurrence` of this kind for the order (a refund, a reply, a request).
+async fn each(
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    email: Email,
+    occurrence: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let key = format!("{}:{}:{occurrence}", order.id, email.kind());
+    write(state, tx, order, email, key, now, now)
+        .await
+        .map(|_| ())
+}
+
+async fn write(
+    state: &AppState,
+    tx: &mut Tx,
+    order: &Order,
+    email: Email,
+    dedupe_key: String,
+    at: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let facts = facts(state, tx, order, at).await?;
+    let new = NewEmail {
+        order_id: Some(order.id.clone()),
+        dedupe_key,
+        to: order.email.clone(),
+        email,
+        facts,
+    };
+    outbox::enqueue(tx, &state.mailer, &new, now).await
+}
+
+async fn facts(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    order: &Order,
+    at: i64,
+) -> Result<Facts, sqlx::Error> {
+    Ok(Facts {
+        shop_name: state.settings.shop_name.clone(),
+        order_number: order.order_number.clone(),
+        coins: order.coins.to_string(),
+        username: order.tiktok_username.clone(),
+        amount: order.amount.to_string(),
+        method: paid_with(conn, order).await?,
+        placed: format_utc(order.created_at),
+        at: format_utc(at),
+        // Filled in when the email is sent, so the outbox never holds a working link.
+        order_url: ORDER_LINK_SLOT.to_owned(),
+        support_address: state.mailer.support_address(),
+    })
+}
+
+/// How the order was paid, as the order page says it. Read in the caller's transaction, which
+/// may have just recorded the payment.
+async fn paid_with(conn: &mut AnyConnection, order: &Order) -> Result<String, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT method, card_brand, card_last4 FROM payments
+         WHERE order_id = $1 AND status = 'succeeded' ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(&order.id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some(r) => {
+            let method: String = col(&r, "method")?;
+            let brand: Option<String> = col(&r, "card_brand")?;
+            let last4: Option<String> = col(&r, "card_last4")?;
+            method_summary(&method, brand.as_deref(), last4.as_deref())
+        }
+        None => order.payment_method.label().to_owned(),
+    })
 }

@@ -235,6 +235,7 @@ async fn on_succeeded(
     // Money that arrived after the order or its quote expired is still the buyer's money, but
     // the order goes to an agent instead of straight to delivery.
     let late = from == OrderStatus::Expired || d.late;
+    crate::orders::notify::payment_received(state, tx, order, now).await?;
     crate::orders::screening::after_payment(state, tx, &order.id, late, now).await?;
     Ok(Applied::Paid)
 }

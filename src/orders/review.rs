@@ -245,10 +245,29 @@ pub async fn resend_receipt(
         &format!("Receipt sent again to {}", order.email),
     )
     .await?;
-    // MERGE(mail): once the mail outbox is in, resend through it here — its rows are unique
-    // per order and kind, so a resend must ask for a new send explicitly rather than call the
-    // `delivered` email again. Until then this logs, like every other email.
-    crate::orders::notify::delivered(state, &mut tx, &order, now).await?;
+    // The receipt row is unique per order: send that same email again (same Message-ID, so
+    // mail clients thread it with the first) by clearing its sent mark and queueing a send.
+    let receipt = sqlx::query("SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered'")
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match receipt {
+        Some(row) => {
+            let email_id: String = crate::db::col(&row, "id")?;
+            sqlx::query("UPDATE emails SET sent_at = NULL WHERE id = $1")
+                .bind(&email_id)
+                .execute(&mut *tx)
+                .await?;
+            let job = crate::jobs::NewJob {
+                kind: crate::mail::SEND_JOB,
+                payload: serde_json::json!({ "email_id": email_id }),
+                dedupe_key: None,
+                run_at: now,
+            };
+            crate::jobs::enqueue(&mut tx, job, now).await?;
+        }
+        None => crate::orders::notify::delivered(state, &mut tx, &order, now).await?,
+    }
     tx.commit().await?;
     state.jobs_ready.notify_waiters();
     Ok(Outcome::Done)

@@ -141,6 +141,10 @@ pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(),
         OrderStatus::Blocked => {
             queue_full_refund(&mut tx, &order.id, "Blocked by screening", now).await?
         }
+        // Plain and reassuring: nothing about why.
+        OrderStatus::InReview => {
+            crate::orders::notify::held_for_review(state, &mut tx, &order, now).await?
+        }
         _ => {}
     }
     tx.commit().await?;

@@ -13,6 +13,7 @@ mod crash;
 mod fulfillment;
 mod health;
 mod https;
+mod mail;
 mod payment_methods;
 mod payments;
 mod process;
