@@ -186,6 +186,32 @@ async fn a_killed_server_loses_nothing_and_repeats_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(twice, 0, "no order delivered twice");
+    // Every receipt was written once and sent (a send repeated after the kill reuses its row,
+    // so it carries the same Message-ID).
+    let mut receipts = (0, 0);
+    for _ in 0..300 {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(sent_at) AS sent, COUNT(DISTINCT message_id) AS ids FROM emails WHERE kind = 'delivered'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        receipts = (r.get::<i64, _>("n"), r.get::<i64, _>("sent"));
+        assert_eq!(
+            r.get::<i64, _>("ids"),
+            receipts.0,
+            "one Message-ID per receipt"
+        );
+        if receipts == (last.0, last.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        receipts,
+        (last.0, last.0),
+        "a receipt for every delivered order, all sent"
+    );
 
     server.kill_hard();
     if db.backend() == coinfront::db::Backend::Sqlite {
