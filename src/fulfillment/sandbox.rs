@@ -5,6 +5,7 @@
 //! - `flaky_…`: look-ups and credits fail transiently the first two times;
 //! - `moved_…`: every look-up returns a new account id (the username changed hands).
 //! - `broken_…`: every credit fails (to exercise the last retry and the automatic refund).
+//!
 //! A ledger keyed by order id makes a repeated credit a no-op that returns the first receipt.
 
 use super::{CreditReceipt, Supplier, SupplierError, TikTokAccount};

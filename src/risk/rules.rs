@@ -237,7 +237,10 @@ pub fn rate_limited(s: &Signals, r: &RiskSettings) -> Option<Reason> {
 }
 
 /// Every rule, in the order their reasons are listed.
-pub const RULES: &[(&str, fn(&Signals, &RiskSettings) -> Option<Reason>)] = &[
+/// A rule: reads the signals and the settings, and may give a reason.
+pub type Rule = fn(&Signals, &RiskSettings) -> Option<Reason>;
+
+pub const RULES: &[(&str, Rule)] = &[
     ("unrealistic_offer", unrealistic_offer),
     ("repeated_failed_payments", repeated_failed_payments),
     ("card_testing", card_testing),

@@ -50,9 +50,11 @@ pub struct TestApp {
 }
 
 pub fn test_settings(data_dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.bind = "127.0.0.1:0".parse().unwrap();
-    s.data_dir = data_dir.to_path_buf();
+    let mut s = Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
+    };
     s.secrets.cookie_key = Some(Secret::new("test-cookie-key-0123456789abcdef0123456789"));
     s.secrets.webhook_signing_key = Some(Secret::new(WEBHOOK_KEY));
     s.supplier.sandbox_delay_ms = 0;

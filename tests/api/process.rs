@@ -34,6 +34,8 @@ impl ServerProcess {
 
     /// Starts on a given port (0: any free port). A restarted shop keeps its address, as a
     /// real one does: the payment provider has its webhook URL.
+    // The child moves into `ServerProcess`, whose `Drop` kills and waits for it.
+    #[allow(clippy::zombie_processes)]
     pub fn start_on(
         data_dir: &Path,
         database_url: &str,
@@ -86,7 +88,7 @@ impl ServerProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
@@ -106,10 +108,11 @@ impl ServerProcess {
                     log,
                 };
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "coinfront did not start:\n{text}"
-            );
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("coinfront did not start:\n{text}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
