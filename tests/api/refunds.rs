@@ -347,3 +347,67 @@ async fn a_replayed_refund_webhook_under_a_new_event_id_adds_nothing() {
         "applied once"
     );
 }
+
+#[tokio::test]
+async fn an_agent_decides_refunds_in_the_console_and_the_buyer_is_emailed() {
+    let app = spawn_app().await;
+    let path = delivered_order(&app, "4242424242424242").await;
+    ask(&app, &path, "not_delivered", "Nothing arrived").await;
+    let agent = app.sign_in_as_agent("agent@shop.test").await;
+    let queue = agent.get_html("/console/refunds").await;
+    assert!(queue.contains("The coins did not arrive") && queue.contains("Nothing arrived"));
+    assert!(
+        queue.contains("Yes — 700 coins credited"),
+        "the supplier's ledger"
+    );
+    assert!(queue.contains("the refund window is 30 days"));
+    let csrf = extract_hidden(&queue, "csrf_token").unwrap();
+    let id = request_id(&app).await;
+    // Too much is refused with the limit named; part is accepted.
+    let r = agent
+        .post_form(
+            &format!("/console/refunds/{id}"),
+            &[
+                ("csrf_token", &csrf),
+                ("decision", "partial"),
+                ("amount", "7.29"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("at most US$7.28 USD"));
+    let r = agent
+        .post_form(
+            &format!("/console/refunds/{id}"),
+            &[
+                ("csrf_token", &csrf),
+                ("decision", "partial"),
+                ("amount", "2.00"),
+            ],
+        )
+        .await;
+    crate::helpers::assert_is_redirect_to(&r, "/console/refunds?done=approved");
+    app.wait_for_status(&path, "partially_refunded").await;
+    // A second agent acting on the decided request gets a clear conflict.
+    let other = app.sign_in_as_agent("other@shop.test").await;
+    let page = other.get_html("/console/").await;
+    let csrf2 = extract_hidden(&page, "csrf_token").expect("the console layout carries a token");
+    let r = other
+        .post_form(
+            &format!("/console/refunds/{id}"),
+            &[("csrf_token", &csrf2), ("decision", "full")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    crate::helpers::eventually("the outcome email", || async {
+        app.count("SELECT COUNT(*) FROM emails WHERE kind = 'refund_completed'")
+            .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM emails WHERE kind = 'refund_requested'")
+            .await,
+        1
+    );
+}

@@ -110,3 +110,44 @@ async fn messages_are_rate_limited() {
     assert_eq!(r.status(), 429);
     assert_eq!(app.count("SELECT COUNT(*) FROM support_messages").await, 2);
 }
+
+#[tokio::test]
+async fn an_agent_replies_from_the_console_and_the_buyer_gets_it_by_email() {
+    let app = spawn_app().await;
+    let path = app.buy(&Checkout::default()).await;
+    write(&app, &path, "Did it work?").await;
+    let agent = app.sign_in_as_agent("agent@shop.test").await;
+    let queue = agent.get_html("/console/support").await;
+    assert!(queue.contains("Did it work?") && queue.contains("1 waiting"));
+    let csrf = extract_hidden(&queue, "csrf_token").unwrap();
+    use sqlx::Row;
+    let order_id: String = sqlx::query("SELECT id FROM orders")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    let r = agent
+        .post_form(
+            &format!("/console/support/{order_id}"),
+            &[
+                ("csrf_token", &csrf),
+                ("message", "Yes — 700 coins arrived."),
+            ],
+        )
+        .await;
+    crate::helpers::assert_is_redirect_to(&r, "/console/support?sent=1");
+    assert!(app
+        .get_html(&path)
+        .await
+        .contains("Yes — 700 coins arrived."));
+    assert!(agent
+        .get_html("/console/support")
+        .await
+        .contains("0 waiting"));
+    crate::helpers::eventually("the reply email", || async {
+        app.count("SELECT COUNT(*) FROM emails WHERE kind = 'support_reply'")
+            .await
+            == 1
+    })
+    .await;
+}
