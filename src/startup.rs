@@ -44,6 +44,9 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Woken when a transaction enqueued jobs, so idle workers start at once.
     pub jobs_ready: Arc<Notify>,
+    /// The catalog page's price rows per currency, formatted once at start.
+    pub price_rows:
+        std::collections::HashMap<crate::domain::Currency, Vec<crate::store::catalog::PriceRow>>,
 }
 
 impl AppState {
@@ -126,6 +129,7 @@ impl Application {
             .build()?;
         let state = Arc::new(AppState {
             limits: RateLimits::new(&settings.rate_limits),
+            price_rows: crate::store::catalog::price_rows(&catalog),
             catalog,
             db,
             clock,

@@ -10,11 +10,44 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-pub struct PackageView {
+/// A package's price as the page shows it. Computed once per currency at start (the catalog
+/// does not change while the shop runs), so the busiest page does no money arithmetic.
+pub struct PriceRow {
     pub coins: u64,
     pub coins_text: String,
     pub price_text: String,
     pub per_coin_text: String,
+}
+
+/// Every currency's price rows, built at start.
+pub fn price_rows(
+    catalog: &crate::domain::Catalog,
+) -> std::collections::HashMap<Currency, Vec<PriceRow>> {
+    catalog
+        .currencies()
+        .into_iter()
+        .map(|currency| {
+            let rows = catalog
+                .packages()
+                .iter()
+                .filter_map(|&coins| {
+                    let q = catalog.quote(coins, currency)?;
+                    let (price_text, per_coin_text) = price_texts(&q);
+                    Some(PriceRow {
+                        coins: coins.get(),
+                        coins_text: coins.to_string(),
+                        price_text,
+                        per_coin_text,
+                    })
+                })
+                .collect();
+            (currency, rows)
+        })
+        .collect()
+}
+
+pub struct PackageView<'a> {
+    pub row: &'a PriceRow,
     pub checked: bool,
 }
 
@@ -59,11 +92,11 @@ impl FieldErrors {
 
 #[derive(Template)]
 #[template(path = "catalog.html")]
-pub struct CatalogPage {
+pub struct CatalogPage<'a> {
     pub meta: Meta,
     pub currency: String,
     pub currencies: Vec<OptionView>,
-    pub packages: Vec<PackageView>,
+    pub packages: Vec<PackageView<'a>>,
     pub methods: Vec<OptionView>,
     pub custom_min: String,
     pub custom_max: String,
@@ -93,9 +126,9 @@ pub fn price_texts(q: &PriceQuote) -> (String, String) {
     )
 }
 
-impl CatalogPage {
+impl<'a> CatalogPage<'a> {
     pub fn new(
-        state: &AppState,
+        state: &'a AppState,
         csrf: &str,
         currency: Currency,
         values: CheckoutValues,
@@ -104,21 +137,18 @@ impl CatalogPage {
         let catalog = &state.catalog;
         let custom_checked = values.package == "custom"
             || (values.package.is_empty() && !values.coins.trim().is_empty());
-        let packages = catalog
-            .packages()
-            .iter()
-            .filter_map(|&coins| {
-                let q = catalog.quote(coins, currency)?;
-                let (price_text, per_coin_text) = price_texts(&q);
-                Some(PackageView {
-                    coins: coins.get(),
-                    coins_text: coins.to_string(),
-                    price_text,
-                    per_coin_text,
-                    checked: values.package == coins.get().to_string(),
-                })
+        let packages = state
+            .price_rows
+            .get(&currency)
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| PackageView {
+                        row,
+                        checked: values.package == row.coins.to_string(),
+                    })
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
         let currencies = catalog
             .currencies()
             .into_iter()
