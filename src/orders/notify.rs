@@ -212,7 +212,7 @@ async fn facts(
         order_number: order.order_number.clone(),
         coins: order.coins.to_string(),
         username: order.tiktok_username.clone(),
-        amount: order.amount.to_string(),
+        amount: amount_with_fee(order),
         method: paid_with(conn, order).await?,
         placed: format_utc(order.created_at),
         at: format_utc(at),
@@ -220,6 +220,21 @@ async fn facts(
         order_url: ORDER_LINK_SLOT.to_owned(),
         support_address: state.mailer.support_address(),
     })
+}
+
+/// The amount paid, with the payment method's fee itemised when there was one.
+fn amount_with_fee(order: &Order) -> String {
+    if order.fee_minor <= 0 {
+        return order.amount.to_string();
+    }
+    let currency = order.amount.currency();
+    let fee = Money::from_minor(order.fee_minor, currency);
+    let coins = Money::from_minor(order.amount.minor() - order.fee_minor, currency);
+    format!(
+        "{} (coins {coins} + {} fee {fee})",
+        order.amount,
+        order.payment_method.label()
+    )
 }
 
 /// How the order was paid, as the order page says it. Read in the caller's transaction, which

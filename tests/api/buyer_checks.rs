@@ -208,3 +208,43 @@ async fn the_estimate_follows_recent_deliveries() {
         .await
         .contains("within a minute"));
 }
+
+#[tokio::test]
+async fn the_receipt_itemises_the_methods_fee() {
+    let app = spawn_app().await;
+    let started = app
+        .start_order(&Checkout {
+            method: "paypal",
+            ..Default::default()
+        })
+        .await;
+    let session = started
+        .session_path
+        .trim_start_matches("/sandbox/pay/")
+        .to_owned();
+    let page = app.get_html(&format!("/sandbox/paypal/{session}")).await;
+    let csrf = extract_hidden(&page, "csrf_token").unwrap();
+    let r = app
+        .post_form(
+            &format!("/sandbox/paypal/{session}"),
+            &[("csrf_token", &csrf), ("action", "approve")],
+        )
+        .await;
+    let path = app.order_path_after(r).await;
+    app.wait_for_status(&path, "delivered").await;
+    crate::helpers::eventually("the receipt", || async {
+        app.count("SELECT COUNT(*) FROM emails WHERE kind = 'delivered'")
+            .await
+            == 1
+    })
+    .await;
+    let body: String = sqlx::query("SELECT text_body FROM emails WHERE kind = 'delivered'")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        body.contains("US$7.79 USD (coins US$7.28 USD + PayPal fee US$0.51 USD)"),
+        "{body}"
+    );
+}
