@@ -172,19 +172,7 @@ async fn the_client_price_is_ignored_and_a_mismatch_recorded() {
         .text()
         .await
         .unwrap();
-    let csrf = extract_hidden(&html, "csrf_token").unwrap();
-    let quote = extract_hidden(&html, "quote").unwrap();
-    let r = app
-        .post_form(
-            "/checkout/confirm",
-            &[
-                ("csrf_token", &csrf),
-                ("quote", &quote),
-                ("shown_total_minor", "1"),
-                ("shown_currency", "USD"),
-            ],
-        )
-        .await;
+    let r = app.confirm_claiming(&html, "1").await;
     assert_is_redirect_to(&r, "/sandbox/pay/");
     use sqlx::Row;
     let row = sqlx::query("SELECT amount_minor, client_amount_minor FROM orders")

@@ -386,20 +386,39 @@ impl Browser {
 
     /// Submits a confirm page as a browser would.
     pub async fn confirm(&self, confirm_html: &str) -> reqwest::Response {
+        let total = extract_hidden(confirm_html, "shown_total_minor").unwrap();
+        self.confirm_claiming(confirm_html, &total).await
+    }
+
+    /// Submits a confirm page as a tampered browser would: claiming it showed `shown_total_minor`.
+    pub async fn confirm_claiming(
+        &self,
+        confirm_html: &str,
+        shown_total_minor: &str,
+    ) -> reqwest::Response {
         let csrf = extract_hidden(confirm_html, "csrf_token").expect("confirm page csrf");
         let quote = extract_hidden(confirm_html, "quote").expect("confirm page quote");
-        let total = extract_hidden(confirm_html, "shown_total_minor").unwrap();
         let currency = extract_hidden(confirm_html, "shown_currency").unwrap();
         self.post_form(
             "/checkout/confirm",
             &[
                 ("csrf_token", &csrf),
                 ("quote", &quote),
-                ("shown_total_minor", &total),
+                ("shown_total_minor", shown_total_minor),
                 ("shown_currency", &currency),
             ],
         )
         .await
+    }
+
+    /// The hosted payment page a confirm redirected to.
+    pub fn started_from(&self, confirm: &reqwest::Response) -> Started {
+        let pay_url = confirm.headers()["location"].to_str().unwrap().to_owned();
+        let session_path = pay_url.trim_start_matches(&self.address).to_owned();
+        Started {
+            pay_url,
+            session_path,
+        }
     }
 
     /// Pays on the sandbox page with a card; returns the response (a redirect on success).

@@ -1,6 +1,6 @@
 //! Fraud screening scenarios over real HTTP.
 
-use crate::helpers::{extract_hidden, spawn_app, spawn_app_with, Checkout};
+use crate::helpers::{spawn_app, spawn_app_with, Checkout};
 use coinfront::risk::lists::{self, List, ListKind, NewEntry};
 use sqlx::Row;
 
@@ -338,27 +338,7 @@ async fn an_allow_listed_buyer_skips_a_score_based_review() {
             .text()
             .await
             .unwrap();
-        let csrf = extract_hidden(&html, "csrf_token").unwrap();
-        let quote = extract_hidden(&html, "quote").unwrap();
-        let r = app
-            .post_form(
-                "/checkout/confirm",
-                &[
-                    ("csrf_token", &csrf),
-                    ("quote", &quote),
-                    ("shown_total_minor", "1"),
-                    ("shown_currency", "USD"),
-                ],
-            )
-            .await;
-        let started = crate::helpers::Started {
-            pay_url: String::new(),
-            session_path: r.headers()["location"]
-                .to_str()
-                .unwrap()
-                .trim_start_matches(&app.address)
-                .to_owned(),
-        };
+        let started = app.started_from(&app.confirm_claiming(&html, "1").await);
         app.order_path_after(app.pay_card(&started, "4242424242424242", "123").await)
             .await
     };
@@ -385,27 +365,7 @@ async fn an_allow_listed_buyer_skips_a_score_based_review() {
         .text()
         .await
         .unwrap();
-    let csrf = extract_hidden(&html, "csrf_token").unwrap();
-    let quote = extract_hidden(&html, "quote").unwrap();
-    let r = app
-        .post_form(
-            "/checkout/confirm",
-            &[
-                ("csrf_token", &csrf),
-                ("quote", &quote),
-                ("shown_total_minor", "1"),
-                ("shown_currency", "USD"),
-            ],
-        )
-        .await;
-    let started = crate::helpers::Started {
-        pay_url: String::new(),
-        session_path: r.headers()["location"]
-            .to_str()
-            .unwrap()
-            .trim_start_matches(&app.address)
-            .to_owned(),
-    };
+    let started = app.started_from(&app.confirm_claiming(&html, "1").await);
     let allowed = app
         .order_path_after(app.pay_card(&started, "4242424242424242", "123").await)
         .await;
