@@ -70,8 +70,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/orders/{key}/resend-receipt",
                 web::post().to(actions::resend_receipt),
             )
-            // Admin pages (staff, lists, risk rules, prices) live under /settings.
-            .route("/settings", web::get().to(settings::show))
+            // Admin pages (staff, lists, risk rules, prices, history) live under /settings.
+            .configure(settings::routes)
             .default_service(web::to(not_found)),
     );
 }

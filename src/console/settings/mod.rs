@@ -1,5 +1,9 @@
-//! `/console/settings`: the admins' area. Today it lists the staff and the audit log; the
-//! pages that change staff, block and allow lists, risk rules and prices go here too.
+//! `/console/settings`: the admins' area. Every page here takes the `Admin` extractor (the
+//! `admin` role, signed in with two-factor); every change is written with its audit entry
+//! (who, when, old value, new value) in one transaction.
+//!
+//! One file per page: staff, block and allow lists, risk rules (with the backtest), catalog
+//! prices, history.
 
 use super::page::ConsoleMeta;
 use super::session::Admin;
@@ -11,6 +15,11 @@ use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
+
+/// The admin routes, mounted inside the `/console` scope.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/settings", web::get().to(show));
+}
 
 pub struct StaffLine {
     pub email: String,
