@@ -7,7 +7,7 @@ use crate::domain::Currency;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -56,6 +56,14 @@ impl fmt::Debug for Secret {
 /// approximation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dec(pub Decimal);
+
+/// Written as a string in its shortest form ("0.01", never "0.0100"), so a stored value reads
+/// back exactly and equal values are spelled alike.
+impl Serialize for Dec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.normalize())
+    }
+}
 
 impl<'de> Deserialize<'de> for Dec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -164,7 +172,7 @@ pub struct CatalogSettings {
     pub reference_price_per_coin: Dec,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierSettings {
     pub from_coins: u64,
@@ -589,6 +597,8 @@ pub struct ConsoleSettings {
     pub argon2_parallelism: u32,
     /// How long the first-start setup link works (it stops at first use anyway).
     pub setup_link_hours: u64,
+    /// How often an instance checks for risk rules and prices saved on another instance.
+    pub settings_reload_seconds: u64,
 }
 
 impl Default for ConsoleSettings {
@@ -602,6 +612,7 @@ impl Default for ConsoleSettings {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             setup_link_hours: 24,
+            settings_reload_seconds: 2,
         }
     }
 }

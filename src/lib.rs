@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod fulfillment;
 pub mod jobs;
+pub mod live_settings;
 pub mod mail;
 pub mod orders;
 pub mod payments;

@@ -5,9 +5,9 @@
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::domain::Catalog;
 use crate::fulfillment::sandbox::SandboxSupplier;
 use crate::fulfillment::Supplier;
+use crate::live_settings::LiveSettings;
 use crate::payments::sandbox::SandboxProvider;
 use crate::payments::PaymentProvider;
 use crate::secrets::Secrets;
@@ -26,8 +26,11 @@ use tokio::sync::{watch, Notify};
 
 /// Everything a handler or worker needs, shared by all of them.
 pub struct AppState {
+    /// The config file's settings, fixed while the shop runs.
     pub settings: Settings,
-    pub catalog: Catalog,
+    /// Risk rules and prices, which admins change at runtime: read them from here, never
+    /// from `settings`.
+    pub live: LiveSettings,
     pub db: Db,
     pub clock: SharedClock,
     pub limits: RateLimits,
@@ -44,9 +47,6 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Woken when a transaction enqueued jobs, so idle workers start at once.
     pub jobs_ready: Arc<Notify>,
-    /// The catalog page's price rows per currency, formatted once at start.
-    pub price_rows:
-        std::collections::HashMap<crate::domain::Currency, Vec<crate::store::catalog::PriceRow>>,
 }
 
 impl AppState {
@@ -79,7 +79,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
         settings.validate()?;
-        let catalog = settings.catalog.build()?;
+        settings.catalog.build()?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
         let secrets = Secrets::load_or_generate(&settings)?;
@@ -88,6 +88,9 @@ impl Application {
             .await
             .context("connecting to the database")?;
         db.migrate().await.context("running database migrations")?;
+        let live = LiveSettings::load(&db, &settings)
+            .await
+            .context("loading the live settings")?;
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
@@ -105,7 +108,7 @@ impl Application {
             .to_owned();
         tracing::info!(
             backend = ?db.backend(),
-            risk = ?settings.risk,
+            risk = ?live.current().risk,
             "effective risk rules and thresholds"
         );
 
@@ -129,8 +132,7 @@ impl Application {
             .build()?;
         let state = Arc::new(AppState {
             limits: RateLimits::new(&settings.rate_limits),
-            price_rows: crate::store::catalog::price_rows(&catalog),
-            catalog,
+            live,
             db,
             clock,
             base_url,

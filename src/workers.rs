@@ -30,7 +30,8 @@ pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         let worker = format!("{}-{n}", &instance[..8]);
         tasks.push(tokio::spawn(work(state.clone(), worker, shutdown.clone())));
     }
-    tasks.push(tokio::spawn(sweep(state, shutdown)));
+    tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(reload_live_settings(state, shutdown)));
     tasks
 }
 
@@ -182,6 +183,22 @@ async fn on_dead(
 }
 
 /// Periodic housekeeping: expire unpaid orders, forget idle rate-limit buckets.
+/// Picks up risk rules and prices saved on another instance (the saving one reloads at once).
+async fn reload_live_settings(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.settings.console.settings_reload_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = state.live.reload_if_changed(&state.db).await {
+            tracing::warn!(error = %e, "could not check for changed live settings");
+        }
+    }
+}
+
 async fn sweep(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut rounds: u64 = 0;

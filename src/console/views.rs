@@ -77,7 +77,7 @@ fn per_scope(p: &crate::risk::signals::PerScope) -> String {
 
 /// The signals behind the reasons, in words an agent reads at a glance.
 pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
-    let base = state.catalog.base_currency();
+    let base = state.live.current().catalog.base_currency();
     let money = |minor: i64| Money::from_minor(minor, base).to_string();
     let percent = if s.reference_price_per_coin > Decimal::ZERO {
         (s.price_per_coin * Decimal::from(100) / s.reference_price_per_coin)

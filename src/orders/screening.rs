@@ -41,7 +41,8 @@ pub async fn assess_new_order(
     order: &Order,
     now: i64,
 ) -> Result<(risk::Assessment, risk::Signals), sqlx::Error> {
-    let mut signals = risk::signals::gather(&state.db, &state.catalog, order, now).await?;
+    let live = state.live.current();
+    let mut signals = risk::signals::gather(&state.db, &live.catalog, order, now).await?;
     // The order itself is not written yet: count it in its own velocity.
     for v in [
         &mut signals.velocity_24h_username,
@@ -51,7 +52,7 @@ pub async fn assess_new_order(
         v.orders += 1;
         v.amount_minor += order.base_amount_minor;
     }
-    let assessment = risk::rules::evaluate(&signals, &state.settings.risk);
+    let assessment = risk::rules::evaluate(&signals, &live.risk);
     Ok((assessment, signals))
 }
 
@@ -96,8 +97,9 @@ pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(),
         return Ok(()); // screened already
     }
     let now = state.now_ms();
-    let signals = risk::signals::gather(&state.db, &state.catalog, &order, now).await?;
-    let mut assessment = risk::rules::evaluate(&signals, &state.settings.risk);
+    let live = state.live.current();
+    let signals = risk::signals::gather(&state.db, &live.catalog, &order, now).await?;
+    let mut assessment = risk::rules::evaluate(&signals, &live.risk);
     if late && assessment.decision == Decision::Allow {
         assessment.reasons.push(Reason {
             code: "paid_after_expiry".into(),

@@ -12,7 +12,8 @@ const BREAKER: &str = "payments";
 /// Refuses a payment attempt while the breaker is open (opening it if failures just spiked).
 pub async fn check_payment_allowed(state: &AppState, order_id: &str) -> Result<(), AppError> {
     let now = state.now_ms();
-    let settings = &state.settings.risk.circuit_breaker;
+    let live = state.live.current();
+    let settings = &live.risk.circuit_breaker;
     let pool = state.db.pool();
     let open_until: Option<i64> =
         sqlx::query("SELECT open_until FROM circuit_breakers WHERE name = $1")

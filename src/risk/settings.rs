@@ -3,9 +3,9 @@
 
 use crate::config::{ConfigError, Dec};
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RiskSettings {
     /// A score at or above this holds the order for review.
@@ -23,7 +23,7 @@ pub struct RiskSettings {
     pub circuit_breaker: CircuitBreaker,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct UnrealisticOffer {
     /// Effective price per coin below this percentage of the reference rate → review.
@@ -32,7 +32,7 @@ pub struct UnrealisticOffer {
     pub block_below_percent: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RepeatedFailedPayments {
     /// Failures in the last hour (worst of order, email, IP, card, username) → review.
@@ -43,7 +43,7 @@ pub struct RepeatedFailedPayments {
     pub block_at_24h: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CardTesting {
     /// Distinct cards tried from one IP or email in the last hour.
@@ -51,7 +51,7 @@ pub struct CardTesting {
     pub points: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Velocity {
     /// Orders in 24 hours per TikTok username, email or IP above which points are added.
@@ -61,7 +61,7 @@ pub struct Velocity {
     pub points: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LargeFirstOrder {
     /// A first order (no earlier paid order for the email) above this base-currency amount.
@@ -69,13 +69,13 @@ pub struct LargeFirstOrder {
     pub points: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Weighted {
     pub points: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimited {
     /// Rate-limited requests from this IP in the last hour at which points are added.
@@ -83,7 +83,7 @@ pub struct RateLimited {
     pub points: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CircuitBreaker {
     /// Failed payments across the whole shop in the last minute above which new payment

@@ -3,12 +3,14 @@
 
 use crate::domain::pricing::PriceQuote;
 use crate::domain::{Coins, Currency};
+use crate::live_settings::Snapshot;
 use crate::startup::AppState;
 use crate::web::{render, CsrfToken, Meta};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// A package's price as the page shows it. Computed once per currency at start (the catalog
 /// does not change while the shop runs), so the busiest page does no money arithmetic.
@@ -92,11 +94,13 @@ impl FieldErrors {
 
 #[derive(Template)]
 #[template(path = "catalog.html")]
-pub struct CatalogPage<'a> {
+pub struct CatalogPage {
     pub meta: Meta,
     pub currency: String,
     pub currencies: Vec<OptionView>,
-    pub packages: Vec<PackageView<'a>>,
+    /// The prices in force when the page was asked for (its packages are read from here).
+    live: Arc<Snapshot>,
+    price_currency: Currency,
     pub methods: Vec<OptionView>,
     pub custom_min: String,
     pub custom_max: String,
@@ -126,29 +130,34 @@ pub fn price_texts(q: &PriceQuote) -> (String, String) {
     )
 }
 
-impl<'a> CatalogPage<'a> {
+impl CatalogPage {
+    /// The packages in the page's currency, the buyer's choice checked.
+    pub fn packages(&self) -> Vec<PackageView<'_>> {
+        self.live
+            .price_rows
+            .get(&self.price_currency)
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| PackageView {
+                        row,
+                        checked: self.values.package == row.coins.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn new(
-        state: &'a AppState,
+        state: &AppState,
         csrf: &str,
         currency: Currency,
         values: CheckoutValues,
         mut errors: FieldErrors,
     ) -> Self {
-        let catalog = &state.catalog;
+        let live = state.live.current();
+        let catalog = &live.catalog;
         let custom_checked = values.package == "custom"
             || (values.package.is_empty() && !values.coins.trim().is_empty());
-        let packages = state
-            .price_rows
-            .get(&currency)
-            .map(|rows| {
-                rows.iter()
-                    .map(|row| PackageView {
-                        row,
-                        checked: values.package == row.coins.to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let currencies = catalog
             .currencies()
             .into_iter()
@@ -185,10 +194,11 @@ impl<'a> CatalogPage<'a> {
         }
         let (min, max) = catalog.custom_limits();
         CatalogPage {
+            live,
             meta: state.meta("Top up TikTok coins", csrf),
             currency: currency.code().into(),
             currencies,
-            packages,
+            price_currency: currency,
             methods,
             custom_min: min.to_string(),
             custom_max: max.to_string(),
@@ -204,11 +214,11 @@ impl<'a> CatalogPage<'a> {
 /// Picks the currency the buyer asked for, if the shop offers it.
 pub fn chosen_currency(state: &AppState, asked: Option<&str>) -> Result<Currency, String> {
     match asked.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(state.catalog.base_currency()),
+        None => Ok(state.live.current().catalog.base_currency()),
         Some(code) => code
             .parse::<Currency>()
             .ok()
-            .filter(|c| state.catalog.supports(*c))
+            .filter(|c| state.live.current().catalog.supports(*c))
             .ok_or_else(|| "Choose one of the currencies in the list.".to_owned()),
     }
 }
@@ -221,7 +231,7 @@ pub async fn show(
     let mut errors = FieldErrors::default();
     let currency = chosen_currency(&state, query.currency.as_deref()).unwrap_or_else(|msg| {
         errors.currency = Some(msg);
-        state.catalog.base_currency()
+        state.live.current().catalog.base_currency()
     });
     let values = CheckoutValues {
         coins: query.coins.clone().unwrap_or_default(),
@@ -246,6 +256,8 @@ pub fn parse_amount(state: &AppState, package: &str, coins: &str) -> Result<Coin
     let package = package.trim();
     if !package.is_empty() && package != "custom" {
         return state
+            .live
+            .current()
             .catalog
             .parse_package(package)
             .map_err(|e| e.to_string());
@@ -254,6 +266,8 @@ pub fn parse_amount(state: &AppState, package: &str, coins: &str) -> Result<Coin
         return Err("Choose a package or enter a number of coins.".into());
     }
     state
+        .live
+        .current()
         .catalog
         .parse_custom_amount(coins)
         .map_err(|e| e.to_string())

@@ -87,6 +87,8 @@ pub fn charge_for(
     method: PaymentMethod,
 ) -> Option<Charge> {
     let fee = state
+        .live
+        .current()
         .catalog
         .fee(price.total, &state.settings.payments.fee_for(method))?;
     Some(Charge {
@@ -138,7 +140,7 @@ pub async fn submit(
     let offered = state
         .settings
         .payments
-        .methods_for(currency.unwrap_or(state.catalog.base_currency()));
+        .methods_for(currency.unwrap_or(state.live.current().catalog.base_currency()));
     let method = form
         .payment_method
         .parse::<PaymentMethod>()
@@ -169,7 +171,7 @@ pub async fn submit(
         let page = CatalogPage::new(
             &state,
             &csrf.0,
-            currency.unwrap_or(state.catalog.base_currency()),
+            currency.unwrap_or(state.live.current().catalog.base_currency()),
             values.clone(),
             errors,
         );
@@ -197,6 +199,8 @@ pub async fn submit(
         }
     };
     let price = state
+        .live
+        .current()
         .catalog
         .quote(coins, currency)
         .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
@@ -317,13 +321,20 @@ async fn create_order(
     let currency: Currency = q.currency.parse().map_err(|_| stale())?;
     let coins = Coins::new(q.coins);
     let method: PaymentMethod = q.payment_method.parse().map_err(|_| stale())?;
-    let price = state.catalog.quote(coins, currency).ok_or_else(stale)?;
+    let price = state
+        .live
+        .current()
+        .catalog
+        .quote(coins, currency)
+        .ok_or_else(stale)?;
     // The method's fee as shown on the confirm page: recomputed here, never taken from the form.
     let charge = charge_for(state, &price, method).ok_or_else(stale)?;
-    let base_amount_minor =
-        crate::domain::Money::round_from_major(price.base_total, state.catalog.base_currency())
-            .map(|m| m.minor())
-            .unwrap_or(i64::MAX);
+    let base_amount_minor = crate::domain::Money::round_from_major(
+        price.base_total,
+        state.live.current().catalog.base_currency(),
+    )
+    .map(|m| m.minor())
+    .unwrap_or(i64::MAX);
     let mut order = Order {
         id: ids::new_id(),
         order_number: ids::new_order_number(),

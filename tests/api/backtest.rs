@@ -1,16 +1,28 @@
 //! Replaying a proposed rule change over a seeded history, checked against a hand count.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, TestApp};
 use coinfront::risk::backtest;
 use coinfront::risk::signals::{PerScope, Signals};
 use coinfront::risk::RiskSettings;
 
-#[tokio::test]
-async fn a_backtest_matches_a_hand_computed_replay_over_1200_orders() {
-    let app = spawn_app().await;
+pub const HISTORY: i64 = 1200;
+/// Assessed 40 days ago: outside a 30-day replay.
+const OLD: i64 = 50;
+const DAY_MS: i64 = 86_400_000;
+
+/// 1,200 orders assessed an hour ago with known signals and fates, plus 50 older ones: order
+/// n has a disposable email when n % 3 == 0 (30 points), a price mismatch when n % 5 == 0
+/// (40 points) and 3 failed payments (a forced review) when n % 11 == 0; it was refunded when
+/// n % 4 == 0, rejected when n % 4 == 1 (as fraud when also n % 8 == 1), else delivered.
+pub async fn seed_history(app: &TestApp) {
     let now = app.now_ms();
     let mut tx = app.state.db.begin().await.unwrap();
-    for n in 0..1200i64 {
+    for n in 0..HISTORY + OLD {
+        let at = if n < HISTORY {
+            now - 3_600_000
+        } else {
+            now - 40 * DAY_MS
+        };
         let disposable = n % 3 == 0; // 30 points
         let mismatch = n % 5 == 0; // 40 points
         let failures = if n % 11 == 0 { 3 } else { 0 }; // forced review
@@ -44,7 +56,7 @@ async fn a_backtest_matches_a_hand_computed_replay_over_1200_orders() {
         .bind(format!("hash-{n}"))
         .bind(format!("key-{n}"))
         .bind(status)
-        .bind(now - 1000)
+        .bind(at)
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -52,7 +64,7 @@ async fn a_backtest_matches_a_hand_computed_replay_over_1200_orders() {
             coinfront::db::events::record(
                 &mut tx,
                 &id,
-                now,
+                at,
                 "staff:a",
                 "block_listed",
                 None,
@@ -69,12 +81,46 @@ async fn a_backtest_matches_a_hand_computed_replay_over_1200_orders() {
             coinfront::risk::Stage::PreFulfillment,
             &a,
             &signals,
-            now - 1000,
+            at,
         )
         .await
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// The hand count over the 1,200 recent orders: orders per decision [allow, review, block]
+/// with these thresholds, and how many blocked ones were rejected as fraud.
+///
+/// Points = 30·disposable + 40·mismatch; 3 failures force a review and, like every forced
+/// review, weigh as much as the review threshold (so with more signals they can block).
+pub fn hand_count(review: u32, block: u32) -> ([u64; 3], u64) {
+    let mut decided = [0u64; 3];
+    let mut fraud_blocked = 0;
+    for n in 0..HISTORY {
+        let points = 30 * (n % 3 == 0) as u32 + 40 * (n % 5 == 0) as u32;
+        let forced_review = n % 11 == 0;
+        let points = (points + if forced_review { review } else { 0 }).min(100);
+        let d = if points >= block {
+            2
+        } else if points >= review || forced_review {
+            1
+        } else {
+            0
+        };
+        decided[d] += 1;
+        if d == 2 && n % 4 == 1 && n % 8 == 1 {
+            fraud_blocked += 1;
+        }
+    }
+    (decided, fraud_blocked)
+}
+
+#[tokio::test]
+async fn a_backtest_matches_a_hand_computed_replay_over_1200_orders() {
+    let app = spawn_app().await;
+    let now = app.now_ms();
+    seed_history(&app).await;
 
     let current = RiskSettings::default(); // review 65, block 75
     let proposed = RiskSettings {
@@ -86,30 +132,8 @@ async fn a_backtest_matches_a_hand_computed_replay_over_1200_orders() {
         .await
         .unwrap();
 
-    // By hand: points = 30·disposable + 40·mismatch; 3 failures force a review and, like every
-    // forced review, weigh as much as the review threshold (so with more signals they can block).
-    let (mut cur, mut pro) = ([0u64; 3], [0u64; 3]);
-    let mut fraud_blocked_proposed = 0;
-    for n in 0..1200i64 {
-        let points = 30 * (n % 3 == 0) as u32 + 40 * (n % 5 == 0) as u32;
-        let forced_review = n % 11 == 0;
-        let decide = |review: u32, block: u32| {
-            let points = (points + if forced_review { review } else { 0 }).min(100);
-            if points >= block {
-                2
-            } else if points >= review || forced_review {
-                1
-            } else {
-                0
-            }
-        };
-        cur[decide(65, 75)] += 1;
-        let p = decide(30, 70);
-        pro[p] += 1;
-        if p == 2 && n % 4 == 1 && n % 8 == 1 {
-            fraud_blocked_proposed += 1;
-        }
-    }
+    let (cur, _) = hand_count(65, 75);
+    let (pro, fraud_blocked_proposed) = hand_count(30, 70);
     assert_eq!(c.orders, 1200);
     assert_eq!(
         [c.current.allow(), c.current.review(), c.current.block()],

@@ -144,7 +144,7 @@ async fn enter_code(browser: &Browser, code: &str) -> reqwest::Response {
 }
 
 /// Signs a new browser in as an admin with two-factor sign-in.
-async fn sign_in_as_admin(app: &TestApp, email: &str) -> Browser {
+pub async fn sign_in_as_admin(app: &TestApp, email: &str) -> Browser {
     let secret = add_admin_with_totp(app, email).await;
     let browser = Browser::new(app.address.clone());
     let resp = app.console_sign_in(&browser, email, STAFF_PASSWORD).await;

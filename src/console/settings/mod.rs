@@ -5,6 +5,12 @@
 //! One file per page: staff, block and allow lists, risk rules (with the backtest), catalog
 //! prices, history.
 
+mod audited;
+pub mod prices;
+pub mod risk;
+
+use audited::{audit_entry, save_error};
+
 use super::page::ConsoleMeta;
 use super::session::Admin;
 use super::ConsoleError;
@@ -18,7 +24,14 @@ use askama::Template;
 
 /// The admin routes, mounted inside the `/console` scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/settings", web::get().to(show));
+    cfg.route("/settings", web::get().to(show))
+        .route("/settings/risk", web::get().to(risk::show))
+        .route("/settings/risk", web::post().to(risk::save))
+        .route("/settings/risk/test", web::post().to(risk::test))
+        .route("/settings/risk/revert", web::post().to(risk::revert))
+        .route("/settings/prices", web::get().to(prices::show))
+        .route("/settings/prices", web::post().to(prices::save))
+        .route("/settings/prices/revert", web::post().to(prices::revert));
 }
 
 pub struct StaffLine {
