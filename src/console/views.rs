@@ -127,7 +127,11 @@ pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
         },
         Fact {
             label: "Earlier paid orders (email)",
-            value: s.prior_paid_orders.to_string(),
+            value: if s.prior_paid_orders >= crate::risk::signals::PRIOR_PAID_CAP {
+                format!("{} or more", crate::risk::signals::PRIOR_PAID_CAP)
+            } else {
+                s.prior_paid_orders.to_string()
+            },
         },
     ];
     if s.rate_limited_1h > 0 {

@@ -8,6 +8,7 @@ use super::settings::RiskSettings;
 use super::signals::Signals;
 use crate::clock::Millis;
 use crate::db::{col, Db};
+use futures_util::TryStreamExt;
 
 /// Counts for one setting: how many orders it would allow, review and block, and of each
 /// group how many were later refunded, rejected by an agent, or rejected as fraud.
@@ -64,19 +65,21 @@ pub async fn run(
     proposed: &RiskSettings,
     since: Millis,
 ) -> Result<Comparison, sqlx::Error> {
-    // One pass: the signals and the order's fate. An agent's "reject as fraud" leaves a block-list event (`block_listed`) on the order.
-
-    let rows = sqlx::query(
+    // One pass over the period's assessments with each order's fate. An agent's "reject as
+    // fraud" leaves a block-list event (`block_listed`) on the order. Rows are streamed, so the
+    // database produces the next ones while this task decodes and evaluates.
+    let mut rows = sqlx::query(
         "SELECT ra.signals AS signals, o.status AS status,
-                (SELECT COUNT(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'block_listed') AS fraud
+                CASE WHEN EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = o.id AND e.kind = 'block_listed')
+                     THEN 1 ELSE 0 END AS fraud
          FROM risk_assessments ra JOIN orders o ON o.id = ra.order_id
          WHERE ra.stage = 'pre_fulfillment' AND ra.created_at >= $1",
     )
     .bind(since)
-    .fetch_all(db.pool())
-    .await?;
+    .fetch(db.pool());
     let mut out = Comparison::default();
-    for row in &rows {
+    while let Some(row) = rows.try_next().await? {
+        let row = &row;
         let text: String = col(row, "signals")?;
         let Ok(signals) = serde_json::from_str::<Signals>(&text) else {
             out.unreadable += 1;

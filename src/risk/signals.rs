@@ -2,7 +2,7 @@
 //! indexed range queries (one round trip for the counts) and stored with every assessment so
 //! that a rule change can be replayed over past orders.
 
-use super::lists::{self, ListHit, ListKind};
+use super::lists::{self, ListHit};
 use crate::clock::Millis;
 use crate::db::orders::Order;
 use crate::db::{col, Db};
@@ -67,7 +67,7 @@ pub struct Signals {
     pub velocity_24h_username: Velocity,
     pub velocity_24h_email: Velocity,
     pub velocity_24h_ip: Velocity,
-    /// Earlier paid orders from the same email.
+    /// Earlier paid orders from the same email, counted up to `PRIOR_PAID_CAP`.
     pub prior_paid_orders: u32,
     /// Requests from the order's IP refused by a rate limit in the last hour.
     pub rate_limited_1h: u32,
@@ -78,88 +78,64 @@ fn n(row: &sqlx::any::AnyRow, name: &str) -> Result<u32, sqlx::Error> {
     Ok(col::<i64>(row, name)?.clamp(0, u32::MAX as i64) as u32)
 }
 
-/// Gathers the signals for `order` as of `now`.
+/// Earlier paid orders are counted up to this many: the rules only ask whether there is one,
+/// and a regular's thousandth order should cost no more to screen than their second.
+pub const PRIOR_PAID_CAP: u32 = 100;
+
+/// Gathers the signals for `order` as of `now`: two statements on one connection, one for
+/// every count and one for the block and allow lists.
 pub async fn gather(
     db: &Db,
     catalog: &Catalog,
     order: &Order,
     now: Millis,
 ) -> Result<Signals, sqlx::Error> {
-    let pool = db.pool();
-    // The card to judge: the one that paid, else the latest tried on this order.
-    let cards = sqlx::query(
-        "SELECT card_fingerprint, status FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL ORDER BY created_at",
-    )
-    .bind(&order.id)
-    .fetch_all(pool)
-    .await?;
-    let mut fingerprints: Vec<String> = Vec::new();
-    let mut card = String::new();
-    for r in &cards {
-        let fp: String = col(r, "card_fingerprint")?;
-        let status: String = col(r, "status")?;
-        if status == "succeeded" || card.is_empty() {
-            card = fp.clone();
-        }
-        if !fingerprints.contains(&fp) {
-            fingerprints.push(fp);
-        }
-    }
+    let mut conn = db.pool().acquire().await?;
     let h1 = now - HOUR;
     let d1 = now - DAY;
-    // One statement, one round trip; every sub-query is a range scan on a (key, created_at) index.
+    // Every sub-query is a range scan on a (key, created_at) index. The card judged is the
+    // one that paid, else the latest tried on this order (none for a new order).
     let row = sqlx::query(
-        "SELECT
-          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $6) AS f1_order,
-          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS f1_email,
-          (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $6) AS f1_ip,
-          (SELECT COUNT(*) FROM payments WHERE card_fingerprint = $5 AND status = 'failed' AND created_at > $6) AS f1_card,
-          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6) AS f1_user,
-          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $7) AS f24_order,
-          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $7) AS f24_email,
-          (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $7) AS f24_ip,
-          (SELECT COUNT(*) FROM payments WHERE card_fingerprint = $5 AND status = 'failed' AND created_at > $7) AS f24_card,
-          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $7) AS f24_user,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE client_ip = $3 AND created_at > $6) AS cards_ip,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE email = $2 AND created_at > $6) AS cards_email,
-          (SELECT COUNT(*) FROM orders WHERE tiktok_username = $4 AND created_at > $7) AS v_user_n,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $7) AS v_user_a,
-          (SELECT COUNT(*) FROM orders WHERE email = $2 AND created_at > $7) AS v_email_n,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE email = $2 AND created_at > $7) AS v_email_a,
-          (SELECT COUNT(*) FROM orders WHERE client_ip = $3 AND created_at > $7) AS v_ip_n,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE client_ip = $3 AND created_at > $7) AS v_ip_a,
-          (SELECT COUNT(*) FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1) AS prior_paid,
-          (SELECT COUNT(*) FROM rate_limit_hits WHERE client_ip = $3 AND at > $6) AS limited",
+        "WITH card AS (
+           SELECT COALESCE(
+             (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND status = 'succeeded' AND card_fingerprint IS NOT NULL ORDER BY created_at DESC LIMIT 1),
+             (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL ORDER BY created_at DESC LIMIT 1),
+             '') AS fp
+         )
+         SELECT
+          (SELECT fp FROM card) AS card,
+          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $5) AS f1_order,
+          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS f1_email,
+          (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $5) AS f1_ip,
+          (SELECT COUNT(*) FROM payments WHERE card_fingerprint = (SELECT fp FROM card) AND status = 'failed' AND created_at > $5) AS f1_card,
+          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS f1_user,
+          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $6) AS f24_order,
+          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS f24_email,
+          (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $6) AS f24_ip,
+          (SELECT COUNT(*) FROM payments WHERE card_fingerprint = (SELECT fp FROM card) AND status = 'failed' AND created_at > $6) AS f24_card,
+          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6) AS f24_user,
+          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE client_ip = $3 AND created_at > $5) AS cards_ip,
+          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE email = $2 AND created_at > $5) AS cards_email,
+          (SELECT COUNT(*) FROM orders WHERE tiktok_username = $4 AND created_at > $6) AS v_user_n,
+          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $6) AS v_user_a,
+          (SELECT COUNT(*) FROM orders WHERE email = $2 AND created_at > $6) AS v_email_n,
+          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE email = $2 AND created_at > $6) AS v_email_a,
+          (SELECT COUNT(*) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_n,
+          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_a,
+          (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1 LIMIT $7) AS p) AS prior_paid,
+          (SELECT COUNT(*) FROM rate_limit_hits WHERE client_ip = $3 AND at > $5) AS limited",
     )
     .bind(&order.id)
     .bind(&order.email)
     .bind(&order.client_ip)
     .bind(&order.tiktok_username)
-    .bind(&card)
     .bind(h1)
     .bind(d1)
-    .fetch_one(pool)
+    .bind(i64::from(PRIOR_PAID_CAP))
+    .fetch_one(&mut *conn)
     .await?;
-
-    let mut candidates = vec![
-        (ListKind::Email, order.email.clone()),
-        (
-            ListKind::EmailDomain,
-            order
-                .email
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_owned())
-                .unwrap_or_default(),
-        ),
-        (ListKind::Ip, order.client_ip.clone()),
-        (ListKind::TiktokUsername, order.tiktok_username.clone()),
-    ];
-    candidates.extend(
-        fingerprints
-            .into_iter()
-            .map(|f| (ListKind::CardFingerprint, f)),
-    );
-    let list_hits = lists::matches(pool, &candidates, now).await?;
+    let card: String = col(&row, "card")?;
+    let list_hits = lists::matches_order(&mut conn, order, now).await?;
 
     let base_total = catalog.to_base(order.amount).unwrap_or_default();
     let price_per_coin = base_total / Decimal::from(order.coins.get().max(1));
