@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod backtest;
 mod buyer_checks;
 mod card_data;
