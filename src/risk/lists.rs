@@ -223,12 +223,6 @@ pub struct Entry {
     pub removed_at: Option<Millis>,
 }
 
-impl Entry {
-    pub fn active(&self, now: Millis) -> bool {
-        self.expires_at.is_none_or(|t| t > now)
-    }
-}
-
 const ENTRY_COLUMNS: &str =
     "id, list, kind, value, reason, added_by, created_at, expires_at, removed_by, removed_at";
 

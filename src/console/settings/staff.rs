@@ -168,7 +168,8 @@ pub async fn show(
 }
 
 /// A password hash nobody can match: a new or reset account cannot be opened until its
-/// setup link is used (and the sign-in code stays the same for every account).
+/// setup link is used. A real argon2 hash rather than a marker, so sign-in treats the account
+/// like any other (a wrong password, in the same time).
 async fn unusable_hash(state: &AppState) -> Result<String, ConsoleError> {
     let unknowable = Secret::new(ids::new_secret_token());
     Ok(password::hash(
@@ -266,6 +267,7 @@ pub async fn add(
     )
     .await?;
     tx.commit().await?;
+    // Rendered here rather than redirected: the link must not travel in a URL (history, logs).
     let extras = Extras {
         notice: Some(format!("Added {} as {role}.", email.as_str())),
         link: Some(IssuedLink {
