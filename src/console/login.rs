@@ -38,6 +38,8 @@ pub struct LoginQuery {
     expired: Option<String>,
     signed_out: Option<String>,
     changed: Option<String>,
+    /// After a setup link set the password.
+    set: Option<String>,
 }
 
 pub async fn form(
@@ -51,6 +53,8 @@ pub async fn form(
         Some("You are signed out.".into())
     } else if query.changed.is_some() {
         Some("Your password was changed. Sign in with the new one.".into())
+    } else if query.set.is_some() {
+        Some("Your password is set. Sign in with it.".into())
     } else {
         None
     };

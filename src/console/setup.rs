@@ -1,6 +1,13 @@
-//! The first admin. On a start with no staff at all, the log shows a one-time link
-//! (`/console/setup/{token}`, only its hash stored); whoever opens it sets the first admin's
-//! email and password. It stops working once used, when a newer link is made, or after
+//! One-time setup links (`/console/setup/{token}`, only the token's hash stored). Two kinds:
+//!
+//! - The first admin: on a start with no staff at all, the log shows a link; whoever opens it
+//!   sets the first admin's email and password.
+//! - A staff member's: an admin who adds someone or resets their password is shown a link for
+//!   that person to choose their own password. It only sets the password; the person then
+//!   signs in as usual, two-factor code included, so a link alone never opens a session of an
+//!   account that has two-factor sign-in.
+//!
+//! A link stops working once used, when a newer one is made for the same purpose, or after
 //! `console.setup_link_hours`.
 
 use super::form::AnonForm;
@@ -11,7 +18,7 @@ use super::session;
 use super::ConsoleError;
 use crate::config::Secret;
 use crate::db::audit;
-use crate::db::staff::{self, Role};
+use crate::db::staff::{self, Role, SetupLink, StaffMember};
 use crate::db::staff_sessions::Stage;
 use crate::domain::{ids, BuyerEmail};
 use crate::startup::AppState;
@@ -55,6 +62,16 @@ struct SetupPage {
     error: Option<String>,
 }
 
+/// A staff member's link: they choose a password for the account an admin made or reset.
+#[derive(Template)]
+#[template(path = "console/setup_password.html")]
+struct ChoosePasswordPage {
+    meta: ConsoleMeta,
+    token: String,
+    email: String,
+    error: Option<String>,
+}
+
 fn used_up() -> ConsoleError {
     ConsoleError::BadRequest(
         "This setup link has been used already, or it has expired. Sign in, or ask an admin; an operator can also add staff with `coinfront staff add`.".into(),
@@ -65,25 +82,42 @@ fn token_ok(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// What the link opens, or the "used up" page.
+async fn open_link(state: &AppState, token: &str) -> Result<SetupLink, ConsoleError> {
+    if !token_ok(token) {
+        return Err(used_up());
+    }
+    staff::setup_link(state.db.pool(), &ids::token_hash(token), state.now_ms())
+        .await?
+        .ok_or_else(used_up)
+}
+
 pub async fn form(
     state: web::Data<AppState>,
     csrf: CsrfToken,
     token: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
     let token = token.into_inner();
-    if !token_ok(&token)
-        || !staff::setup_token_usable(state.db.pool(), &ids::token_hash(&token), state.now_ms())
-            .await?
-    {
-        return Err(used_up());
-    }
-    let page = SetupPage {
-        meta: ConsoleMeta::anonymous(&state, "Create the first admin", &csrf.0),
-        token,
-        email: String::new(),
-        error: None,
-    };
-    Ok(render(StatusCode::OK, &page))
+    Ok(match open_link(&state, &token).await? {
+        SetupLink::FirstAdmin => render(
+            StatusCode::OK,
+            &SetupPage {
+                meta: ConsoleMeta::anonymous(&state, "Create the first admin", &csrf.0),
+                token,
+                email: String::new(),
+                error: None,
+            },
+        ),
+        SetupLink::Staff(member) => render(
+            StatusCode::OK,
+            &ChoosePasswordPage {
+                meta: ConsoleMeta::anonymous(&state, "Choose your password", &csrf.0),
+                token,
+                email: member.email,
+                error: None,
+            },
+        ),
+    })
 }
 
 #[derive(Deserialize)]
@@ -104,17 +138,25 @@ pub async fn submit(
 ) -> Result<HttpResponse, ConsoleError> {
     let (token, AnonForm(form)) = (token.into_inner(), form);
     // Checked again when it is spent; this only spares the hashing for dead links.
-    if !token_ok(&token)
-        || !staff::setup_token_usable(state.db.pool(), &ids::token_hash(&token), state.now_ms())
-            .await?
-    {
-        return Err(used_up());
+    match open_link(&state, &token).await? {
+        SetupLink::FirstAdmin => first_admin(&state, &req, ip, &csrf, token, form).await,
+        SetupLink::Staff(member) => choose_password(&state, ip, &csrf, token, member, form).await,
     }
+}
+
+async fn first_admin(
+    state: &AppState,
+    req: &HttpRequest,
+    ip: ClientIp,
+    csrf: &CsrfToken,
+    token: String,
+    form: SetupForm,
+) -> Result<HttpResponse, ConsoleError> {
     let page = |error: String| {
         render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SetupPage {
-                meta: ConsoleMeta::anonymous(&state, "Create the first admin", &csrf.0),
+                meta: ConsoleMeta::anonymous(state, "Create the first admin", &csrf.0),
                 token: token.clone(),
                 email: form.email.chars().take(254).collect(),
                 error: Some(error),
@@ -166,11 +208,72 @@ pub async fn submit(
     let member = staff::by_id(state.db.pool(), &id)
         .await?
         .ok_or_else(|| ConsoleError::Unexpected(anyhow::anyhow!("new admin not found")))?;
-    let token = begin_session(&state, &req, &member, Stage::Active, ip, "the setup link").await?;
+    let token = begin_session(state, req, &member, Stage::Active, ip, "the setup link").await?;
     let mut resp = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/console/account/totp"))
         .finish();
-    resp.add_cookie(&session::cookie(&state, &token))
+    resp.add_cookie(&session::cookie(state, &token))
         .map_err(|e| ConsoleError::Unexpected(e.into()))?;
     Ok(resp)
+}
+
+/// A staff member's link: sets their password (ending any session the account still had),
+/// then sends them to sign in with it.
+async fn choose_password(
+    state: &AppState,
+    ip: ClientIp,
+    csrf: &CsrfToken,
+    token: String,
+    member: StaffMember,
+    form: SetupForm,
+) -> Result<HttpResponse, ConsoleError> {
+    let page = |error: String| {
+        render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ChoosePasswordPage {
+                meta: ConsoleMeta::anonymous(state, "Choose your password", &csrf.0),
+                token: token.clone(),
+                email: member.email.clone(),
+                error: Some(error),
+            },
+        )
+    };
+    if form.password.expose() != form.confirm_password.expose() {
+        return Ok(page(PolicyError::Mismatch.to_string()));
+    }
+    if let Err(e) = password::check_policy(form.password.expose(), &member.email) {
+        return Ok(page(e.to_string()));
+    }
+    let hash = password::hash(
+        form.password.clone(),
+        HashParams::from_settings(&state.settings.console),
+    )
+    .await?;
+    let now = state.now_ms();
+    let mut tx = state.db.begin().await?;
+    // Spent in the same transaction: a link used twice at once sets one password, and a link
+    // revoked meanwhile (the account disabled, a newer link made) sets none.
+    if !staff::use_staff_setup_token(&mut tx, &ids::token_hash(&token), &member.id, now).await? {
+        tx.rollback().await?;
+        return Err(used_up());
+    }
+    staff::set_password(&mut tx, &member.id, &hash, now).await?;
+    let ip_text = ip.to_string();
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: &member.actor(),
+            action: "password_set",
+            subject: &member.email,
+            detail: "Chose a password with a one-time setup link",
+            client_ip: Some(&ip_text),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/console/login?set=1"))
+        .finish())
 }

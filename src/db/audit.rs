@@ -20,12 +20,31 @@ pub struct Entry<'a> {
 
 #[derive(Debug, Clone)]
 pub struct AuditRow {
+    pub id: String,
     pub at: Millis,
     pub actor: String,
     pub action: String,
     pub subject: String,
     pub detail: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
     pub client_ip: Option<String>,
+}
+
+const COLUMNS: &str = "id, at, actor, action, subject, detail, old_value, new_value, client_ip";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, sqlx::Error> {
+    Ok(AuditRow {
+        id: col(r, "id")?,
+        at: col(r, "at")?,
+        actor: col(r, "actor")?,
+        action: col(r, "action")?,
+        subject: col(r, "subject")?,
+        detail: col(r, "detail")?,
+        old_value: col(r, "old_value")?,
+        new_value: col(r, "new_value")?,
+        client_ip: col(r, "client_ip")?,
+    })
 }
 
 pub async fn record(
@@ -57,37 +76,98 @@ pub async fn recent(
     subject: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let rows = match subject {
-        Some(s) => {
-            sqlx::query(
-                "SELECT at, actor, action, subject, detail, client_ip FROM audit_log
-                 WHERE subject = $1 ORDER BY at DESC, id DESC LIMIT $2",
-            )
-            .bind(s)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        }
-        None => {
-            sqlx::query(
-                "SELECT at, actor, action, subject, detail, client_ip FROM audit_log
-                 ORDER BY at DESC, id DESC LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        }
+    let filter = Filter {
+        subject: subject.map(|s| Match::Exact(s.to_owned())),
+        ..Default::default()
     };
-    rows.iter()
-        .map(|r| {
-            Ok(AuditRow {
-                at: col(r, "at")?,
-                actor: col(r, "actor")?,
-                action: col(r, "action")?,
-                subject: col(r, "subject")?,
-                detail: col(r, "detail")?,
-                client_ip: col(r, "client_ip")?,
-            })
-        })
-        .collect()
+    page(pool, &filter, None, limit).await
+}
+
+/// How a filter field matches.
+#[derive(Debug, Clone)]
+pub enum Match {
+    Exact(String),
+    /// Contains the text, ignoring case.
+    Contains(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub action: Option<Match>,
+    pub subject: Option<Match>,
+    pub actor: Option<Match>,
+}
+
+/// Where a page of the log starts: just older than this entry (keyset paging, so new entries
+/// arriving while someone reads do not shift the pages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: Millis,
+    pub id: String,
+}
+
+/// Entries newest first, filtered, starting after `before`; at most `limit`.
+pub async fn page(
+    pool: &AnyPool,
+    filter: &Filter,
+    before: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut clauses = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
+    for (column, m) in [
+        ("action", &filter.action),
+        ("subject", &filter.subject),
+        ("actor", &filter.actor),
+    ] {
+        match m {
+            None => {}
+            Some(Match::Exact(v)) => {
+                binds.push(v.clone());
+                clauses.push(format!("{column} = ${}", binds.len()));
+            }
+            // LOWER on both sides: LIKE ignores case on SQLite but not on PostgreSQL.
+            Some(Match::Contains(v)) => {
+                let escaped = v
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                binds.push(format!("%{escaped}%"));
+                clauses.push(format!("LOWER({column}) LIKE ${} ESCAPE '\\'", binds.len()));
+            }
+        }
+    }
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_log");
+    let n = binds.len();
+    if before.is_some() {
+        clauses.push(format!(
+            "(at < ${a} OR (at = ${a} AND id < ${b}))",
+            a = n + 1,
+            b = n + 2
+        ));
+    }
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    let limit_at = n + if before.is_some() { 3 } else { 1 };
+    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT ${limit_at}"));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
+    }
+    if let Some(c) = before {
+        q = q.bind(c.at).bind(c.id.clone());
+    }
+    let rows = q.bind(limit).fetch_all(pool).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The actions the log holds, for the history page's filter.
+pub async fn actions(pool: &AnyPool) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query("SELECT DISTINCT action FROM audit_log ORDER BY action")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| col(r, "action")).collect()
 }

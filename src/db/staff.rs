@@ -2,7 +2,7 @@
 //! setup links. Passwords and codes are only ever stored hashed.
 
 use crate::clock::Millis;
-use crate::db::{col, is_unique_violation, Db};
+use crate::db::{col, is_unique_violation, Backend, Db};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
 use std::fmt;
@@ -206,16 +206,48 @@ pub async fn upgrade_hash(
     Ok(())
 }
 
-/// Disables an account and ends its sessions at once.
-pub async fn disable(conn: &mut AnyConnection, id: &str, now: Millis) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Disables an account: its sessions end at once and its unused setup links stop working.
+/// False when it was disabled already.
+pub async fn disable(conn: &mut AnyConnection, id: &str, now: Millis) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE staff SET disabled_at = $1, updated_at = $1 WHERE id = $2 AND disabled_at IS NULL",
     )
     .bind(now)
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    super::staff_sessions::delete_for_staff(conn, id).await
+    revoke_setup_tokens(&mut *conn, id).await?;
+    super::staff_sessions::delete_for_staff(conn, id).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Enables a disabled account again (with the password it had). False when it was enabled.
+pub async fn enable(conn: &mut AnyConnection, id: &str, now: Millis) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff SET disabled_at = NULL, updated_at = $1 WHERE id = $2 AND disabled_at IS NOT NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The ids of the enabled admins. On PostgreSQL their rows stay locked until the transaction
+/// ends (SQLite's `BEGIN IMMEDIATE` already lets one writer in at a time), so two admins who
+/// disable each other at the same moment cannot leave the shop without any.
+pub async fn lock_active_admins(
+    conn: &mut AnyConnection,
+    backend: Backend,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT id FROM staff WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE"
+        }
+        Backend::Sqlite => "SELECT id FROM staff WHERE role = 'admin' AND disabled_at IS NULL",
+    };
+    let rows = sqlx::query(sql).fetch_all(conn).await?;
+    rows.iter().map(|r| col(r, "id")).collect()
 }
 
 /// Turns two-factor sign-in on with a confirmed secret (the step of the confirming code is
@@ -394,6 +426,7 @@ pub async fn forget_old_attempts(pool: &AnyPool, before: Millis) -> Result<(), s
     Ok(())
 }
 
+/// The first-admin link, logged at a start with no staff at all.
 pub async fn add_setup_token(
     pool: &AnyPool,
     token_hash: &str,
@@ -401,7 +434,7 @@ pub async fn add_setup_token(
     expires_at: Millis,
 ) -> Result<(), sqlx::Error> {
     // An unused link from an earlier start stops working: only the newest one is valid.
-    sqlx::query("DELETE FROM staff_setup_tokens WHERE used_at IS NULL")
+    sqlx::query("DELETE FROM staff_setup_tokens WHERE used_at IS NULL AND staff_id IS NULL")
         .execute(pool)
         .await?;
     sqlx::query(
@@ -415,30 +448,50 @@ pub async fn add_setup_token(
     Ok(())
 }
 
-pub async fn setup_token_usable(
+/// What a setup link opens, if it still works.
+#[derive(Debug, Clone)]
+pub enum SetupLink {
+    /// The first-admin link: whoever opens it creates the first admin.
+    FirstAdmin,
+    /// A link an admin made for this (enabled) staff member to choose a password.
+    Staff(StaffMember),
+}
+
+pub async fn setup_link(
     pool: &AnyPool,
     token_hash: &str,
     now: Millis,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM staff_setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+) -> Result<Option<SetupLink>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT staff_id FROM staff_setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
     )
     .bind(token_hash)
     .bind(now)
-    .fetch_one(pool)
-    .await?;
-    Ok(col::<i64>(&row, "n")? > 0)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    match col::<Option<String>>(&row, "staff_id")? {
+        None => Ok(Some(SetupLink::FirstAdmin)),
+        Some(id) => Ok(by_id(pool, &id)
+            .await?
+            .filter(|m| m.disabled_at.is_none())
+            .map(SetupLink::Staff)),
+    }
 }
 
-/// Spends a setup link, in the transaction that creates the first admin. Every other unused
-/// link is spent with it, so two links used at once cannot make two first admins.
+/// Spends the first-admin link, in the transaction that creates the first admin. Every other
+/// unused first-admin link is spent with it, so two links used at once cannot make two first
+/// admins.
 pub async fn use_setup_token(
     conn: &mut AnyConnection,
     token_hash: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
     let valid = sqlx::query(
-        "UPDATE staff_setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
+        "UPDATE staff_setup_tokens SET used_at = $1
+         WHERE token_hash = $2 AND staff_id IS NULL AND used_at IS NULL AND expires_at > $1",
     )
     .bind(now)
     .bind(token_hash)
@@ -446,9 +499,81 @@ pub async fn use_setup_token(
     .await?
     .rows_affected()
         == 1;
-    sqlx::query("UPDATE staff_setup_tokens SET used_at = $1 WHERE used_at IS NULL")
-        .bind(now)
+    sqlx::query(
+        "UPDATE staff_setup_tokens SET used_at = $1 WHERE used_at IS NULL AND staff_id IS NULL",
+    )
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(valid)
+}
+
+/// A link for one staff member to choose their password, in the caller's transaction. Their
+/// earlier unused links stop working: only the newest one is valid.
+pub async fn add_staff_setup_token(
+    conn: &mut AnyConnection,
+    staff_id: &str,
+    token_hash: &str,
+    now: Millis,
+    expires_at: Millis,
+) -> Result<(), sqlx::Error> {
+    revoke_setup_tokens(&mut *conn, staff_id).await?;
+    sqlx::query(
+        "INSERT INTO staff_setup_tokens (token_hash, staff_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(staff_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Drops a staff member's unused setup links (when they are disabled, or get a new one).
+pub async fn revoke_setup_tokens(
+    conn: &mut AnyConnection,
+    staff_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_setup_tokens WHERE staff_id = $1 AND used_at IS NULL")
+        .bind(staff_id)
         .execute(conn)
         .await?;
-    Ok(valid)
+    Ok(())
+}
+
+/// Spends a staff member's setup link: true once, and only for the member it was made for.
+pub async fn use_staff_setup_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    staff_id: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff_setup_tokens SET used_at = $1
+         WHERE token_hash = $2 AND staff_id = $3 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .bind(staff_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Staff members with a setup link still waiting to be used, and when each link expires.
+pub async fn pending_setup_links(
+    pool: &AnyPool,
+    now: Millis,
+) -> Result<Vec<(String, Millis)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT staff_id, MAX(expires_at) AS expires_at FROM staff_setup_tokens
+         WHERE staff_id IS NOT NULL AND used_at IS NULL AND expires_at > $1 GROUP BY staff_id",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "staff_id")?, col(r, "expires_at")?)))
+        .collect()
 }

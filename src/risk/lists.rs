@@ -3,7 +3,11 @@
 
 use crate::clock::Millis;
 use crate::db::col;
+use crate::domain::{BuyerEmail, TikTokUsername};
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool};
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +65,14 @@ impl List {
         match self {
             List::Block => "block",
             List::Allow => "allow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<List> {
+        match s {
+            "block" => Some(List::Block),
+            "allow" => Some(List::Allow),
+            _ => None,
         }
     }
 }
@@ -173,4 +185,234 @@ fn row_to_hit(r: &sqlx::any::AnyRow, kind: ListKind) -> Result<ListHit, sqlx::Er
         reason: col(r, "reason")?,
         added_by: col(r, "added_by")?,
     })
+}
+
+/// Checks a value typed by an admin for `kind` and returns it in the form orders are matched
+/// in (`normalise` of what the shop stores), or a message saying what is wrong.
+pub fn parse_value(kind: ListKind, input: &str) -> Result<String, String> {
+    let v = input.trim();
+    if v.is_empty() {
+        return Err(format!("Enter the {} to list.", kind.describe()));
+    }
+    let parsed = match kind {
+        ListKind::Email => BuyerEmail::parse(v)
+            .map(|e| e.as_str().to_owned())
+            .map_err(|_| "Enter an email address like name@example.com.".to_owned())?,
+        ListKind::EmailDomain => {
+            let domain = v.trim_start_matches('@');
+            BuyerEmail::parse(&format!("x@{domain}"))
+                .map(|e| e.domain().to_owned())
+                .map_err(|_| "Enter an email domain like example.com (no name@).".to_owned())?
+        }
+        // Orders store the address as `IpAddr` prints it, so "::FFFF:1.2.3.4" and "1.2.3.4 "
+        // are written back the same way.
+        ListKind::Ip => v.parse::<IpAddr>().map(|ip| ip.to_string()).map_err(|_| {
+            "Enter one IP address like 203.0.113.7 or 2001:db8::1 (ranges are not supported)."
+                .to_owned()
+        })?,
+        ListKind::TiktokUsername => TikTokUsername::parse(v)
+            .map(|u| u.as_str().to_owned())
+            .map_err(|e| e.to_string())?,
+        // The provider's fingerprint as the order page shows it; the sandbox's are hex, other
+        // providers use letters, digits, `_` and `-`.
+        ListKind::CardFingerprint => {
+            let ok = (4..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err("Enter the card fingerprint as the order page shows it (letters, digits, _ and -; no card number).".into());
+            }
+            v.to_owned()
+        }
+    };
+    Ok(normalise(kind, &parsed))
+}
+
+/// A list entry as the admin page shows it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: String,
+    pub list: List,
+    pub kind: ListKind,
+    pub value: String,
+    pub reason: String,
+    pub added_by: String,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    /// Set when an admin ended the entry before its expiry.
+    pub removed_by: Option<String>,
+    pub removed_at: Option<Millis>,
+}
+
+const ENTRY_COLUMNS: &str =
+    "id, list, kind, value, reason, added_by, created_at, expires_at, removed_by, removed_at";
+
+fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
+    let list: String = col(r, "list")?;
+    let kind: String = col(r, "kind")?;
+    let bad =
+        |what: &str, v: &str| sqlx::Error::Decode(format!("unknown list {what} {v:?}").into());
+    Ok(Entry {
+        id: col(r, "id")?,
+        list: List::parse(&list).ok_or_else(|| bad("name", &list))?,
+        kind: ListKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        value: col(r, "value")?,
+        reason: col(r, "reason")?,
+        added_by: col(r, "added_by")?,
+        created_at: col(r, "created_at")?,
+        expires_at: col(r, "expires_at")?,
+        removed_by: col(r, "removed_by")?,
+        removed_at: col(r, "removed_at")?,
+    })
+}
+
+/// Which entries the admin page lists.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub kind: Option<ListKind>,
+    /// Part of the value, as typed (matched in lower case).
+    pub value_contains: Option<String>,
+}
+
+/// Entries in force at `now` (`ended_since: None`, newest first), or entries that ended
+/// between `ended_since` and `now` (latest ended first). At most `limit`.
+pub async fn entries(
+    pool: &AnyPool,
+    now: Millis,
+    ended_since: Option<Millis>,
+    filter: &EntryFilter,
+    limit: i64,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    let (when, order) = match ended_since {
+        None => (
+            "(expires_at IS NULL OR expires_at > $1)",
+            "created_at DESC, id DESC",
+        ),
+        Some(_) => (
+            "expires_at <= $1 AND expires_at > $2",
+            "expires_at DESC, id DESC",
+        ),
+    };
+    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM risk_lists WHERE {when}");
+    let mut n = if ended_since.is_some() { 2 } else { 1 };
+    if filter.kind.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND kind = ${n}"));
+    }
+    let pattern = filter.value_contains.as_ref().map(|v| {
+        let escaped = v
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    if pattern.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND value LIKE ${n} ESCAPE '\\'"));
+    }
+    n += 1;
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ${n}"));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+    if let Some(since) = ended_since {
+        q = q.bind(since);
+    }
+    if let Some(kind) = filter.kind {
+        q = q.bind(kind.as_str());
+    }
+    if let Some(p) = pattern {
+        q = q.bind(p);
+    }
+    let rows = q.bind(limit).fetch_all(pool).await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+pub async fn entry_by_id(pool: &AnyPool, id: &str) -> Result<Option<Entry>, sqlx::Error> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM risk_lists WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(entry_from_row).transpose()
+}
+
+/// The entry in force for this exact list, kind and (normalised) value, if any.
+pub async fn active_entry(
+    conn: &mut AnyConnection,
+    list: List,
+    kind: ListKind,
+    value: &str,
+    now: Millis,
+) -> Result<Option<Entry>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM risk_lists
+         WHERE list = $1 AND kind = $2 AND value = $3 AND (expires_at IS NULL OR expires_at > $4)
+         ORDER BY created_at DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(list.as_str())
+        .bind(kind.as_str())
+        .bind(normalise(kind, value))
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(entry_from_row).transpose()
+}
+
+/// Ends an entry now: it stops matching at once and stays in the table as history. False
+/// when it had ended already (expired, or someone else removed it first).
+pub async fn end(
+    conn: &mut AnyConnection,
+    id: &str,
+    removed_by: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE risk_lists SET expires_at = $1, removed_at = $1, removed_by = $2
+         WHERE id = $3 AND (expires_at IS NULL OR expires_at > $1)",
+    )
+    .bind(now)
+    .bind(removed_by)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_checked_per_kind_and_stored_as_orders_are_matched() {
+        use ListKind::*;
+        assert_eq!(parse_value(Ip, " 203.0.113.7 ").unwrap(), "203.0.113.7");
+        assert_eq!(parse_value(Ip, "2001:DB8::1").unwrap(), "2001:db8::1");
+        assert!(parse_value(Ip, "203.0.113.0/24").is_err());
+        assert!(parse_value(Ip, "999.1.1.1").is_err());
+        assert_eq!(
+            parse_value(Email, "Ana@Example.com").unwrap(),
+            "ana@example.com"
+        );
+        assert!(parse_value(Email, "ana@").is_err());
+        assert_eq!(
+            parse_value(EmailDomain, "@Mailinator.com").unwrap(),
+            "mailinator.com"
+        );
+        assert!(parse_value(EmailDomain, "ana@example.com").is_err());
+        assert!(parse_value(EmailDomain, "localhost").is_err());
+        assert_eq!(
+            parse_value(TiktokUsername, "@Scam_Target").unwrap(),
+            "scam_target"
+        );
+        assert!(parse_value(TiktokUsername, "no spaces please").is_err());
+        assert_eq!(
+            parse_value(CardFingerprint, "9F2C44aa01bc55de66f70a1b").unwrap(),
+            "9f2c44aa01bc55de66f70a1b"
+        );
+        assert!(parse_value(CardFingerprint, "4242 4242 4242 4242").is_err());
+        for kind in ListKind::ALL {
+            assert!(parse_value(kind, "   ").is_err());
+        }
+    }
 }

@@ -3,7 +3,6 @@
 //! a second, explicit confirmation.
 
 use crate::backtest::{hand_count, seed_history, HISTORY};
-use crate::console::sign_in_as_admin;
 use crate::helpers::{assert_is_redirect_to, spawn_app, Browser, Checkout, TestApp};
 use coinfront::live_settings::LiveSettings;
 use sqlx::Row;
@@ -89,7 +88,7 @@ async fn audit_rows(app: &TestApp, action: &str) -> Vec<(String, String, String,
 async fn a_backtest_on_the_page_matches_a_hand_replay_over_1200_orders() {
     let app = spawn_app().await;
     seed_history(&app).await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     let r = submit(
         &admin,
         "/console/settings/risk",
@@ -136,7 +135,7 @@ async fn a_backtest_on_the_page_matches_a_hand_replay_over_1200_orders() {
 #[tokio::test]
 async fn a_saved_rule_change_applies_to_the_next_order_and_is_audited() {
     let app = spawn_app().await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     let buyer = Browser::new(app.address.clone());
     let throwaway = Checkout {
         email: "someone@mailinator.com",
@@ -210,7 +209,7 @@ async fn another_instance_picks_up_a_saved_change() {
     let other = LiveSettings::load(&app.state.db, &app.state.settings)
         .await
         .unwrap();
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     let r = submit(
         &admin,
         "/console/settings/risk",
@@ -229,7 +228,7 @@ async fn another_instance_picks_up_a_saved_change() {
 #[tokio::test]
 async fn bad_or_contradictory_values_are_explained_and_nothing_is_saved() {
     let app = spawn_app().await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     for (changes, message) in [
         (
             vec![("card_testing.points", "lots")],
@@ -270,7 +269,7 @@ async fn bad_or_contradictory_values_are_explained_and_nothing_is_saved() {
 #[tokio::test]
 async fn a_save_based_on_an_older_version_is_refused() {
     let app = spawn_app().await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     let stale_page = admin.get_html("/console/settings/risk").await;
     let r = submit(
         &admin,
@@ -302,7 +301,7 @@ async fn a_save_based_on_an_older_version_is_refused() {
 #[tokio::test]
 async fn a_price_the_rules_would_flag_needs_a_confirmation() {
     let app = spawn_app().await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     let page = admin.get_html("/console/settings/prices").await;
     assert!(page.contains("0.0104") && page.contains("0.0106"));
     assert!(
@@ -366,7 +365,7 @@ async fn a_price_the_rules_would_flag_needs_a_confirmation() {
 #[tokio::test]
 async fn a_fair_price_change_saves_at_once_and_shows_on_the_catalog() {
     let app = spawn_app().await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     let r = submit(
         &admin,
         "/console/settings/prices",
@@ -386,7 +385,7 @@ async fn a_fair_price_change_saves_at_once_and_shows_on_the_catalog() {
 #[tokio::test]
 async fn prices_that_are_not_a_valid_price_list_are_explained() {
     let app = spawn_app().await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     for (changes, message) in [
         (
             vec![("price_per_coin_2", "abc")],
@@ -440,7 +439,7 @@ async fn prices_that_are_not_a_valid_price_list_are_explained() {
 #[tokio::test]
 async fn admin_forms_need_the_session_csrf_token() {
     let app = spawn_app().await;
-    let admin = sign_in_as_admin(&app, ADMIN).await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
     for action in [
         "/console/settings/risk",
         "/console/settings/risk/test",

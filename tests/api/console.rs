@@ -4,8 +4,8 @@
 //! `coinfront staff add` through the real binary.
 
 use crate::helpers::{
-    assert_is_redirect_to, extract_hidden, fresh_database, spawn_app, spawn_app_with, Browser,
-    Checkout, TestApp, STAFF_PASSWORD,
+    assert_is_redirect_to, extract_hidden, fresh_database, post_from, spawn_app, spawn_app_with,
+    Browser, Checkout, TestApp, STAFF_PASSWORD,
 };
 use coinfront::console::totp;
 use coinfront::db::staff::{self, Role};
@@ -61,20 +61,6 @@ async fn order_number(app: &TestApp, order_path: &str) -> String {
         .get("order_number")
 }
 
-/// Posts a console form with the CSRF token of `page`.
-async fn post_from(
-    browser: &Browser,
-    page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let html = browser.get_html(page).await;
-    let csrf = extract_hidden(&html, "csrf_token").expect("page has a csrf token");
-    let mut form = vec![("csrf_token", csrf.as_str())];
-    form.extend_from_slice(fields);
-    browser.post_form(action, &form).await
-}
-
 fn session_cookie(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get_all("set-cookie")
@@ -115,24 +101,6 @@ async fn count_where(app: &TestApp, sql: &str, arg: &str) -> i64 {
         .get::<i64, _>(0)
 }
 
-/// An admin with two-factor sign-in already on; returns its TOTP secret.
-async fn add_admin_with_totp(app: &TestApp, email: &str) -> Vec<u8> {
-    let id = app.add_staff(email, Role::Admin).await;
-    let secret = totp::new_secret();
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    staff::enable_totp(
-        &mut conn,
-        &id,
-        &totp::base32_encode(&secret),
-        0,
-        &[],
-        app.now_ms(),
-    )
-    .await
-    .unwrap();
-    secret
-}
-
 async fn enter_code(browser: &Browser, code: &str) -> reqwest::Response {
     post_from(
         browser,
@@ -141,17 +109,6 @@ async fn enter_code(browser: &Browser, code: &str) -> reqwest::Response {
         &[("code", code)],
     )
     .await
-}
-
-/// Signs a new browser in as an admin with two-factor sign-in.
-pub async fn sign_in_as_admin(app: &TestApp, email: &str) -> Browser {
-    let secret = add_admin_with_totp(app, email).await;
-    let browser = Browser::new(app.address.clone());
-    let resp = app.console_sign_in(&browser, email, STAFF_PASSWORD).await;
-    assert_is_redirect_to(&resp, "/console/login/code");
-    let code = totp::code_at(&secret, app.now_ms() / 1000);
-    assert_is_redirect_to(&enter_code(&browser, &code).await, "/console/");
-    browser
 }
 
 #[tokio::test]
@@ -517,9 +474,19 @@ async fn agents_are_refused_admin_pages() {
     assert_eq!(agent.get("/console/review").await.status(), 200);
     assert_eq!(agent.get("/console/orders").await.status(), 200);
 
-    let admin = sign_in_as_admin(&app, "boss@example.com").await;
+    let admin = app.sign_in_as_admin("boss@example.com").await;
+    // The index links the admin pages and shows the latest changes (the agent's sign-in).
     let html = admin.get_html("/console/settings").await;
-    assert!(html.contains(AGENT) && html.contains("Audit log"), "{html}");
+    assert!(
+        html.contains(AGENT) && html.contains("Recent changes"),
+        "{html}"
+    );
+    for page in ["staff", "lists", "risk", "prices", "history"] {
+        assert!(
+            html.contains(&format!("href=\"/console/settings/{page}\"")),
+            "{page}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -633,3 +633,58 @@ impl TestApp {
         browser
     }
 }
+
+/// Posts a console form with the CSRF token of `page` (a console page the browser can open).
+pub async fn post_from(
+    browser: &Browser,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let html = browser.get_html(page).await;
+    let csrf = extract_hidden(&html, "csrf_token").expect("page has a csrf token");
+    let mut form = vec![("csrf_token", csrf.as_str())];
+    form.extend_from_slice(fields);
+    browser.post_form(action, &form).await
+}
+
+impl TestApp {
+    /// An admin with two-factor sign-in already on; returns its TOTP secret.
+    pub async fn add_admin_with_totp(&self, email: &str) -> Vec<u8> {
+        use coinfront::console::totp;
+        let id = self
+            .add_staff(email, coinfront::db::staff::Role::Admin)
+            .await;
+        let secret = totp::new_secret();
+        let mut conn = self.state.db.pool().acquire().await.unwrap();
+        coinfront::db::staff::enable_totp(
+            &mut conn,
+            &id,
+            &totp::base32_encode(&secret),
+            0,
+            &[],
+            self.now_ms(),
+        )
+        .await
+        .unwrap();
+        secret
+    }
+
+    /// A new browser signed in as a new admin with two-factor sign-in (password, then code).
+    pub async fn sign_in_as_admin(&self, email: &str) -> Browser {
+        let secret = self.add_admin_with_totp(email).await;
+        let browser = Browser::new(self.address.clone());
+        let resp = self.console_sign_in(&browser, email, STAFF_PASSWORD).await;
+        assert_is_redirect_to(&resp, "/console/login/code");
+        let code = coinfront::console::totp::code_at(&secret, self.now_ms() / 1000);
+        let resp = post_from(
+            &browser,
+            "/console/login/code",
+            "/console/login/code",
+            &[("code", &code)],
+        )
+        .await;
+        assert_is_redirect_to(&resp, "/console/");
+        browser
+    }
+}

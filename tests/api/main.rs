@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod admin_rules;
 mod backtest;
 mod buyer_checks;

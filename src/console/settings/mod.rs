@@ -3,7 +3,11 @@
 //! (who, when, old value, new value) in one transaction.
 //!
 //! One file per page: staff, block and allow lists, risk rules (with the backtest), catalog
-//! prices, history.
+//! prices, history. This file holds the index that links them and the routes.
+
+pub mod history;
+pub mod lists;
+pub mod staff;
 
 mod audited;
 pub mod prices;
@@ -15,7 +19,7 @@ use super::page::ConsoleMeta;
 use super::session::Admin;
 use super::ConsoleError;
 use crate::clock::format_utc;
-use crate::db::{audit, staff};
+use crate::db::audit::{self, AuditRow};
 use crate::startup::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
@@ -31,63 +35,65 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/risk/revert", web::post().to(risk::revert))
         .route("/settings/prices", web::get().to(prices::show))
         .route("/settings/prices", web::post().to(prices::save))
-        .route("/settings/prices/revert", web::post().to(prices::revert));
+        .route("/settings/prices/revert", web::post().to(prices::revert))
+        .route("/settings/staff", web::get().to(staff::show))
+        .route("/settings/staff", web::post().to(staff::add))
+        .route(
+            "/settings/staff/{id}/disable",
+            web::post().to(staff::disable),
+        )
+        .route("/settings/staff/{id}/enable", web::post().to(staff::enable))
+        .route("/settings/staff/{id}/reset", web::post().to(staff::reset))
+        .route("/settings/lists", web::get().to(lists::show))
+        .route("/settings/lists", web::post().to(lists::add))
+        .route("/settings/lists/{id}/remove", web::post().to(lists::remove))
+        .route("/settings/history", web::get().to(history::show));
 }
 
-pub struct StaffLine {
-    pub email: String,
-    pub role: String,
-    pub totp: bool,
-    pub disabled: bool,
-    pub created: String,
-}
-
+/// One audit entry as the pages show it.
 pub struct AuditLine {
     pub when: String,
     pub actor: String,
     pub action: String,
     pub subject: String,
     pub detail: String,
+    pub old_value: String,
+    pub new_value: String,
     pub ip: String,
 }
 
-#[derive(Template)]
-#[template(path = "console/settings.html")]
-struct SettingsPage {
-    meta: ConsoleMeta,
-    staff: Vec<StaffLine>,
-    audit: Vec<AuditLine>,
-}
-
-pub async fn show(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ConsoleError> {
-    let Admin(current) = admin;
-    let pool = state.db.pool();
-    let staff = staff::list(pool)
-        .await?
-        .into_iter()
-        .map(|s| StaffLine {
-            role: s.role.to_string(),
-            totp: s.totp_enabled(),
-            disabled: s.disabled_at.is_some(),
-            created: format_utc(s.created_at),
-            email: s.email,
-        })
-        .collect();
-    let audit = audit::recent(pool, None, 100)
-        .await?
-        .into_iter()
-        .map(|a| AuditLine {
+impl AuditLine {
+    pub fn of(a: AuditRow) -> Self {
+        AuditLine {
             when: format_utc(a.at),
             actor: a.actor,
             action: a.action.replace('_', " "),
             subject: a.subject,
             detail: a.detail,
+            old_value: a.old_value.unwrap_or_default(),
+            new_value: a.new_value.unwrap_or_default(),
             ip: a.client_ip.unwrap_or_default(),
-        })
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/settings/index.html")]
+struct SettingsPage {
+    meta: ConsoleMeta,
+    audit: Vec<AuditLine>,
+}
+
+/// The index: links to each admin page and the latest changes.
+pub async fn show(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ConsoleError> {
+    let Admin(current) = admin;
+    let audit = audit::recent(state.db.pool(), None, 10)
+        .await?
+        .into_iter()
+        .map(AuditLine::of)
         .collect();
     let page = SettingsPage {
         meta: ConsoleMeta::for_staff(&state, &current, "Settings"),
-        staff,
         audit,
     };
     Ok(render(StatusCode::OK, &page))
