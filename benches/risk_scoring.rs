@@ -7,7 +7,7 @@
 //!     BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench risk_scoring
 //!
 //! Environment: BENCH_HISTORY (historical orders, default 100000), BENCH_SCORES (scored orders,
-//! default 2000), BENCH_WARMUP (scorings before the measurement, default 100), BENCH_SEED (the
+//! default 2000), BENCH_KEEP_SQLITE (copy the SQLite database there at the end), BENCH_WARMUP (scorings before the measurement, default 100), BENCH_SEED (the
 //! data generator's seed, default 42), BENCH_POSTGRES_URL (also run on a fresh PostgreSQL
 //! database `cf_bench_<random>` made from this URL and dropped at the end).
 //!
@@ -146,6 +146,11 @@ fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<EngineResult> {
         if let Err(e) = common::runtime(1).block_on(db.drop_now()) {
             eprintln!("could not drop database {}: {e:#}", db.name);
         }
+    }
+    if let (Engine::Sqlite, Some(keep)) = (engine, std::env::var_os("BENCH_KEEP_SQLITE")) {
+        // For EXPLAIN QUERY PLAN on the same data: `sqlite3 $BENCH_KEEP_SQLITE`.
+        std::fs::copy(tmp.path().join("risk.db"), &keep).context("keeping the database")?;
+        println!("[sqlite] database kept at {}", Path::new(&keep).display());
     }
     tmp.close().context("removing the temporary folder")?;
     result

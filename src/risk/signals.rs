@@ -94,12 +94,13 @@ pub async fn gather(
     let h1 = now - HOUR;
     let d1 = now - DAY;
     // Every sub-query is a range scan on a (key, created_at) index. The card judged is the
-    // one that paid, else the latest tried on this order (none for a new order).
+    // one that paid, else the latest tried on this order (none for a new order); it is found
+    // among the order's own payments, never by walking every successful payment.
     let row = sqlx::query(
         "WITH card AS (
            SELECT COALESCE(
-             (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND status = 'succeeded' AND card_fingerprint IS NOT NULL ORDER BY created_at DESC LIMIT 1),
-             (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL ORDER BY created_at DESC LIMIT 1),
+             (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL
+              ORDER BY (status = 'succeeded') DESC, created_at DESC LIMIT 1),
              '') AS fp
          )
          SELECT
