@@ -415,6 +415,8 @@ impl Default for RateLimitSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct JobSettings {
     /// Job workers per server process; 0 runs none (useful for tests of the queue itself).
+    /// Most of a worker's time is spent waiting (on the supplier, the SMTP server, the
+    /// database), so there are more of them than cores.
     pub workers: usize,
     /// How long a claimed job is reserved for one worker before another may take it.
     pub lease_seconds: u64,
@@ -428,7 +430,7 @@ pub struct JobSettings {
 impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
-            workers: 2,
+            workers: 8,
             lease_seconds: 60,
             max_attempts: 8,
             backoff_base_ms: 1_000,
