@@ -216,6 +216,7 @@ pub async fn submit(
         email: email.as_str().into(),
         payment_method: method.as_str().into(),
         min_age,
+        total_minor: charge.total.minor(),
         issued_at: state.now_ms(),
     };
     let page = ConfirmPage {
@@ -329,6 +330,13 @@ async fn create_order(
         .ok_or_else(stale)?;
     // The method's fee as shown on the confirm page: recomputed here, never taken from the form.
     let charge = charge_for(state, &price, method).ok_or_else(stale)?;
+    if charge.total.minor() != q.total_minor {
+        // An admin changed the prices after the confirm page was shown.
+        return Err(AppError::BadRequest(format!(
+            "The shop's prices changed while you were checking out: these {} coins now cost {}. Nothing was charged. Go back to the shop to see the new price and order again.",
+            coins, charge.total
+        )));
+    }
     let base_amount_minor = crate::domain::Money::round_from_major(
         price.base_total,
         state.live.current().catalog.base_currency(),

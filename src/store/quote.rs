@@ -23,6 +23,9 @@ pub struct Quote {
     pub payment_method: String,
     /// The age the buyer confirmed being at least.
     pub min_age: u32,
+    /// The total the confirm page showed, in minor units: if prices change before the buyer
+    /// confirms, the order is not created at a price they never saw.
+    pub total_minor: i64,
     pub issued_at: i64,
 }
 
@@ -63,6 +66,7 @@ mod tests {
             email: "a@b.co".into(),
             payment_method: "card".into(),
             min_age: 18,
+            total_minor: 73,
             issued_at: 1_000,
         }
     }

@@ -457,3 +457,36 @@ async fn admin_forms_need_the_session_csrf_token() {
         assert_eq!(r.status(), 403, "{action}");
     }
 }
+
+#[tokio::test]
+async fn an_order_confirmed_after_a_price_change_is_not_created_at_a_price_never_shown() {
+    let app = spawn_app().await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
+    let buyer = Browser::new(app.address.clone());
+    let confirm_page = buyer
+        .post_checkout(&Checkout::default())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(confirm_page.contains("7.28"), "700 coins at 0.0104");
+    let r = submit(
+        &admin,
+        "/console/settings/prices",
+        "/console/settings/prices",
+        "/console/settings/prices",
+        &[("price_per_coin_1", "0.0105")],
+    )
+    .await;
+    assert_is_redirect_to(&r, "/console/settings/prices?done=saved");
+
+    let r = buyer.confirm(&confirm_page).await;
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("prices changed while you were checking out"),
+        "{html}"
+    );
+    assert!(html.contains("Nothing was charged"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+}
