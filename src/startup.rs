@@ -45,7 +45,8 @@ pub struct AppState {
     pub mailer: crate::mail::Mailer,
     /// Outgoing HTTP (webhook deliveries today; a real provider's API later).
     pub http: reqwest::Client,
-    /// Woken when a transaction enqueued jobs, so idle workers start at once.
+    /// Woken (`notify_one`) when a transaction enqueued jobs, so an idle worker starts at once;
+    /// a worker that claims a job wakes the next, while there is work.
     pub jobs_ready: Arc<Notify>,
 }
 

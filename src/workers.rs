@@ -44,7 +44,12 @@ async fn work(state: Arc<AppState>, worker: String, mut shutdown: watch::Receive
         }
         let claimed = jobs::claim(&state.db, &worker, state.now_ms(), lease_ms).await;
         match claimed {
-            Ok(Some(job)) => run_one(&state, &worker, job).await,
+            Ok(Some(job)) => {
+                // Wake one idle worker for whatever else is due (it looks before it locks), so
+                // a burst spreads over the workers without every one of them waking per job.
+                state.jobs_ready.notify_one();
+                run_one(&state, &worker, job).await
+            }
             Ok(None) => {
                 tokio::select! {
                     _ = state.jobs_ready.notified() => {}

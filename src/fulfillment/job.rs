@@ -111,7 +111,7 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
         crate::orders::notify::delivered(state, &mut tx, &order, now).await?;
     }
     tx.commit().await?;
-    state.jobs_ready.notify_waiters();
+    state.jobs_ready.notify_one();
     Ok(())
 }
 

@@ -68,13 +68,32 @@ pub async fn claim(
                          ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id, kind, payload, attempts"
         }
+        // The earliest due job of each status, each found at the front of its (status, run_at)
+        // index range, instead of sorting the whole backlog while holding the write lock.
         Backend::Sqlite => {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
-             WHERE id = (SELECT id FROM jobs WHERE status IN ('pending', 'running') AND run_at <= $3
-                         ORDER BY run_at LIMIT 1)
+             WHERE id = (SELECT id FROM (
+                           SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE status = 'pending' AND run_at <= $3 ORDER BY run_at LIMIT 1)
+                           UNION ALL
+                           SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE status = 'running' AND run_at <= $3 ORDER BY run_at LIMIT 1)
+                         ) ORDER BY run_at LIMIT 1)
              RETURNING id, kind, payload, attempts"
         }
     };
+    // An idle worker looks before it takes the write lock: with several workers per instance
+    // polling, empty claims would otherwise queue for SQLite's single writer all day.
+    let due: i64 = sqlx::query(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= $1)
+                       OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running' AND run_at <= $1)
+                THEN 1 ELSE 0 END AS due",
+    )
+    .bind(now)
+    .fetch_one(db.pool())
+    .await
+    .and_then(|r| col(&r, "due"))?;
+    if due == 0 {
+        return Ok(None);
+    }
     let mut tx = db.begin().await?;
     let row = sqlx::query(sql)
         .bind(now + lease_ms)

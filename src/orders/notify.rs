@@ -28,7 +28,7 @@ pub async fn order_link_requested(state: &AppState, order: &Order) -> Result<(),
     let written = write(state, &mut tx, order, Email::OrderLink, key, now, now).await?;
     tx.commit().await?;
     if written {
-        state.jobs_ready.notify_waiters();
+        state.jobs_ready.notify_one();
     } else {
         tracing::info!(order = %order.order_number, "order link emailed recently; not sent again");
     }

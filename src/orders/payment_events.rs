@@ -172,7 +172,7 @@ pub async fn apply(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    state.jobs_ready.notify_waiters();
+    state.jobs_ready.notify_one();
     Ok(outcome)
 }
 

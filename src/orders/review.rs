@@ -61,7 +61,7 @@ pub async fn approve(
     }
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
     tx.commit().await?;
-    state.jobs_ready.notify_waiters();
+    state.jobs_ready.notify_one();
     Ok(Outcome::Done)
 }
 
@@ -104,7 +104,7 @@ pub async fn reject(
         }
     }
     tx.commit().await?;
-    state.jobs_ready.notify_waiters();
+    state.jobs_ready.notify_one();
     Ok(Outcome::Done)
 }
 
@@ -212,7 +212,7 @@ pub async fn retry_fulfillment(
     }
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
     tx.commit().await?;
-    state.jobs_ready.notify_waiters();
+    state.jobs_ready.notify_one();
     Ok(Outcome::Done)
 }
 
@@ -269,7 +269,7 @@ pub async fn resend_receipt(
         None => crate::orders::notify::delivered(state, &mut tx, &order, now).await?,
     }
     tx.commit().await?;
-    state.jobs_ready.notify_waiters();
+    state.jobs_ready.notify_one();
     Ok(Outcome::Done)
 }
 

@@ -150,7 +150,7 @@ pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(),
         _ => {}
     }
     tx.commit().await?;
-    state.jobs_ready.notify_waiters();
+    state.jobs_ready.notify_one();
     Ok(())
 }
 

@@ -345,7 +345,7 @@ impl SandboxProvider {
             AttemptResult::AlreadyDone => {}
         }
         tx.commit().await?;
-        self.jobs_ready.notify_waiters();
+        self.jobs_ready.notify_one();
         Ok(outcome)
     }
 
@@ -395,7 +395,7 @@ impl SandboxProvider {
                 .await?;
         }
         tx.commit().await?;
-        self.jobs_ready.notify_waiters();
+        self.jobs_ready.notify_one();
         Ok(quote)
     }
 
@@ -463,7 +463,7 @@ impl SandboxProvider {
         self.queue_event(&mut tx, s, kind, data, now, now + self.crypto_confirm_ms)
             .await?;
         tx.commit().await?;
-        self.jobs_ready.notify_waiters();
+        self.jobs_ready.notify_one();
         Ok(Some(quote))
     }
 
@@ -507,7 +507,7 @@ impl SandboxProvider {
                 .await?;
         }
         tx.commit().await?;
-        self.jobs_ready.notify_waiters();
+        self.jobs_ready.notify_one();
         Ok(())
     }
 
@@ -731,7 +731,7 @@ impl PaymentProvider for SandboxProvider {
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
-        self.jobs_ready.notify_waiters();
+        self.jobs_ready.notify_one();
         Ok(RefundOutcome::Pending { refund_id })
     }
 }
