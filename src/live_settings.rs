@@ -73,6 +73,9 @@ pub struct LiveSettings {
     /// The file's catalog, built (and so validated) once at start.
     file_built: Catalog,
     current: RwLock<Arc<Snapshot>>,
+    /// One reload at a time, so a slow poll never puts back an older snapshot over the one a
+    /// save just installed.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 struct StoredRow {
@@ -98,6 +101,7 @@ impl LiveSettings {
             file_risk: settings.risk.clone(),
             file_catalog: settings.catalog.clone(),
             current: RwLock::new(Arc::new(first)),
+            reloading: tokio::sync::Mutex::new(()),
         };
         live.reload_if_changed(db).await?;
         Ok(live)
@@ -132,6 +136,7 @@ impl LiveSettings {
 
     /// Reloads when any stored version differs from the snapshot's; returns whether it did.
     pub async fn reload_if_changed(&self, db: &Db) -> Result<bool, sqlx::Error> {
+        let _one_at_a_time = self.reloading.lock().await;
         let versions: BTreeMap<String, i64> =
             sqlx::query("SELECT name, version FROM live_settings")
                 .fetch_all(db.pool())
@@ -217,46 +222,109 @@ pub enum SaveError {
     Db(#[from] sqlx::Error),
 }
 
-/// A save: the new value (`None` reverts to the config file's) and the audit entry that
-/// describes it, written together if the stored version is still `based_on`.
+/// A save: the new value (`None` reverts to the config file's), written with its audit entry
+/// if the stored version is still `based_on`.
 pub struct Save<'a> {
     pub name: &'a str,
-    pub value: Option<&'a str>,
+    pub value: Option<serde_json::Value>,
+    /// The config file's value: what a revert goes back to, and the old value in the audit
+    /// entry while nothing is stored.
+    pub file_value: serde_json::Value,
     pub based_on: i64,
-    pub audit: audit::Entry<'a>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub client_ip: &'a str,
 }
 
-/// Saves in one transaction with its audit entry; returns the new version. The caller then
-/// reloads its snapshot (`LiveSettings::reload_if_changed`).
-pub async fn save(db: &Db, s: Save<'_>, now: Millis) -> Result<i64, SaveError> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Written as this version.
+    Version(i64),
+    /// The value in force already: nothing written.
+    Unchanged,
+}
+
+/// Saves in one transaction with its audit entry, whose old value is read in that transaction
+/// (never from an instance's snapshot, which may be a poll behind). The write is conditional
+/// on the version, so of two admins saving from the same page, the second gets `Stale` on
+/// either backend. The caller then reloads its snapshot (`LiveSettings::reload_if_changed`).
+pub async fn save(db: &Db, s: Save<'_>, now: Millis) -> Result<Saved, SaveError> {
     let mut tx = db.begin().await?;
-    let stored: i64 = sqlx::query("SELECT version FROM live_settings WHERE name = $1")
+    let stored = sqlx::query("SELECT value, version FROM live_settings WHERE name = $1")
         .bind(s.name)
         .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| col(&r, "version"))
-        .transpose()?
-        .unwrap_or(0);
-    if stored != s.based_on {
+        .await?;
+    let (stored_value, version): (Option<String>, i64) = match &stored {
+        Some(r) => (col(r, "value")?, col(r, "version")?),
+        None => (None, 0),
+    };
+    if version != s.based_on {
         return Err(SaveError::Stale);
     }
-    let version = stored + 1;
-    sqlx::query(
-        "INSERT INTO live_settings (name, value, version, updated_at, updated_by)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value, version = excluded.version,
-             updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+    let old = stored_value
+        .as_deref()
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_else(|| s.file_value.clone());
+    let new = s.value.clone().unwrap_or_else(|| s.file_value.clone());
+    // Saving the value in force changes nothing; a revert still clears a stored value that
+    // happens to equal the file's, so that later edits of the file apply.
+    if old == new && (s.value.is_some() || stored_value.is_none()) {
+        return Ok(Saved::Unchanged);
+    }
+    let text = s.value.as_ref().map(|v| v.to_string());
+    let written = if stored.is_none() {
+        sqlx::query(
+            "INSERT INTO live_settings (name, value, version, updated_at, updated_by)
+             VALUES ($1, $2, 1, $3, $4) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(s.name)
+        .bind(&text)
+        .bind(now)
+        .bind(s.actor)
+        .execute(&mut *tx)
+        .await?
+    } else {
+        sqlx::query(
+            "UPDATE live_settings SET value = $2, version = version + 1, updated_at = $3, updated_by = $4
+             WHERE name = $1 AND version = $5",
+        )
+        .bind(s.name)
+        .bind(&text)
+        .bind(now)
+        .bind(s.actor)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+    };
+    if written.rows_affected() != 1 {
+        return Err(SaveError::Stale);
+    }
+    let changes = changes(&old, &new).join("; ");
+    let (old_text, new_text) = (old.to_string(), new.to_string());
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: s.actor,
+            action: s.action,
+            subject: s.name,
+            detail: &changes,
+            old_value: Some(&old_text),
+            new_value: Some(&new_text),
+            client_ip: Some(s.client_ip),
+        },
+        now,
     )
-    .bind(s.name)
-    .bind(s.value)
-    .bind(version)
-    .bind(now)
-    .bind(s.audit.actor)
-    .execute(&mut *tx)
     .await?;
-    audit::record(&mut tx, s.audit, now).await?;
     tx.commit().await?;
-    Ok(version)
+    Ok(Saved::Version(version + 1))
+}
+
+/// A short fingerprint of a proposed value, carried by a page so that "save what you tested"
+/// and "save anyway" apply to exactly the values that were tested or warned about.
+pub fn digest<T: Serialize>(value: &T) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_string(value).unwrap_or_default();
+    hex::encode(&Sha256::digest(json.as_bytes())[..12])
 }
 
 /// The differences between two JSON values as "path: old → new" lines, for the audit log's

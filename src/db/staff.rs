@@ -185,6 +185,31 @@ pub async fn set_password(
     super::staff_sessions::delete_for_staff(conn, id).await
 }
 
+/// An admin's reset: the password is replaced (by one nobody knows) and every session ends —
+/// unless the account was disabled meanwhile, which the `WHERE` re-checks under the row's
+/// write lock on both backends. False when it was disabled.
+pub async fn reset_password_if_enabled(
+    conn: &mut AnyConnection,
+    id: &str,
+    password_hash: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff SET password_hash = $1, password_changed_at = $2, updated_at = $2
+         WHERE id = $3 AND disabled_at IS NULL",
+    )
+    .bind(password_hash)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::staff_sessions::delete_for_staff(conn, id).await?;
+    Ok(true)
+}
+
 /// The same password under stronger hashing parameters (sessions are unaffected). Only
 /// replaces the hash it was computed from, so a concurrent password change wins.
 pub async fn upgrade_hash(

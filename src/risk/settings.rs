@@ -184,6 +184,12 @@ impl Default for CircuitBreaker {
 
 impl RiskSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.block_threshold > 100 {
+            return Err(ConfigError::new(
+                "risk.block_threshold",
+                "must be at most 100: scores run from 0 to 100",
+            ));
+        }
         if self.review_threshold == 0 || self.review_threshold > self.block_threshold {
             return Err(ConfigError::new(
                 "risk.review_threshold",

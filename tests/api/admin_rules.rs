@@ -61,6 +61,33 @@ async fn submit_from(
     browser.post_form(post_to, &pairs).await
 }
 
+/// Tests `changes` on the risk page, then saves exactly what was tested.
+async fn test_then_save(
+    browser: &Browser,
+    page_html: &str,
+    changes: &[(&str, &str)],
+) -> reqwest::Response {
+    let tested = submit_from(
+        browser,
+        page_html,
+        "/console/settings/risk/test",
+        "/console/settings/risk/test",
+        changes,
+    )
+    .await;
+    assert_eq!(tested.status(), 200);
+    let tested = tested.text().await.unwrap();
+    assert!(tested.contains("Save these values"));
+    submit_from(
+        browser,
+        &tested,
+        "/console/settings/risk/test",
+        "/console/settings/risk",
+        &[],
+    )
+    .await
+}
+
 /// The backtest table's order counts, [allow, review, block], for one column.
 fn column(html: &str, col: &str) -> [u64; 3] {
     let cells: Vec<u64> = html
@@ -210,14 +237,8 @@ async fn another_instance_picks_up_a_saved_change() {
         .await
         .unwrap();
     let admin = app.sign_in_as_admin(ADMIN).await;
-    let r = submit(
-        &admin,
-        "/console/settings/risk",
-        "/console/settings/risk/test",
-        "/console/settings/risk",
-        &[("review_threshold", "50")],
-    )
-    .await;
+    let page = admin.get_html("/console/settings/risk").await;
+    let r = test_then_save(&admin, &page, &[("review_threshold", "50")]).await;
     assert_is_redirect_to(&r, "/console/settings/risk?done=saved");
     assert_eq!(other.current().risk.review_threshold, 65);
     assert!(other.reload_if_changed(&app.state.db).await.unwrap());
@@ -241,6 +262,7 @@ async fn bad_or_contradictory_values_are_explained_and_nothing_is_saved() {
             "not above block threshold",
         ),
         (vec![("days", "0")], "Enter a number of days"),
+        (vec![("block_threshold", "150")], "at most 100"),
     ] {
         for action in ["/console/settings/risk/test", "/console/settings/risk"] {
             let r = submit(
@@ -271,24 +293,10 @@ async fn a_save_based_on_an_older_version_is_refused() {
     let app = spawn_app().await;
     let admin = app.sign_in_as_admin(ADMIN).await;
     let stale_page = admin.get_html("/console/settings/risk").await;
-    let r = submit(
-        &admin,
-        "/console/settings/risk",
-        "/console/settings/risk/test",
-        "/console/settings/risk",
-        &[("review_threshold", "60")],
-    )
-    .await;
+    let r = test_then_save(&admin, &stale_page, &[("review_threshold", "60")]).await;
     assert_is_redirect_to(&r, "/console/settings/risk?done=saved");
     // A second admin (or tab) saves from the page loaded before that change.
-    let r = submit_from(
-        &admin,
-        &stale_page,
-        "/console/settings/risk/test",
-        "/console/settings/risk",
-        &[("review_threshold", "55")],
-    )
-    .await;
+    let r = test_then_save(&admin, &stale_page, &[("review_threshold", "55")]).await;
     assert_eq!(r.status(), 409);
     assert!(r
         .text()
@@ -489,4 +497,132 @@ async fn an_order_confirmed_after_a_price_change_is_not_created_at_a_price_never
     );
     assert!(html.contains("Nothing was charged"));
     assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+}
+
+#[tokio::test]
+async fn values_edited_after_the_test_are_tested_again_before_they_are_saved() {
+    let app = spawn_app().await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
+    let tested = submit(
+        &admin,
+        "/console/settings/risk",
+        "/console/settings/risk/test",
+        "/console/settings/risk/test",
+        &[("review_threshold", "60")],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    // The admin changes another value and clicks save without testing it.
+    let r = submit_from(
+        &admin,
+        &tested,
+        "/console/settings/risk/test",
+        "/console/settings/risk",
+        &[("block_threshold", "70")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let retested = r.text().await.unwrap();
+    assert!(
+        retested.contains("differ from the ones you tested"),
+        "{retested}"
+    );
+    assert!(
+        retested.contains("orders were screened"),
+        "the new values' test is shown"
+    );
+    assert!(!app.state.live.current().is_overridden("risk"));
+    // Saving from that page saves what it tested.
+    let r = submit_from(
+        &admin,
+        &retested,
+        "/console/settings/risk/test",
+        "/console/settings/risk",
+        &[],
+    )
+    .await;
+    assert_is_redirect_to(&r, "/console/settings/risk?done=saved");
+    let risk = app.state.live.current().risk.clone();
+    assert_eq!((risk.review_threshold, risk.block_threshold), (60, 70));
+}
+
+#[tokio::test]
+async fn a_price_edited_after_the_warning_is_warned_about_again() {
+    let app = spawn_app().await;
+    let admin = app.sign_in_as_admin(ADMIN).await;
+    let warning = submit(
+        &admin,
+        "/console/settings/prices",
+        "/console/settings/prices",
+        "/console/settings/prices",
+        &[("price_per_coin_4", "0.002")],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(warning.contains("Save anyway"));
+    // Another slip of the finger on the warning page: the confirmation was for 0.002.
+    let r = submit_from(
+        &admin,
+        &warning,
+        "/console/settings/prices",
+        "/console/settings/prices",
+        &[("price_per_coin_4", "0.0002")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let again = r.text().await.unwrap();
+    assert!(again.contains("the risk rules would flag these prices"));
+    assert!(again.contains("0.0002"));
+    assert!(!app.state.live.current().is_overridden("prices"));
+}
+
+#[tokio::test]
+async fn of_two_saves_from_the_same_version_exactly_one_lands() {
+    use coinfront::live_settings::{save, Save, SaveError, Saved};
+    let app = spawn_app().await;
+    let file_value = serde_json::to_value(app.state.live.file_risk()).unwrap();
+    for based_on in [0, 1] {
+        let attempt = |threshold: u32| {
+            let mut risk = app.state.live.file_risk().clone();
+            risk.review_threshold = threshold;
+            let value = serde_json::to_value(&risk).unwrap();
+            let (db, file_value) = (app.state.db.clone(), file_value.clone());
+            let now = app.now_ms();
+            async move {
+                save(
+                    &db,
+                    Save {
+                        name: "risk",
+                        value: Some(value),
+                        file_value,
+                        based_on,
+                        actor: "staff:a@example.com",
+                        action: "risk_rules_changed",
+                        client_ip: "127.0.0.1",
+                    },
+                    now,
+                )
+                .await
+            }
+        };
+        let (a, b) = tokio::join!(attempt(40 + based_on as u32), attempt(50 + based_on as u32));
+        let landed = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Ok(Saved::Version(_))))
+            .count();
+        let stale = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Err(SaveError::Stale)))
+            .count();
+        assert_eq!((landed, stale), (1, 1), "{a:?} {b:?}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'risk_rules_changed'")
+            .await,
+        2
+    );
 }

@@ -1,26 +1,8 @@
-//! What the admin pages share when they save: the audit entry's common fields, and the
-//! answer when someone else saved the same setting first.
+//! What the admin pages that save live settings share: the answer when someone else saved
+//! the same setting first.
 
 use crate::console::ConsoleError;
-use crate::db::audit;
 use crate::live_settings::SaveError;
-
-pub fn audit_entry<'a>(
-    actor: &'a str,
-    action: &'a str,
-    subject: &'a str,
-    detail: &'a str,
-    client_ip: &'a str,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        actor,
-        action,
-        subject,
-        detail,
-        client_ip: Some(client_ip),
-        ..Default::default()
-    }
-}
 
 /// A stale save is a 409 page that sends the admin back to the page to review the values
 /// now in force; nothing was changed.

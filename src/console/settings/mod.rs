@@ -13,7 +13,7 @@ mod audited;
 pub mod prices;
 pub mod risk;
 
-use audited::{audit_entry, save_error};
+use audited::save_error;
 
 use super::page::ConsoleMeta;
 use super::session::Admin;

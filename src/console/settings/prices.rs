@@ -7,11 +7,10 @@ use super::super::form::ConsoleForm;
 use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
-use super::{audit_entry, save_error};
+use super::save_error;
 use crate::config::{Dec, TierSettings};
-use crate::db::audit;
 use crate::domain::{Catalog, Coins, Money};
-use crate::live_settings::{self, Prices, Save};
+use crate::live_settings::{self, Prices, Save, Saved};
 use crate::risk::rules::{self, Decision};
 use crate::risk::{RiskSettings, Signals};
 use crate::startup::AppState;
@@ -58,8 +57,9 @@ struct PricesPage {
     overridden: bool,
     form_error: Option<String>,
     amounts: Vec<AmountLine>,
-    /// The proposal would be flagged: the page asks to confirm before saving.
-    confirm: bool,
+    /// The proposal would be flagged: the page asks to confirm exactly these prices (their
+    /// digest) before saving.
+    confirm: Option<String>,
     flash: Option<String>,
 }
 
@@ -105,7 +105,7 @@ fn page(state: &AppState, current: &Current, tiers: Vec<TierRow>, reference: Str
         overridden: live.is_overridden(live_settings::PRICES),
         form_error: None,
         amounts: amounts(&live.catalog, &live.risk),
-        confirm: false,
+        confirm: None,
         flash: None,
     }
 }
@@ -181,7 +181,8 @@ struct Submitted {
     rows: Vec<TierRow>,
     reference: String,
     based_on: i64,
-    confirmed: bool,
+    /// The digest of the prices a warning was confirmed for.
+    confirmed: String,
 }
 
 fn submitted(pairs: Vec<(String, String)>) -> Submitted {
@@ -200,14 +201,18 @@ fn submitted(pairs: Vec<(String, String)>) -> Submitted {
         rows,
         reference: get("reference_price_per_coin"),
         based_on: get("based_on").parse().unwrap_or(-1),
-        confirmed: get("confirm") == "yes",
+        confirmed: get("confirm"),
     }
 }
+
+/// The most a coin may cost in the base currency: far above any real price, and low enough
+/// that no amount the catalog sells can overflow.
+const MAX_PRICE_PER_COIN: i64 = 1_000;
 
 fn price(text: &str) -> Option<Decimal> {
     Decimal::from_str(text)
         .ok()
-        .filter(|d| *d > Decimal::ZERO && d.scale() <= 8)
+        .filter(|d| *d > Decimal::ZERO && d.scale() <= 8 && *d <= Decimal::from(MAX_PRICE_PER_COIN))
 }
 
 /// The proposed prices, or the rows with their errors and a message for the whole form.
@@ -232,15 +237,16 @@ fn parse(
                 bad = true;
             }
             (_, None) => {
-                row.error = Some("Enter a price per coin above 0, such as 0.0104.".into());
+                row.error =
+                    Some("Enter a price per coin above 0 and at most 1000, such as 0.0104.".into());
                 bad = true;
             }
         }
     }
     let reference = price(&s.reference);
-    let reference_error = reference
-        .is_none()
-        .then(|| "Enter the market price per coin, such as 0.0106.".to_owned());
+    let reference_error = reference.is_none().then(|| {
+        "Enter the market price per coin (above 0, at most 1000), such as 0.0106.".to_owned()
+    });
     if bad || reference_error.is_some() {
         return Err((
             "Nothing was saved: correct the marked values.".into(),
@@ -288,24 +294,28 @@ pub async fn save(
             return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &p));
         }
     };
-    if prices == live.prices && s.based_on == live.version_of(live_settings::PRICES) {
-        return Ok(back("unchanged"));
-    }
     let amounts = amounts(&catalog, &live.risk);
-    if amounts.iter().any(|a| a.flag.is_some()) && !s.confirmed {
+    let flagged = amounts.iter().any(|a| a.flag.is_some());
+    let digest = live_settings::digest(&prices);
+    if flagged && s.confirmed != digest {
         let mut p = page(&state, &current, rows_of(&prices), s.reference.clone());
         p.based_on = s.based_on;
         p.amounts = amounts;
-        p.confirm = true;
+        p.confirm = Some(digest);
         return Ok(render(StatusCode::OK, &p));
     }
-    let action = if amounts.iter().any(|a| a.flag.is_some()) {
+    let action = if flagged {
         "prices_changed_despite_warning"
     } else {
         "prices_changed"
     };
-    store(&state, &current, &ip, Some(&prices), s.based_on, action).await?;
-    Ok(back("saved"))
+    let value = serde_json::to_value(&prices).map_err(anyhow::Error::from)?;
+    let saved = store(&state, &current, &ip, Some(value), s.based_on, action).await?;
+    Ok(back(if saved == Saved::Unchanged {
+        "unchanged"
+    } else {
+        "saved"
+    }))
 }
 
 /// `POST /console/settings/prices/revert`: back to the config file's prices.
@@ -317,51 +327,42 @@ pub async fn revert(
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let s = submitted(form.0);
-    if !state.live.current().is_overridden(live_settings::PRICES) {
-        return Ok(back("unchanged"));
-    }
-    store(&state, &current, &ip, None, s.based_on, "prices_reverted").await?;
-    Ok(back("reverted"))
+    let saved = store(&state, &current, &ip, None, s.based_on, "prices_reverted").await?;
+    Ok(back(if saved == Saved::Unchanged {
+        "unchanged"
+    } else {
+        "reverted"
+    }))
 }
 
 async fn store(
     state: &AppState,
     current: &Current,
     ip: &ClientIp,
-    new: Option<&Prices>,
+    value: Option<serde_json::Value>,
     based_on: i64,
     action: &str,
-) -> Result<(), ConsoleError> {
-    let json = |p: &Prices| serde_json::to_value(p).map_err(anyhow::Error::from);
-    let old = json(&state.live.current().prices)?;
-    let effective = match new {
-        Some(p) => json(p)?,
-        None => json(&state.live.file_prices())?,
-    };
-    let changes = live_settings::changes(&old, &effective).join("; ");
-    let (old_text, new_text) = (old.to_string(), effective.to_string());
-    let stored = new.map(|_| new_text.clone());
+) -> Result<Saved, ConsoleError> {
+    let file_value = serde_json::to_value(state.live.file_prices()).map_err(anyhow::Error::from)?;
     let actor = current.staff.actor();
-    let ip_text = ip.0.to_string();
-    let entry = audit::Entry {
-        old_value: Some(&old_text),
-        new_value: Some(&new_text),
-        ..audit_entry(&actor, action, live_settings::PRICES, &changes, &ip_text)
-    };
-    live_settings::save(
+    let client_ip = ip.0.to_string();
+    let saved = live_settings::save(
         &state.db,
         Save {
             name: live_settings::PRICES,
-            value: stored.as_deref(),
+            value,
+            file_value,
             based_on,
-            audit: entry,
+            actor: &actor,
+            action,
+            client_ip: &client_ip,
         },
         state.now_ms(),
     )
     .await
     .map_err(|e| save_error(e, "/console/settings/prices"))?;
     state.live.reload_if_changed(&state.db).await?;
-    Ok(())
+    Ok(saved)
 }
 
 fn back(done: &str) -> HttpResponse {

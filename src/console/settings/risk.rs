@@ -7,9 +7,8 @@ use super::super::form::ConsoleForm;
 use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
-use super::{audit_entry, save_error};
-use crate::db::audit;
-use crate::live_settings::{self, Save};
+use super::save_error;
+use crate::live_settings::{self, Save, Saved};
 use crate::risk::backtest::{self, Comparison, Tally};
 use crate::risk::RiskSettings;
 use crate::startup::AppState;
@@ -190,6 +189,8 @@ struct RiskPage {
     days_error: Option<String>,
     form_error: Option<String>,
     comparison: Option<ComparisonView>,
+    /// The digest of the values the comparison is for: "save" saves exactly those.
+    tested: Option<String>,
     flash: Option<String>,
 }
 
@@ -265,6 +266,7 @@ fn page(
         days_error: None,
         form_error: None,
         comparison: None,
+        tested: None,
         flash: None,
     }
 }
@@ -291,6 +293,7 @@ struct Proposal {
     texts: HashMap<String, String>,
     based_on: i64,
     days: String,
+    tested: String,
 }
 
 fn proposal(pairs: Vec<(String, String)>) -> Proposal {
@@ -302,10 +305,12 @@ fn proposal(pairs: Vec<(String, String)>) -> Proposal {
     let days = texts
         .remove("days")
         .unwrap_or_else(|| DEFAULT_DAYS.to_string());
+    let tested = texts.remove("tested").unwrap_or_default();
     Proposal {
         texts,
         based_on,
         days,
+        tested,
     }
 }
 
@@ -432,13 +437,27 @@ pub async fn test(
             return Ok(invalid(&state, &current, &p, &errors, d.err()));
         }
     };
+    let page = tested_page(&state, &current, &live.risk, &proposed, p.based_on, days).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The page with `proposed` in the form, replayed beside `in_force` over the last `days`.
+async fn tested_page(
+    state: &AppState,
+    current: &Current,
+    in_force: &RiskSettings,
+    proposed: &RiskSettings,
+    based_on: i64,
+    days: u32,
+) -> Result<RiskPage, ConsoleError> {
     let since = state.now_ms() - i64::from(days) * DAY_MS;
-    let comparison = backtest::run(&state.db, &live.risk, &proposed, since).await?;
-    let mut page = page(&state, &current, &form_values(&proposed), &HashMap::new());
-    page.based_on = p.based_on;
+    let comparison = backtest::run(&state.db, in_force, proposed, since).await?;
+    let mut page = page(state, current, &form_values(proposed), &HashMap::new());
+    page.based_on = based_on;
     page.days = days.to_string();
     page.comparison = Some(view(&comparison, days));
-    Ok(render(StatusCode::OK, &page))
+    page.tested = Some(live_settings::digest(proposed));
+    Ok(page)
 }
 
 fn view(c: &Comparison, days: u32) -> ComparisonView {
@@ -466,7 +485,8 @@ fn view(c: &Comparison, days: u32) -> ComparisonView {
     }
 }
 
-/// `POST /console/settings/risk`: saves the proposal, audited, if nobody saved in between.
+/// `POST /console/settings/risk`: saves the values that were tested, audited, if nobody
+/// saved in between. Values edited after the test are tested first instead.
 pub async fn save(
     state: web::Data<AppState>,
     admin: Admin,
@@ -480,22 +500,30 @@ pub async fn save(
         Ok(r) => r,
         Err(errors) => return Ok(invalid(&state, &current, &p, &errors, None)),
     };
-    if proposed == live.risk && p.based_on == live.version_of(live_settings::RISK) {
-        return Ok(back("unchanged"));
+    if proposed != live.risk && p.tested != live_settings::digest(&proposed) {
+        let days = parse_days(&p.days).unwrap_or(DEFAULT_DAYS);
+        let mut page =
+            tested_page(&state, &current, &live.risk, &proposed, p.based_on, days).await?;
+        page.flash = Some(
+            "These values differ from the ones you tested, so nothing was saved yet: here is the test of the values as they are now. Save again to keep them.".into(),
+        );
+        return Ok(render(StatusCode::OK, &page));
     }
-    let old = serde_json::to_value(&live.risk).map_err(anyhow::Error::from)?;
-    let new = serde_json::to_value(&proposed).map_err(anyhow::Error::from)?;
-    store(
+    let value = serde_json::to_value(&proposed).map_err(anyhow::Error::from)?;
+    let saved = store(
         &state,
         &current,
         &ip,
-        Some(&new),
-        &old,
+        Some(value),
         p.based_on,
         "risk_rules_changed",
     )
     .await?;
-    Ok(back("saved"))
+    Ok(back(if saved == Saved::Unchanged {
+        "unchanged"
+    } else {
+        "saved"
+    }))
 }
 
 /// `POST /console/settings/risk/revert`: back to the config file's values.
@@ -507,22 +535,20 @@ pub async fn revert(
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let p = proposal(form.0);
-    let live = state.live.current();
-    if !live.is_overridden(live_settings::RISK) {
-        return Ok(back("unchanged"));
-    }
-    let old = serde_json::to_value(&live.risk).map_err(anyhow::Error::from)?;
-    store(
+    let saved = store(
         &state,
         &current,
         &ip,
         None,
-        &old,
         p.based_on,
         "risk_rules_reverted",
     )
     .await?;
-    Ok(back("reverted"))
+    Ok(back(if saved == Saved::Unchanged {
+        "unchanged"
+    } else {
+        "reverted"
+    }))
 }
 
 /// Writes the new value (`None`: the file's) with its audit entry and reloads at once.
@@ -530,39 +556,30 @@ async fn store(
     state: &AppState,
     current: &Current,
     ip: &ClientIp,
-    new: Option<&Value>,
-    old: &Value,
+    value: Option<Value>,
     based_on: i64,
     action: &str,
-) -> Result<(), ConsoleError> {
-    let effective = match new {
-        Some(v) => v.clone(),
-        None => serde_json::to_value(state.live.file_risk()).map_err(anyhow::Error::from)?,
-    };
-    let changes = live_settings::changes(old, &effective).join("; ");
-    let (old_text, new_text) = (old.to_string(), effective.to_string());
-    let stored = new.map(|v| v.to_string());
+) -> Result<Saved, ConsoleError> {
+    let file_value = serde_json::to_value(state.live.file_risk()).map_err(anyhow::Error::from)?;
     let actor = current.staff.actor();
-    let ip_text = ip.0.to_string();
-    let entry = audit::Entry {
-        old_value: Some(&old_text),
-        new_value: Some(&new_text),
-        ..audit_entry(&actor, action, live_settings::RISK, &changes, &ip_text)
-    };
+    let client_ip = ip.0.to_string();
     let saved = live_settings::save(
         &state.db,
         Save {
             name: live_settings::RISK,
-            value: stored.as_deref(),
+            value,
+            file_value,
             based_on,
-            audit: entry,
+            actor: &actor,
+            action,
+            client_ip: &client_ip,
         },
         state.now_ms(),
     )
-    .await;
-    saved.map_err(|e| save_error(e, "/console/settings/risk"))?;
+    .await
+    .map_err(|e| save_error(e, "/console/settings/risk"))?;
     state.live.reload_if_changed(&state.db).await?;
-    Ok(())
+    Ok(saved)
 }
 
 fn back(done: &str) -> HttpResponse {

@@ -428,7 +428,19 @@ pub async fn reset(
     let ip_text = ip.to_string();
     let mut tx = state.db.begin().await?;
     // The old password stops working and every session of the account ends with it.
-    staff::set_password(&mut tx, &member.id, &hash, now).await?;
+    if !staff::reset_password_if_enabled(&mut tx, &member.id, &hash, now).await? {
+        tx.rollback().await?;
+        return refused(
+            &state,
+            &current,
+            StatusCode::CONFLICT,
+            format!(
+                "{} was disabled a moment ago, so no reset link was made. Enable the account first if they should sign in again.",
+                member.email
+            ),
+        )
+        .await;
+    }
     let (url, until) = issue_link(&state, &mut tx, &member.id, now).await?;
     let old_value = json!({ "password_set": format_utc(member.password_changed_at) }).to_string();
     let new_value =
