@@ -1,8 +1,12 @@
-//! What the admin pages that save live settings share: the answer when someone else saved
-//! the same setting first.
+//! What the admin pages that save live settings (risk rules, prices) share: the save with its
+//! audit entry and the instance's reload, and the answer when someone else saved first.
 
+use crate::console::session::Current;
 use crate::console::ConsoleError;
 use crate::live_settings::SaveError;
+use crate::live_settings::{self, Save, Saved};
+use crate::startup::AppState;
+use crate::web::ClientIp;
 
 /// A stale save is a 409 page that sends the admin back to the page to review the values
 /// now in force; nothing was changed.
@@ -14,4 +18,44 @@ pub fn save_error(e: SaveError, back: &str) -> ConsoleError {
         },
         SaveError::Db(e) => e.into(),
     }
+}
+
+/// What one page saves: which setting, the new value (`None` reverts to the file's), the
+/// file's value, the version the page showed, and the audit action.
+pub struct Change<'a> {
+    pub name: &'a str,
+    pub value: Option<serde_json::Value>,
+    pub file_value: serde_json::Value,
+    pub based_on: i64,
+    pub action: &'a str,
+    /// The page to go back to after a stale save.
+    pub page: &'a str,
+}
+
+/// Saves with its audit entry and reloads this instance's snapshot at once.
+pub async fn store(
+    state: &AppState,
+    current: &Current,
+    ip: &ClientIp,
+    change: Change<'_>,
+) -> Result<Saved, ConsoleError> {
+    let actor = current.staff.actor();
+    let client_ip = ip.0.to_string();
+    let saved = live_settings::save(
+        &state.db,
+        Save {
+            name: change.name,
+            value: change.value,
+            file_value: change.file_value,
+            based_on: change.based_on,
+            actor: &actor,
+            action: change.action,
+            client_ip: &client_ip,
+        },
+        state.now_ms(),
+    )
+    .await
+    .map_err(|e| save_error(e, change.page))?;
+    state.live.reload_if_changed(&state.db).await?;
+    Ok(saved)
 }

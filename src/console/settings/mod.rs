@@ -9,11 +9,9 @@ pub mod history;
 pub mod lists;
 pub mod staff;
 
-mod audited;
+pub mod audited;
 pub mod prices;
 pub mod risk;
-
-use audited::save_error;
 
 use super::page::ConsoleMeta;
 use super::session::Admin;

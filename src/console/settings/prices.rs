@@ -7,10 +7,10 @@ use super::super::form::ConsoleForm;
 use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
-use super::save_error;
+use super::audited::{store, Change};
 use crate::config::{Dec, TierSettings};
 use crate::domain::{Catalog, Coins, Money};
-use crate::live_settings::{self, Prices, Save, Saved};
+use crate::live_settings::{self, Prices, Saved};
 use crate::risk::rules::{self, Decision};
 use crate::risk::{RiskSettings, Signals};
 use crate::startup::AppState;
@@ -310,7 +310,21 @@ pub async fn save(
         "prices_changed"
     };
     let value = serde_json::to_value(&prices).map_err(anyhow::Error::from)?;
-    let saved = store(&state, &current, &ip, Some(value), s.based_on, action).await?;
+    let saved = store(
+        &state,
+        &current,
+        &ip,
+        Change {
+            name: live_settings::PRICES,
+            value: Some(value),
+            file_value: serde_json::to_value(state.live.file_prices())
+                .map_err(anyhow::Error::from)?,
+            based_on: s.based_on,
+            action,
+            page: "/console/settings/prices",
+        },
+    )
+    .await?;
     Ok(back(if saved == Saved::Unchanged {
         "unchanged"
     } else {
@@ -327,42 +341,26 @@ pub async fn revert(
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let s = submitted(form.0);
-    let saved = store(&state, &current, &ip, None, s.based_on, "prices_reverted").await?;
+    let saved = store(
+        &state,
+        &current,
+        &ip,
+        Change {
+            name: live_settings::PRICES,
+            value: None,
+            file_value: serde_json::to_value(state.live.file_prices())
+                .map_err(anyhow::Error::from)?,
+            based_on: s.based_on,
+            action: "prices_reverted",
+            page: "/console/settings/prices",
+        },
+    )
+    .await?;
     Ok(back(if saved == Saved::Unchanged {
         "unchanged"
     } else {
         "reverted"
     }))
-}
-
-async fn store(
-    state: &AppState,
-    current: &Current,
-    ip: &ClientIp,
-    value: Option<serde_json::Value>,
-    based_on: i64,
-    action: &str,
-) -> Result<Saved, ConsoleError> {
-    let file_value = serde_json::to_value(state.live.file_prices()).map_err(anyhow::Error::from)?;
-    let actor = current.staff.actor();
-    let client_ip = ip.0.to_string();
-    let saved = live_settings::save(
-        &state.db,
-        Save {
-            name: live_settings::PRICES,
-            value,
-            file_value,
-            based_on,
-            actor: &actor,
-            action,
-            client_ip: &client_ip,
-        },
-        state.now_ms(),
-    )
-    .await
-    .map_err(|e| save_error(e, "/console/settings/prices"))?;
-    state.live.reload_if_changed(&state.db).await?;
-    Ok(saved)
 }
 
 fn back(done: &str) -> HttpResponse {

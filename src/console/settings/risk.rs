@@ -7,8 +7,8 @@ use super::super::form::ConsoleForm;
 use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
-use super::save_error;
-use crate::live_settings::{self, Save, Saved};
+use super::audited::{store, Change};
+use crate::live_settings::{self, Saved};
 use crate::risk::backtest::{self, Comparison, Tally};
 use crate::risk::RiskSettings;
 use crate::startup::AppState;
@@ -514,9 +514,7 @@ pub async fn save(
         &state,
         &current,
         &ip,
-        Some(value),
-        p.based_on,
-        "risk_rules_changed",
+        risk_change(Some(value), p.based_on, "risk_rules_changed", &state)?,
     )
     .await?;
     Ok(back(if saved == Saved::Unchanged {
@@ -539,9 +537,7 @@ pub async fn revert(
         &state,
         &current,
         &ip,
-        None,
-        p.based_on,
-        "risk_rules_reverted",
+        risk_change(None, p.based_on, "risk_rules_reverted", &state)?,
     )
     .await?;
     Ok(back(if saved == Saved::Unchanged {
@@ -551,35 +547,20 @@ pub async fn revert(
     }))
 }
 
-/// Writes the new value (`None`: the file's) with its audit entry and reloads at once.
-async fn store(
-    state: &AppState,
-    current: &Current,
-    ip: &ClientIp,
+fn risk_change<'a>(
     value: Option<Value>,
     based_on: i64,
-    action: &str,
-) -> Result<Saved, ConsoleError> {
-    let file_value = serde_json::to_value(state.live.file_risk()).map_err(anyhow::Error::from)?;
-    let actor = current.staff.actor();
-    let client_ip = ip.0.to_string();
-    let saved = live_settings::save(
-        &state.db,
-        Save {
-            name: live_settings::RISK,
-            value,
-            file_value,
-            based_on,
-            actor: &actor,
-            action,
-            client_ip: &client_ip,
-        },
-        state.now_ms(),
-    )
-    .await
-    .map_err(|e| save_error(e, "/console/settings/risk"))?;
-    state.live.reload_if_changed(&state.db).await?;
-    Ok(saved)
+    action: &'a str,
+    state: &AppState,
+) -> Result<Change<'a>, ConsoleError> {
+    Ok(Change {
+        name: live_settings::RISK,
+        value,
+        file_value: serde_json::to_value(state.live.file_risk()).map_err(anyhow::Error::from)?,
+        based_on,
+        action,
+        page: "/console/settings/risk",
+    })
 }
 
 fn back(done: &str) -> HttpResponse {
