@@ -337,6 +337,31 @@ pub async fn entry_by_id(pool: &AnyPool, id: &str) -> Result<Option<Entry>, sqlx
 }
 
 /// The entry in force for this exact list, kind and (normalised) value, if any.
+/// Serialises adds of one (list, kind, value) until the transaction ends, so that the check
+/// for an active entry and the insert are one step on PostgreSQL too (SQLite's
+/// `BEGIN IMMEDIATE` already lets one writer in at a time).
+pub async fn lock_value(
+    conn: &mut AnyConnection,
+    backend: crate::db::Backend,
+    list: List,
+    kind: ListKind,
+    value: &str,
+) -> Result<(), sqlx::Error> {
+    if backend == crate::db::Backend::Postgres {
+        let key = format!(
+            "risk_lists:{}:{}:{}",
+            list.as_str(),
+            kind.as_str(),
+            normalise(kind, value)
+        );
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(key)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn active_entry(
     conn: &mut AnyConnection,
     list: List,

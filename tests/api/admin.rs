@@ -927,3 +927,30 @@ async fn admin_forms_need_the_session_token() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn two_admins_adding_the_same_entry_at_once_make_one() {
+    let app = spawn_app().await;
+    let first = app.sign_in_as_admin(BOSS).await;
+    let second = app.sign_in_as_admin("deputy@example.com").await;
+    let fields = [
+        ("list", "block"),
+        ("kind", "ip"),
+        ("value", "203.0.113.9"),
+        ("reason", "card testing from here"),
+    ];
+    for _ in 0..5 {
+        sqlx::query("DELETE FROM risk_lists")
+            .execute(app.state.db.pool())
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(
+            add_list_entry(&first, &fields),
+            add_list_entry(&second, &fields)
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [303, 409]);
+        assert_eq!(app.count("SELECT COUNT(*) FROM risk_lists").await, 1);
+    }
+}

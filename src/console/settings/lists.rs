@@ -257,6 +257,7 @@ pub async fn add(
         }
     };
     let mut tx = state.db.begin().await?;
+    lists::lock_value(&mut tx, state.db.backend(), list, kind, &value).await?;
     if let Some(existing) = lists::active_entry(&mut tx, list, kind, &value, now).await? {
         tx.rollback().await?;
         let message = format!(
