@@ -19,6 +19,7 @@ pub struct PerScope {
     pub order: u32,
     pub email: u32,
     pub ip: u32,
+    /// The card tried on this order that failed most (0 before any payment).
     pub card: u32,
     pub username: u32,
 }
@@ -30,7 +31,7 @@ impl PerScope {
             (self.order, "this order"),
             (self.email, "this email"),
             (self.ip, "this IP address"),
-            (self.card, "this card"),
+            (self.card, "a card tried on this order"),
             (self.username, "this TikTok username"),
         ]
         .into_iter()
@@ -93,27 +94,25 @@ pub async fn gather(
     let mut conn = db.pool().acquire().await?;
     let h1 = now - HOUR;
     let d1 = now - DAY;
-    // Every sub-query is a range scan on a (key, created_at) index. The card judged is the
-    // one that paid, else the latest tried on this order (none for a new order); it is found
-    // among the order's own payments, never by walking every successful payment.
+    // Every sub-query is a range scan on a (key, created_at) index. The card scope counts the
+    // failures of the worst card tried on this order (none for a new order): webhooks arrive
+    // in any order, so "the latest card" is not a fact the shop knows, and a stolen card
+    // tried first is no less telling for a good one paying after it.
     let row = sqlx::query(
-        "WITH card AS (
-           SELECT COALESCE(
-             (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL
-              ORDER BY (status = 'succeeded') DESC, created_at DESC LIMIT 1),
-             '') AS fp
-         )
-         SELECT
-          (SELECT fp FROM card) AS card,
+        "SELECT
           (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $5) AS f1_order,
           (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS f1_email,
           (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $5) AS f1_ip,
-          (SELECT COUNT(*) FROM payments WHERE card_fingerprint = (SELECT fp FROM card) AND status = 'failed' AND created_at > $5) AS f1_card,
+          (SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM payments WHERE status = 'failed' AND created_at > $5
+             AND card_fingerprint IN (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL)
+             GROUP BY card_fingerprint) AS per_card) AS f1_card,
           (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS f1_user,
           (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $6) AS f24_order,
           (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS f24_email,
           (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $6) AS f24_ip,
-          (SELECT COUNT(*) FROM payments WHERE card_fingerprint = (SELECT fp FROM card) AND status = 'failed' AND created_at > $6) AS f24_card,
+          (SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM payments WHERE status = 'failed' AND created_at > $6
+             AND card_fingerprint IN (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL)
+             GROUP BY card_fingerprint) AS per_card) AS f24_card,
           (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6) AS f24_user,
           (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE client_ip = $3 AND created_at > $5) AS cards_ip,
           (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE email = $2 AND created_at > $5) AS cards_email,
@@ -135,7 +134,6 @@ pub async fn gather(
     .bind(i64::from(PRIOR_PAID_CAP))
     .fetch_one(&mut *conn)
     .await?;
-    let card: String = col(&row, "card")?;
     let list_hits = lists::matches_order(&mut conn, order, now).await?;
 
     let base_total = catalog.to_base(order.amount).unwrap_or_default();
@@ -159,22 +157,14 @@ pub async fn gather(
             order: n(&row, "f1_order")?,
             email: n(&row, "f1_email")?,
             ip: n(&row, "f1_ip")?,
-            card: if card.is_empty() {
-                0
-            } else {
-                n(&row, "f1_card")?
-            },
+            card: n(&row, "f1_card")?,
             username: n(&row, "f1_user")?,
         },
         failed_payments_24h: PerScope {
             order: n(&row, "f24_order")?,
             email: n(&row, "f24_email")?,
             ip: n(&row, "f24_ip")?,
-            card: if card.is_empty() {
-                0
-            } else {
-                n(&row, "f24_card")?
-            },
+            card: n(&row, "f24_card")?,
             username: n(&row, "f24_user")?,
         },
         distinct_cards_1h_ip: n(&row, "cards_ip")?,

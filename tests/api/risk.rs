@@ -461,3 +461,61 @@ async fn checkout_is_rate_limited_per_client() {
     // Other pages are not slowed down.
     assert_eq!(app.get("/").await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_card_scope_counts_the_worst_card_tried_on_the_order() {
+    let app = spawn_app().await;
+    let (a, b) = (declining_card(71), declining_card(72));
+    // Card A was declined once before, on another buyer's order.
+    let earlier = app
+        .start_order(&Checkout {
+            email: "someone.else@example.com",
+            username: "someone_else",
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(app.pay_card(&earlier, &a, "123").await.status(), 402);
+    // On this order: A declined, then B declined, then a good card pays.
+    let started = app.start_order(&Checkout::default()).await;
+    assert_eq!(app.pay_card(&started, &a, "123").await.status(), 402);
+    assert_eq!(app.pay_card(&started, &b, "123").await.status(), 402);
+    crate::helpers::eventually("three declines recorded", || async {
+        app.count("SELECT COUNT(*) FROM payments WHERE status = 'failed'")
+            .await
+            == 3
+    })
+    .await;
+    let order_id: String = sqlx::query("SELECT id FROM orders WHERE email = 'ana@example.com'")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    let signals = || async {
+        let order = coinfront::db::orders::by_id(app.state.db.pool(), &order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let live = app.state.live.current();
+        coinfront::risk::signals::gather(&app.state.db, &live.catalog, &order, app.now_ms())
+            .await
+            .unwrap()
+    };
+    // A failed twice in the shop, B once: the card scope is A's 2, whatever order the
+    // webhooks arrived in.
+    let s = signals().await;
+    assert_eq!(
+        (s.failed_payments_1h.card, s.failed_payments_1h.order),
+        (2, 2)
+    );
+    assert_eq!(s.distinct_cards_1h_email, 2);
+
+    // A good card paying afterwards does not wash A's failures out.
+    app.pay_card(&started, "4242424242424242", "123").await;
+    crate::helpers::eventually("the payment recorded", || async {
+        app.count("SELECT COUNT(*) FROM payments WHERE status = 'succeeded'")
+            .await
+            == 1
+    })
+    .await;
+    assert_eq!(signals().await.failed_payments_24h.card, 2);
+}
