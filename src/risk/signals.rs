@@ -103,16 +103,16 @@ pub async fn gather(
           (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $5) AS f1_order,
           (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS f1_email,
           (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $5) AS f1_ip,
-          (SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM payments WHERE status = 'failed' AND created_at > $5
-             AND card_fingerprint IN (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL)
-             GROUP BY card_fingerprint) AS per_card) AS f1_card,
+          (SELECT COALESCE(MAX((SELECT COUNT(*) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
+                                    AND f.status = 'failed' AND f.created_at > $5)), 0)
+           FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS f1_card,
           (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS f1_user,
           (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $6) AS f24_order,
           (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS f24_email,
           (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $6) AS f24_ip,
-          (SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM payments WHERE status = 'failed' AND created_at > $6
-             AND card_fingerprint IN (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL)
-             GROUP BY card_fingerprint) AS per_card) AS f24_card,
+          (SELECT COALESCE(MAX((SELECT COUNT(*) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
+                                    AND f.status = 'failed' AND f.created_at > $6)), 0)
+           FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS f24_card,
           (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6) AS f24_user,
           (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE client_ip = $3 AND created_at > $5) AS cards_ip,
           (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE email = $2 AND created_at > $5) AS cards_email,
