@@ -2,7 +2,7 @@
 //! and who to top up. `POST /checkout` re-renders it with a message beside each bad field.
 
 use crate::domain::pricing::PriceQuote;
-use crate::domain::{Coins, Currency};
+use crate::domain::{Catalog, Coins, Currency};
 use crate::live_settings::Snapshot;
 use crate::startup::AppState;
 use crate::web::{render, CsrfToken, Meta};
@@ -147,14 +147,15 @@ impl CatalogPage {
             .unwrap_or_default()
     }
 
+    /// The page as `live` prices it: the caller's snapshot, so one request sees one catalog.
     pub fn new(
         state: &AppState,
+        live: Arc<Snapshot>,
         csrf: &str,
         currency: Currency,
         values: CheckoutValues,
         mut errors: FieldErrors,
     ) -> Self {
-        let live = state.live.current();
         let catalog = &live.catalog;
         let custom_checked = values.package == "custom"
             || (values.package.is_empty() && !values.coins.trim().is_empty());
@@ -212,13 +213,13 @@ impl CatalogPage {
 }
 
 /// Picks the currency the buyer asked for, if the shop offers it.
-pub fn chosen_currency(state: &AppState, asked: Option<&str>) -> Result<Currency, String> {
+pub fn chosen_currency(catalog: &Catalog, asked: Option<&str>) -> Result<Currency, String> {
     match asked.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(state.live.current().catalog.base_currency()),
+        None => Ok(catalog.base_currency()),
         Some(code) => code
             .parse::<Currency>()
             .ok()
-            .filter(|c| state.live.current().catalog.supports(*c))
+            .filter(|c| catalog.supports(*c))
             .ok_or_else(|| "Choose one of the currencies in the list.".to_owned()),
     }
 }
@@ -228,11 +229,13 @@ pub async fn show(
     csrf: CsrfToken,
     query: web::Query<CatalogQuery>,
 ) -> HttpResponse {
+    let live = state.live.current();
     let mut errors = FieldErrors::default();
-    let currency = chosen_currency(&state, query.currency.as_deref()).unwrap_or_else(|msg| {
-        errors.currency = Some(msg);
-        state.live.current().catalog.base_currency()
-    });
+    let currency =
+        chosen_currency(&live.catalog, query.currency.as_deref()).unwrap_or_else(|msg| {
+            errors.currency = Some(msg);
+            live.catalog.base_currency()
+        });
     let values = CheckoutValues {
         coins: query.coins.clone().unwrap_or_default(),
         ..Default::default()
@@ -242,7 +245,7 @@ pub async fn show(
     } else {
         StatusCode::OK
     };
-    let page = CatalogPage::new(&state, &csrf.0, currency, values, errors);
+    let page = CatalogPage::new(&state, live, &csrf.0, currency, values, errors);
     let status = if page.errors.any() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -252,23 +255,15 @@ pub async fn show(
 }
 
 /// Parses the amount from the form: a package, or a custom number of coins.
-pub fn parse_amount(state: &AppState, package: &str, coins: &str) -> Result<Coins, String> {
+pub fn parse_amount(catalog: &Catalog, package: &str, coins: &str) -> Result<Coins, String> {
     let package = package.trim();
     if !package.is_empty() && package != "custom" {
-        return state
-            .live
-            .current()
-            .catalog
-            .parse_package(package)
-            .map_err(|e| e.to_string());
+        return catalog.parse_package(package).map_err(|e| e.to_string());
     }
     if package.is_empty() && coins.trim().is_empty() {
         return Err("Choose a package or enter a number of coins.".into());
     }
-    state
-        .live
-        .current()
-        .catalog
+    catalog
         .parse_custom_amount(coins)
         .map_err(|e| e.to_string())
 }

@@ -83,14 +83,11 @@ impl Charge {
 
 pub fn charge_for(
     state: &AppState,
+    catalog: &crate::domain::Catalog,
     price: &crate::domain::PriceQuote,
     method: PaymentMethod,
 ) -> Option<Charge> {
-    let fee = state
-        .live
-        .current()
-        .catalog
-        .fee(price.total, &state.settings.payments.fee_for(method))?;
+    let fee = catalog.fee(price.total, &state.settings.payments.fee_for(method))?;
     Some(Charge {
         fee,
         total: price.total.checked_add(fee)?,
@@ -124,11 +121,13 @@ pub async fn submit(
     form: SafeForm<CheckoutForm>,
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
+    // One snapshot of the prices for the whole request.
+    let live = state.live.current();
     let mut errors = FieldErrors::default();
-    let currency = chosen_currency(&state, Some(&form.currency))
+    let currency = chosen_currency(&live.catalog, Some(&form.currency))
         .map_err(|e| errors.currency = Some(e))
         .ok();
-    let coins = parse_amount(&state, &form.package, &form.coins)
+    let coins = parse_amount(&live.catalog, &form.package, &form.coins)
         .map_err(|e| errors.amount = Some(e))
         .ok();
     let username = TikTokUsername::parse(&form.tiktok_username)
@@ -140,7 +139,7 @@ pub async fn submit(
     let offered = state
         .settings
         .payments
-        .methods_for(currency.unwrap_or(state.live.current().catalog.base_currency()));
+        .methods_for(currency.unwrap_or(live.catalog.base_currency()));
     let method = form
         .payment_method
         .parse::<PaymentMethod>()
@@ -170,8 +169,9 @@ pub async fn submit(
     let form_again = |errors: FieldErrors| {
         let page = CatalogPage::new(
             &state,
+            live.clone(),
             &csrf.0,
-            currency.unwrap_or(state.live.current().catalog.base_currency()),
+            currency.unwrap_or(live.catalog.base_currency()),
             values.clone(),
             errors,
         );
@@ -198,13 +198,11 @@ pub async fn submit(
             return Ok(form_again(errors));
         }
     };
-    let price = state
-        .live
-        .current()
+    let price = live
         .catalog
         .quote(coins, currency)
         .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
-    let charge = charge_for(&state, &price, method)
+    let charge = charge_for(&state, &live.catalog, &price, method)
         .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
     let q = Quote {
         idempotency_key: ids::new_secret_token(),
@@ -322,14 +320,10 @@ async fn create_order(
     let currency: Currency = q.currency.parse().map_err(|_| stale())?;
     let coins = Coins::new(q.coins);
     let method: PaymentMethod = q.payment_method.parse().map_err(|_| stale())?;
-    let price = state
-        .live
-        .current()
-        .catalog
-        .quote(coins, currency)
-        .ok_or_else(stale)?;
+    let live = state.live.current();
+    let price = live.catalog.quote(coins, currency).ok_or_else(stale)?;
     // The method's fee as shown on the confirm page: recomputed here, never taken from the form.
-    let charge = charge_for(state, &price, method).ok_or_else(stale)?;
+    let charge = charge_for(state, &live.catalog, &price, method).ok_or_else(stale)?;
     if charge.total.minor() != q.total_minor {
         // An admin changed the prices after the confirm page was shown.
         return Err(AppError::BadRequest(format!(
@@ -337,12 +331,10 @@ async fn create_order(
             coins, charge.total
         )));
     }
-    let base_amount_minor = crate::domain::Money::round_from_major(
-        price.base_total,
-        state.live.current().catalog.base_currency(),
-    )
-    .map(|m| m.minor())
-    .unwrap_or(i64::MAX);
+    let base_amount_minor =
+        crate::domain::Money::round_from_major(price.base_total, live.catalog.base_currency())
+            .map(|m| m.minor())
+            .unwrap_or(i64::MAX);
     let mut order = Order {
         id: ids::new_id(),
         order_number: ids::new_order_number(),
