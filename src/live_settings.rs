@@ -122,8 +122,17 @@ impl LiveSettings {
     }
 
     /// The config file's prices.
-    pub fn file_prices(&self) -> Prices {
+    fn file_prices(&self) -> Prices {
         Prices::of(&self.file_catalog)
+    }
+
+    /// The config file's value of a stored setting, as it would be stored.
+    pub fn file_value(&self, name: &str) -> Option<serde_json::Value> {
+        match name {
+            RISK => serde_json::to_value(&self.file_risk).ok(),
+            PRICES => serde_json::to_value(self.file_prices()).ok(),
+            _ => None,
+        }
     }
 
     /// The catalog the shop would sell from with `prices`, or why those prices are invalid.

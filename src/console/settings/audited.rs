@@ -7,6 +7,8 @@ use crate::live_settings::SaveError;
 use crate::live_settings::{self, Save, Saved};
 use crate::startup::AppState;
 use crate::web::ClientIp;
+use actix_web::http::header;
+use actix_web::HttpResponse;
 
 /// A stale save is a 409 page that sends the admin back to the page to review the values
 /// now in force; nothing was changed.
@@ -20,25 +22,29 @@ pub fn save_error(e: SaveError, back: &str) -> ConsoleError {
     }
 }
 
-/// What one page saves: which setting, the new value (`None` reverts to the file's), the
-/// file's value, the version the page showed, and the audit action.
+/// What one page saves: which setting (its page is `/console/settings/{name}`), the new value
+/// (`None` reverts to the config file's), the version the page showed, the audit action, and
+/// the word the page's notice is chosen by once it is done.
 pub struct Change<'a> {
     pub name: &'a str,
     pub value: Option<serde_json::Value>,
-    pub file_value: serde_json::Value,
     pub based_on: i64,
     pub action: &'a str,
-    /// The page to go back to after a stale save.
-    pub page: &'a str,
+    pub done: &'a str,
 }
 
-/// Saves with its audit entry and reloads this instance's snapshot at once.
+/// Saves with its audit entry, reloads this instance's snapshot at once, and sends the admin
+/// back to the setting's page with `?done=` the change's word, or `unchanged`.
 pub async fn store(
     state: &AppState,
     current: &Current,
     ip: &ClientIp,
     change: Change<'_>,
-) -> Result<Saved, ConsoleError> {
+) -> Result<HttpResponse, ConsoleError> {
+    let page = format!("/console/settings/{}", change.name);
+    let file_value = state.live.file_value(change.name).ok_or_else(|| {
+        ConsoleError::Unexpected(anyhow::anyhow!("{} is not a live setting", change.name))
+    })?;
     let actor = current.staff.actor();
     let client_ip = ip.0.to_string();
     let saved = live_settings::save(
@@ -46,7 +52,7 @@ pub async fn store(
         Save {
             name: change.name,
             value: change.value,
-            file_value: change.file_value,
+            file_value,
             based_on: change.based_on,
             actor: &actor,
             action: change.action,
@@ -55,7 +61,14 @@ pub async fn store(
         state.now_ms(),
     )
     .await
-    .map_err(|e| save_error(e, change.page))?;
+    .map_err(|e| save_error(e, &page))?;
     state.live.reload_if_changed(&state.db).await?;
-    Ok(saved)
+    let done = if saved == Saved::Unchanged {
+        "unchanged"
+    } else {
+        change.done
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("{page}?done={done}")))
+        .finish())
 }

@@ -10,12 +10,12 @@ use super::super::ConsoleError;
 use super::audited::{store, Change};
 use crate::config::{Dec, TierSettings};
 use crate::domain::{Catalog, Coins, Money};
-use crate::live_settings::{self, Prices, Saved};
+use crate::live_settings::{self, Prices};
 use crate::risk::rules::{self, Decision};
 use crate::risk::{RiskSettings, Signals};
 use crate::startup::AppState;
 use crate::web::{render, ClientIp};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use rust_decimal::Decimal;
@@ -310,26 +310,19 @@ pub async fn save(
         "prices_changed"
     };
     let value = serde_json::to_value(&prices).map_err(anyhow::Error::from)?;
-    let saved = store(
+    store(
         &state,
         &current,
         &ip,
         Change {
             name: live_settings::PRICES,
             value: Some(value),
-            file_value: serde_json::to_value(state.live.file_prices())
-                .map_err(anyhow::Error::from)?,
             based_on: s.based_on,
             action,
-            page: "/console/settings/prices",
+            done: "saved",
         },
     )
-    .await?;
-    Ok(back(if saved == Saved::Unchanged {
-        "unchanged"
-    } else {
-        "saved"
-    }))
+    .await
 }
 
 /// `POST /console/settings/prices/revert`: back to the config file's prices.
@@ -341,35 +334,19 @@ pub async fn revert(
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let s = submitted(form.0);
-    let saved = store(
+    store(
         &state,
         &current,
         &ip,
         Change {
             name: live_settings::PRICES,
             value: None,
-            file_value: serde_json::to_value(state.live.file_prices())
-                .map_err(anyhow::Error::from)?,
             based_on: s.based_on,
             action: "prices_reverted",
-            page: "/console/settings/prices",
+            done: "reverted",
         },
     )
-    .await?;
-    Ok(back(if saved == Saved::Unchanged {
-        "unchanged"
-    } else {
-        "reverted"
-    }))
-}
-
-fn back(done: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!("/console/settings/prices?done={done}"),
-        ))
-        .finish()
+    .await
 }
 
 #[cfg(test)]

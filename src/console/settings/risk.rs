@@ -8,12 +8,12 @@ use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
 use super::audited::{store, Change};
-use crate::live_settings::{self, Saved};
+use crate::live_settings;
 use crate::risk::backtest::{self, Comparison, Tally};
 use crate::risk::RiskSettings;
 use crate::startup::AppState;
 use crate::web::{render, ClientIp};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use rust_decimal::Decimal;
@@ -510,18 +510,19 @@ pub async fn save(
         return Ok(render(StatusCode::OK, &page));
     }
     let value = serde_json::to_value(&proposed).map_err(anyhow::Error::from)?;
-    let saved = store(
+    store(
         &state,
         &current,
         &ip,
-        risk_change(Some(value), p.based_on, "risk_rules_changed", &state)?,
+        Change {
+            name: live_settings::RISK,
+            value: Some(value),
+            based_on: p.based_on,
+            action: "risk_rules_changed",
+            done: "saved",
+        },
     )
-    .await?;
-    Ok(back(if saved == Saved::Unchanged {
-        "unchanged"
-    } else {
-        "saved"
-    }))
+    .await
 }
 
 /// `POST /console/settings/risk/revert`: back to the config file's values.
@@ -533,43 +534,19 @@ pub async fn revert(
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let p = proposal(form.0);
-    let saved = store(
+    store(
         &state,
         &current,
         &ip,
-        risk_change(None, p.based_on, "risk_rules_reverted", &state)?,
+        Change {
+            name: live_settings::RISK,
+            value: None,
+            based_on: p.based_on,
+            action: "risk_rules_reverted",
+            done: "reverted",
+        },
     )
-    .await?;
-    Ok(back(if saved == Saved::Unchanged {
-        "unchanged"
-    } else {
-        "reverted"
-    }))
-}
-
-fn risk_change<'a>(
-    value: Option<Value>,
-    based_on: i64,
-    action: &'a str,
-    state: &AppState,
-) -> Result<Change<'a>, ConsoleError> {
-    Ok(Change {
-        name: live_settings::RISK,
-        value,
-        file_value: serde_json::to_value(state.live.file_risk()).map_err(anyhow::Error::from)?,
-        based_on,
-        action,
-        page: "/console/settings/risk",
-    })
-}
-
-fn back(done: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!("/console/settings/risk?done={done}"),
-        ))
-        .finish()
+    .await
 }
 
 #[cfg(test)]
