@@ -146,16 +146,7 @@ impl LiveSettings {
     /// Reloads when any stored version differs from the snapshot's; returns whether it did.
     pub async fn reload_if_changed(&self, db: &Db) -> Result<bool, sqlx::Error> {
         let _one_at_a_time = self.reloading.lock().await;
-        let versions: BTreeMap<String, i64> =
-            sqlx::query("SELECT name, version FROM live_settings")
-                .fetch_all(db.pool())
-                .await?
-                .iter()
-                .map(|r| Ok((col(r, "name")?, col(r, "version")?)))
-                .collect::<Result<_, sqlx::Error>>()?;
-        if versions == self.current().versions {
-            return Ok(false);
-        }
+        // The table holds a row per setting: reading it whole is as cheap as reading versions.
         let rows = sqlx::query("SELECT name, value, version FROM live_settings")
             .fetch_all(db.pool())
             .await?
@@ -168,6 +159,11 @@ impl LiveSettings {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let versions: BTreeMap<String, i64> =
+            rows.iter().map(|r| (r.name.clone(), r.version)).collect();
+        if versions == self.current().versions {
+            return Ok(false);
+        }
         let snapshot = self.build(rows);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
         Ok(true)
