@@ -23,7 +23,7 @@ use coinfront::risk::backtest;
 use coinfront::risk::lists::{List, ListHit, ListKind};
 use coinfront::risk::signals::{PerScope, Signals, Velocity};
 use coinfront::risk::{self, RiskSettings, Stage};
-use common::PgDatabase;
+use common::Scratch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::process::ExitCode;
@@ -99,21 +99,13 @@ fn main() -> ExitCode {
 }
 
 fn run_engine(cfg: &Config, engine: &str) -> anyhow::Result<(u64, Vec<Duration>)> {
-    let tmp = tempfile::Builder::new()
-        .prefix("cf-bench-backtest-")
-        .tempdir()?;
-    let mut pg = None;
+    let postgres = (engine == "postgres")
+        .then(|| cfg.postgres.clone())
+        .flatten();
+    let mut scratch = Scratch::new("cf-bench-backtest-", postgres)?;
+    let url = scratch.database("backtest")?;
     let rt = common::runtime(2);
     let result = rt.block_on(common::or_interrupted(async {
-        let url = if engine == "postgres" {
-            let admin = cfg.postgres.clone().expect("postgres url");
-            let db = PgDatabase::create(&admin, "").await?;
-            let url = db.url.clone();
-            pg = Some(db);
-            url
-        } else {
-            format!("sqlite://{}?mode=rwc", tmp.path().join("backtest.db").display())
-        };
         let db = Db::connect(&url, 8).await?;
         db.migrate().await?;
         let now = chrono::Utc::now().timestamp_millis();
@@ -154,13 +146,8 @@ fn run_engine(cfg: &Config, engine: &str) -> anyhow::Result<(u64, Vec<Duration>)
         db.close().await;
         Ok((first.orders, times))
     }));
-    if let Some(db) = &mut pg {
-        if let Err(e) = rt.block_on(db.drop_now()) {
-            eprintln!("could not drop database {}: {e:#}", db.name);
-        }
-    }
     rt.shutdown_timeout(Duration::from_secs(10));
-    tmp.close()?;
+    scratch.close()?;
     result
 }
 

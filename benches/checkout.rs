@@ -34,7 +34,7 @@ use coinfront::domain::{ids, Coins, Currency, Money, OrderStatus, PaymentMethod}
 use coinfront::jobs::{self, NewJob};
 use coinfront::risk::{self, Stage};
 use coinfront::startup::Application;
-use common::{ms, percentile, PgDatabase};
+use common::{ms, percentile, Scratch};
 use sqlx::Row;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -154,31 +154,18 @@ fn main() -> ExitCode {
 /// Both phases on one engine, each on its own runtime so that ending it ends every task it
 /// started (the app's HTTP server and job workers included), then the clean-up.
 fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<EngineRun> {
-    let tmp = tempfile::Builder::new()
-        .prefix("cf-bench-checkout-")
-        .tempdir()?;
-    let mut pg: Vec<PgDatabase> = Vec::new();
+    let postgres = matches!(engine, Engine::Postgres)
+        .then(|| cfg.postgres.clone())
+        .flatten();
+    let mut scratch = Scratch::new("cf-bench-checkout-", postgres)?;
     let result = (|| {
-        let (app_url, raw_url) = match engine {
-            Engine::Sqlite => (
-                sqlite_url(&tmp.path().join("app.db")),
-                sqlite_url(&tmp.path().join("raw.db")),
-            ),
-            Engine::Postgres => {
-                let admin = cfg.postgres.clone().expect("postgres url");
-                let rt = common::runtime(1);
-                let app = rt.block_on(PgDatabase::create(&admin, ""))?;
-                let raw = rt.block_on(PgDatabase::create(&admin, "_raw"));
-                pg.push(app);
-                pg.push(raw?);
-                (pg[0].url.clone(), pg[1].url.clone())
-            }
-        };
+        let app_url = scratch.database("app")?;
+        let raw_url = scratch.database("raw")?;
         let rt = common::runtime(2);
         let app = rt.block_on(common::or_interrupted(app_phase(
             cfg,
             app_url,
-            &tmp.path().join("data"),
+            &scratch.path().join("data"),
         )));
         rt.shutdown_timeout(Duration::from_secs(10));
         let app = app?;
@@ -191,20 +178,8 @@ fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<EngineRun> {
             raw: raw?,
         })
     })();
-    if !pg.is_empty() {
-        let rt = common::runtime(1);
-        for db in &mut pg {
-            if let Err(e) = rt.block_on(db.drop_now()) {
-                eprintln!("could not drop database {}: {e:#}", db.name);
-            }
-        }
-    }
-    tmp.close().context("removing the temporary folder")?;
+    scratch.close()?;
     result
-}
-
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 fn bench_settings(db_url: String, data_dir: &Path, job_workers: usize) -> Settings {

@@ -30,7 +30,7 @@ use coinfront::orders::payment_events::{self, Applied};
 use coinfront::orders::tokens::order_token;
 use coinfront::payments::{CardDetails, EventData, EventKind, ProviderEvent};
 use coinfront::startup::{AppState, Application};
-use common::PgDatabase;
+use common::Scratch;
 use sqlx::Row;
 use std::path::Path;
 use std::process::ExitCode;
@@ -120,25 +120,13 @@ fn main() -> ExitCode {
 }
 
 fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<Drained> {
-    let tmp = tempfile::Builder::new()
-        .prefix("cf-bench-drain-")
-        .tempdir()?;
-    let mut pg = None;
+    let postgres = matches!(engine, Engine::Postgres)
+        .then(|| cfg.postgres.clone())
+        .flatten();
+    let mut scratch = Scratch::new("cf-bench-drain-", postgres)?;
     let result = (|| {
-        let url = match engine {
-            Engine::Sqlite => format!(
-                "sqlite://{}?mode=rwc",
-                tmp.path().join("drain.db").display()
-            ),
-            Engine::Postgres => {
-                let admin = cfg.postgres.clone().expect("postgres url");
-                let db = common::runtime(1).block_on(PgDatabase::create(&admin, ""))?;
-                let url = db.url.clone();
-                pg = Some(db);
-                url
-            }
-        };
-        let data = tmp.path().join("data");
+        let url = scratch.database("drain")?;
+        let data = scratch.path().join("data");
         // Each phase on its own runtime: ending it ends every task the app started.
         let rt = common::runtime(2);
         let filled = rt.block_on(common::or_interrupted(fill(cfg, &url, &data)));
@@ -149,12 +137,7 @@ fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<Drained> {
         rt.shutdown_timeout(Duration::from_secs(10));
         drained
     })();
-    if let Some(db) = &mut pg {
-        if let Err(e) = common::runtime(1).block_on(db.drop_now()) {
-            eprintln!("could not drop database {}: {e:#}", db.name);
-        }
-    }
-    tmp.close().context("removing the temporary folder")?;
+    scratch.close()?;
     result
 }
 

@@ -33,7 +33,7 @@ use coinfront::db::payments::{self, PaymentRecord};
 use coinfront::db::{Backend, Db};
 use coinfront::domain::{ids, Catalog, Coins, Currency, Money, OrderStatus, PaymentMethod};
 use coinfront::risk::{self, Decision};
-use common::{ms, percentile, us, PgDatabase};
+use common::{ms, percentile, us, Scratch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
@@ -122,42 +122,23 @@ enum Stage {
 }
 
 fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<EngineResult> {
-    let tmp = tempfile::Builder::new()
-        .prefix("cf-bench-risk-")
-        .tempdir()?;
-    let mut pg = None;
-    let result = (|| {
-        let url = match engine {
-            Engine::Sqlite => sqlite_url(&tmp.path().join("risk.db")),
-            Engine::Postgres => {
-                let admin = cfg.postgres.clone().expect("postgres url");
-                let db = common::runtime(1).block_on(PgDatabase::create(&admin, ""))?;
-                let url = db.url.clone();
-                pg = Some(db);
-                url
-            }
-        };
+    let postgres = matches!(engine, Engine::Postgres)
+        .then(|| cfg.postgres.clone())
+        .flatten();
+    let mut scratch = Scratch::new("cf-bench-risk-", postgres)?;
+    let result = scratch.database("risk").and_then(|url| {
         let rt = common::runtime(2);
         let r = rt.block_on(common::or_interrupted(engine_phase(cfg, engine, url)));
         rt.shutdown_timeout(Duration::from_secs(10));
         r
-    })();
-    if let Some(db) = &mut pg {
-        if let Err(e) = common::runtime(1).block_on(db.drop_now()) {
-            eprintln!("could not drop database {}: {e:#}", db.name);
-        }
-    }
+    });
     if let (Engine::Sqlite, Some(keep)) = (engine, std::env::var_os("BENCH_KEEP_SQLITE")) {
         // For EXPLAIN QUERY PLAN on the same data: `sqlite3 $BENCH_KEEP_SQLITE`.
-        std::fs::copy(tmp.path().join("risk.db"), &keep).context("keeping the database")?;
+        std::fs::copy(scratch.path().join("risk.db"), &keep).context("keeping the database")?;
         println!("[sqlite] database kept at {}", Path::new(&keep).display());
     }
-    tmp.close().context("removing the temporary folder")?;
+    scratch.close()?;
     result
-}
-
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 async fn engine_phase(cfg: &Config, engine: Engine, url: String) -> anyhow::Result<EngineResult> {

@@ -152,3 +152,54 @@ pub async fn or_interrupted<T>(
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     }
 }
+
+/// Where one engine's run keeps its data: a temporary folder, and fresh databases — SQLite
+/// files in that folder, or (given an admin URL) new PostgreSQL databases. `close` drops the
+/// databases and removes the folder; dropping a `Scratch` without it still drops them.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    postgres_admin: Option<String>,
+    databases: Vec<PgDatabase>,
+}
+
+impl Scratch {
+    /// SQLite when `postgres_admin` is `None`.
+    pub fn new(prefix: &str, postgres_admin: Option<String>) -> anyhow::Result<Scratch> {
+        Ok(Scratch {
+            dir: tempfile::Builder::new().prefix(prefix).tempdir()?,
+            postgres_admin,
+            databases: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The URL of a new, empty database called `name` (a file `name.db`, or a database
+    /// `cf_bench_<random>_name`).
+    pub fn database(&mut self, name: &str) -> anyhow::Result<String> {
+        match &self.postgres_admin {
+            None => Ok(format!(
+                "sqlite://{}?mode=rwc",
+                self.dir.path().join(format!("{name}.db")).display()
+            )),
+            Some(admin) => {
+                let db = runtime(1).block_on(PgDatabase::create(admin, &format!("_{name}")))?;
+                let url = db.url.clone();
+                self.databases.push(db);
+                Ok(url)
+            }
+        }
+    }
+
+    pub fn close(mut self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        for db in &mut self.databases {
+            if let Err(e) = runtime(1).block_on(db.drop_now()) {
+                eprintln!("could not drop database {}: {e:#}", db.name);
+            }
+        }
+        self.dir.close().context("removing the temporary folder")
+    }
+}
