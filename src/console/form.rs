@@ -34,6 +34,11 @@ fn stale() -> ConsoleError {
     )
 }
 
+/// The fields of a form that is only a button (sign out, remove, disable): nothing but the
+/// CSRF token, which `ConsoleForm` checks.
+#[derive(serde::Deserialize)]
+pub struct TokenOnly {}
+
 /// A form from a signed-in page, its CSRF token checked against the session cookie.
 pub struct ConsoleForm<T>(pub T);
 

@@ -5,7 +5,7 @@
 //! is checked against a dummy hash). Each attempt is counted per typed email before it is
 //! checked, so a lock-out holds even against parallel guesses; lock-outs are short.
 
-use super::form::{AnonForm, ConsoleForm};
+use super::form::{AnonForm, ConsoleForm, TokenOnly};
 use super::page::ConsoleMeta;
 use super::password::{self, HashParams};
 use super::session::{self, PendingTotp, SignedIn};
@@ -436,15 +436,12 @@ pub async fn code_submit(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
     ip: ClientIp,
     signed_in: SignedIn,
-    _form: ConsoleForm<Empty>,
+    _form: ConsoleForm<TokenOnly>,
 ) -> Result<HttpResponse, ConsoleError> {
     let SignedIn(current) = signed_in;
     let now = state.now_ms();

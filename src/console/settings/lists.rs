@@ -3,7 +3,7 @@
 //! value checked for its kind, a reason required, an optional expiry) and ending one early.
 //! Screening reads the same table, so a change applies to the next order.
 
-use super::super::form::ConsoleForm;
+use super::super::form::{ConsoleForm, TokenOnly};
 use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
@@ -339,16 +339,12 @@ fn check(form: &AddForm, now: Millis) -> Result<Checked, String> {
     Ok((list, kind, value, reason, expires_at))
 }
 
-/// Posted by each entry's Remove button: nothing but the CSRF token.
-#[derive(Deserialize)]
-pub struct RemoveForm {}
-
 pub async fn remove(
     state: web::Data<AppState>,
     admin: Admin,
     ip: ClientIp,
     id: web::Path<String>,
-    _form: ConsoleForm<RemoveForm>,
+    _form: ConsoleForm<TokenOnly>,
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let entry = lists::entry_by_id(state.db.pool(), &id)

@@ -7,7 +7,7 @@
 //! anyone still signed in goes to the sign-in page. Admins cannot disable themselves, nor the
 //! last enabled admin.
 
-use super::super::form::ConsoleForm;
+use super::super::form::{ConsoleForm, TokenOnly};
 use super::super::page::ConsoleMeta;
 use super::super::password::{self, HashParams};
 use super::super::session::{Admin, Current};
@@ -295,16 +295,12 @@ fn back_to_list(done: &str, id: &str) -> HttpResponse {
         .finish()
 }
 
-/// Posted by each row's buttons: nothing but the CSRF token.
-#[derive(Deserialize)]
-pub struct RowForm {}
-
 pub async fn disable(
     state: web::Data<AppState>,
     admin: Admin,
     ip: ClientIp,
     id: web::Path<String>,
-    _form: ConsoleForm<RowForm>,
+    _form: ConsoleForm<TokenOnly>,
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let member = target(&state, &id).await?;
@@ -364,7 +360,7 @@ pub async fn enable(
     admin: Admin,
     ip: ClientIp,
     id: web::Path<String>,
-    _form: ConsoleForm<RowForm>,
+    _form: ConsoleForm<TokenOnly>,
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let member = target(&state, &id).await?;
@@ -398,7 +394,7 @@ pub async fn reset(
     admin: Admin,
     ip: ClientIp,
     id: web::Path<String>,
-    _form: ConsoleForm<RowForm>,
+    _form: ConsoleForm<TokenOnly>,
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let member = target(&state, &id).await?;
