@@ -220,13 +220,16 @@ pub async fn approve(
     let mut tx = state.db.begin().await?;
     // Re-read inside the transaction: amounts move when refunds settle.
     let Some(order) = orders::by_id_in(&mut tx, &order.id).await? else {
+        tx.rollback().await?;
         return Ok(Err(RefundError::NoSuchRequest));
     };
     if !order.status.is_paid() {
+        tx.rollback().await?;
         return Ok(Err(RefundError::NotPaid));
     }
     let left = refundable(&mut tx, &order).await?;
     if left.minor() == 0 {
+        tx.rollback().await?;
         return Ok(Err(RefundError::NothingLeft));
     }
     let amount = amount.unwrap_or(left);
@@ -234,6 +237,7 @@ pub async fn approve(
         || amount.minor() <= 0
         || amount.minor() > left.minor()
     {
+        tx.rollback().await?;
         return Ok(Err(RefundError::Amount {
             max: left.to_string(),
         }));
@@ -249,6 +253,7 @@ pub async fn approve(
     )
     .await?
     {
+        tx.rollback().await?;
         return Ok(Err(RefundError::AlreadyDecided));
     }
     let refund = Refund {

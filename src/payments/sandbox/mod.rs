@@ -650,6 +650,14 @@ impl PaymentProvider for SandboxProvider {
                 reason: "refund currency differs from the payment".into(),
             });
         }
+        // Read before the transaction: a look-up on another pooled connection while holding
+        // SQLite's write lock can wait for a connection held by someone waiting for that lock.
+        let refund_fails_card = self
+            .session_last4(&s.id)
+            .await
+            .map_err(unavailable)?
+            .as_deref()
+            == Some("5126");
         let mut tx = self.db.begin().await.map_err(unavailable)?;
         if let Some(row) = sqlx::query("SELECT id FROM sandbox_refunds WHERE idempotency_key = $1")
             .bind(&req.idempotency_key)
@@ -687,13 +695,7 @@ impl PaymentProvider for SandboxProvider {
         .await
         .and_then(|r| col(&r, "n"))
         .map_err(unavailable)?;
-        let fails = self
-            .session_last4(&s.id)
-            .await
-            .map_err(unavailable)?
-            .as_deref()
-            == Some("5126")
-            && earlier_failures == 0;
+        let fails = refund_fails_card && earlier_failures == 0;
         let status = if fails { "failed" } else { "succeeded" };
         sqlx::query(
             "INSERT INTO sandbox_refunds (id, session_id, idempotency_key, amount_minor, currency, status, created_at)
