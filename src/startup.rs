@@ -80,7 +80,6 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
         settings.validate()?;
-        settings.catalog.build()?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
         let secrets = Secrets::load_or_generate(&settings)?;
