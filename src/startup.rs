@@ -48,6 +48,8 @@ pub struct AppState {
     /// Woken (`notify_one`) when a transaction enqueued jobs, so an idle worker starts at once;
     /// a worker that claims a job wakes the next, while there is work.
     pub jobs_ready: Arc<Notify>,
+    /// Paces this instance's checks for a shop-wide surge of failed payments.
+    pub surge: crate::risk::surge::Monitor,
 }
 
 impl AppState {
@@ -131,7 +133,7 @@ impl Application {
             .user_agent(concat!("coinfront/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let state = Arc::new(AppState {
-            limits: RateLimits::new(&settings.rate_limits),
+            limits: RateLimits::new(&settings.rate_limits, clock.clone()),
             live,
             db,
             clock,
@@ -143,6 +145,7 @@ impl Application {
             mailer,
             http,
             jobs_ready,
+            surge: Default::default(),
             settings,
         });
         crate::console::on_start(&state)

@@ -38,6 +38,16 @@ struct DashboardPage {
     queues: Vec<Queue>,
     jobs_waiting: i64,
     jobs_dead: i64,
+    surges: Vec<SurgeView>,
+}
+
+/// A surge response in force or ended in the last day: when, why, what it tightened.
+pub struct SurgeView {
+    pub started: String,
+    pub until: String,
+    pub active: bool,
+    pub why: String,
+    pub tightened: Vec<String>,
 }
 
 async fn queue(
@@ -134,6 +144,32 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
         queues,
         jobs_waiting: col(&jobs, "waiting")?,
         jobs_dead: col(&jobs, "dead")?,
+        surges: crate::risk::surge::recent(&state.db, now - DAY_MS, 10)
+            .await?
+            .into_iter()
+            .map(|e| SurgeView {
+                started: format_utc(e.started_at),
+                until: format_utc(e.until_at),
+                active: e.until_at > now,
+                why: e.detail,
+                tightened: e
+                    .tightened
+                    .iter()
+                    .map(|t| {
+                        if t.kind == "new_payer" {
+                            t.describe()
+                        } else {
+                            format!(
+                                "{} ({} failed cards, {} % of its attempts failed)",
+                                t.describe(),
+                                t.failed_cards,
+                                t.failed_percent
+                            )
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -107,10 +107,20 @@ pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
             value: per_scope(&s.failed_payments_24h),
         },
         Fact {
-            label: "Cards tried, last hour",
+            label: "Cards that failed, last hour",
             value: format!(
-                "{} from this IP · {} with this email",
-                s.distinct_cards_1h_ip, s.distinct_cards_1h_email
+                "{} with this email · {} for this username · {} from this IP",
+                s.failed_cards_1h.email, s.failed_cards_1h.username, s.failed_cards_1h.ip
+            ),
+        },
+        Fact {
+            label: "Payers of this username",
+            value: format!(
+                "{} in the last hour ({}) · {} in 24 h ({})",
+                s.recipient.payers_1h,
+                money(s.recipient.amount_1h_minor),
+                s.recipient.payers_24h,
+                money(s.recipient.amount_24h_minor)
             ),
         },
         Fact {
@@ -134,6 +144,24 @@ pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
             },
         },
     ];
+    if s.known_payer {
+        out.push(Fact {
+            label: "Known payer",
+            value: "a card on this order paid a delivered order before, with this email".into(),
+        });
+    }
+    if s.fraud_declines_24h > 0 {
+        out.push(Fact {
+            label: "Fraud declines, last 24 h",
+            value: s.fraud_declines_24h.to_string(),
+        });
+    }
+    if let Some(m) = &s.surge {
+        out.push(Fact {
+            label: "Surge of failed payments",
+            value: format!("{}; the order shares {}", m.why, m.shares),
+        });
+    }
     if s.rate_limited_1h > 0 {
         out.push(Fact {
             label: "Rate-limited requests, last hour",

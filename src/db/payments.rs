@@ -20,7 +20,12 @@ pub struct PaymentRecord {
     pub card_last4: Option<String>,
     pub card_country: Option<String>,
     pub card_fingerprint: Option<String>,
+    /// The card's first six digits, where the provider gives them.
+    pub card_bin: Option<String>,
     pub email: String,
+    /// What an attack shares (see `risk::traits`), for counts per trait.
+    pub email_domain: String,
+    pub client_net: String,
     pub client_ip: String,
     pub tiktok_username: String,
     pub created_at: Millis,
@@ -35,8 +40,9 @@ pub async fn upsert(
 ) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO payments (id, order_id, provider, provider_ref, method, status, amount_minor, currency, failure_code,
-            card_brand, card_last4, card_country, card_fingerprint, email, client_ip, tiktok_username, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
+            card_brand, card_last4, card_country, card_fingerprint, email, client_ip, tiktok_username, created_at, updated_at,
+            card_bin, email_domain, client_net)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20)
          ON CONFLICT (provider, provider_ref) DO NOTHING",
     )
     .bind(&p.id)
@@ -56,6 +62,9 @@ pub async fn upsert(
     .bind(&p.client_ip)
     .bind(&p.tiktok_username)
     .bind(p.created_at)
+    .bind(&p.card_bin)
+    .bind(&p.email_domain)
+    .bind(&p.client_net)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 && p.status != "pending" {
@@ -77,7 +86,8 @@ pub async fn upsert(
 pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<PaymentRecord>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, order_id, provider, provider_ref, method, status, amount_minor, currency, failure_code, card_brand,
-                card_last4, card_country, card_fingerprint, email, client_ip, tiktok_username, created_at
+                card_last4, card_country, card_fingerprint, card_bin, email, client_ip, tiktok_username, created_at,
+                COALESCE(email_domain, '') AS email_domain, COALESCE(client_net, '') AS client_net
          FROM payments WHERE order_id = $1 ORDER BY created_at, id",
     )
     .bind(order_id)
@@ -99,8 +109,11 @@ pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<PaymentReco
                 card_last4: col(r, "card_last4")?,
                 card_country: col(r, "card_country")?,
                 card_fingerprint: col(r, "card_fingerprint")?,
+                card_bin: col(r, "card_bin")?,
                 email: col(r, "email")?,
+                email_domain: col(r, "email_domain")?,
                 client_ip: col(r, "client_ip")?,
+                client_net: col(r, "client_net")?,
                 tiktok_username: col(r, "tiktok_username")?,
                 created_at: col(r, "created_at")?,
             })

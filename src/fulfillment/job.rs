@@ -69,6 +69,22 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
             ),
             None => format!("@{} no longer exists; held instead of crediting", order.tiktok_username),
         };
+        // The review queue shows the newest assessment: say why this hold happened there too,
+        // with the order's signals as they are now.
+        let signals =
+            crate::risk::signals::gather(&state.db, &state.live.current().catalog, &order, now)
+                .await?;
+        let threshold = state.live.current().risk.review_threshold;
+        let assessment = crate::risk::Assessment {
+            score: threshold,
+            decision: crate::risk::Decision::Review,
+            reasons: vec![crate::risk::Reason {
+                code: "recipient_changed".into(),
+                points: threshold,
+                force: Some(crate::risk::Decision::Review),
+                sentence: format!("{why} (checked just before crediting)"),
+            }],
+        };
         let mut tx = state.db.begin().await?;
         if orders::transition(
             &mut tx,
@@ -81,6 +97,15 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
         )
         .await?
         {
+            crate::risk::record(
+                &mut tx,
+                &order.id,
+                crate::risk::Stage::PreCredit,
+                &assessment,
+                &signals,
+                now,
+            )
+            .await?;
             crate::orders::notify::held_for_review(state, &mut tx, &order, now).await?;
         }
         tx.commit().await?;

@@ -196,3 +196,18 @@ mod tests {
         }
     }
 }
+
+/// Whether no job is due at `now` and none is running: everything already asked of the queue
+/// has happened. Tests and the screening evaluation wait for this instead of for time.
+pub async fn is_idle(db: &Db, now: Millis) -> Result<bool, sqlx::Error> {
+    let busy: i64 = sqlx::query(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= $1)
+                       OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
+                THEN 1 ELSE 0 END AS busy",
+    )
+    .bind(now)
+    .fetch_one(db.pool())
+    .await
+    .and_then(|r| col(&r, "busy"))?;
+    Ok(busy == 0)
+}

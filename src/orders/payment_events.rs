@@ -116,7 +116,10 @@ pub async fn apply(
                         card_last4: d.card.as_ref().map(|c| c.last4.clone()),
                         card_country: d.card.as_ref().map(|c| c.country.clone()),
                         card_fingerprint: d.card.as_ref().map(|c| c.fingerprint.clone()),
+                        card_bin: d.card.as_ref().and_then(|c| c.bin.clone()),
                         email: order.email.clone(),
+                        email_domain: crate::risk::traits::email_domain(&order.email),
+                        client_net: crate::risk::traits::client_net(&order.client_ip),
                         client_ip: order.client_ip.clone(),
                         tiktok_username: order.tiktok_username.clone(),
                         created_at: now,
@@ -173,7 +176,23 @@ pub async fn apply(
         .await?;
     tx.commit().await?;
     state.jobs_ready.notify_one();
+    if outcome == Applied::PaymentFailed {
+        watch_for_surge(state, now).await;
+    }
     Ok(outcome)
+}
+
+/// A failure may be part of a wave: look at the shop's recent failures (paced per instance).
+/// The event is applied already; a failed check is logged and tried at the next failure.
+async fn watch_for_surge(state: &AppState, now: i64) {
+    let live = state.live.current();
+    let settings = &live.risk.surge;
+    if !state.surge.due(now, settings.check_seconds) {
+        return;
+    }
+    if let Err(e) = crate::risk::surge::check(&state.db, settings, now).await {
+        tracing::warn!(error = %e, "surge check failed");
+    }
 }
 
 async fn on_succeeded(

@@ -136,6 +136,10 @@ pub struct CardDetails {
     pub last4: String,
     pub country: String,
     pub fingerprint: String,
+    /// The first six digits, where the provider gives them (events from before it did
+    /// have none).
+    #[serde(default)]
+    pub bin: Option<String>,
 }
 
 #[async_trait]

@@ -3,12 +3,13 @@
 //! charged) and before fulfillment (may hold for review or block).
 
 pub mod backtest;
-pub mod breaker;
 pub mod disposable;
 pub mod lists;
 pub mod rules;
 pub mod settings;
 pub mod signals;
+pub mod surge;
+pub mod traits;
 
 pub use rules::{Assessment, Decision, Reason};
 pub use settings::RiskSettings;
@@ -21,6 +22,8 @@ use sqlx::AnyConnection;
 pub enum Stage {
     PrePayment,
     PreFulfillment,
+    /// The re-check just before crediting (the username may have changed hands).
+    PreCredit,
 }
 
 impl Stage {
@@ -28,6 +31,7 @@ impl Stage {
         match self {
             Stage::PrePayment => "pre_payment",
             Stage::PreFulfillment => "pre_fulfillment",
+            Stage::PreCredit => "pre_credit",
         }
     }
 }

@@ -132,12 +132,15 @@ pub fn repeated_failed_payments(s: &Signals, r: &RiskSettings) -> Option<Reason>
     ))
 }
 
+/// Distinct cards that failed for one email or one recipient: the mark of a tester working
+/// through a list. Successful payments are not evidence, and the address counts apart.
 pub fn card_testing(s: &Signals, r: &RiskSettings) -> Option<Reason> {
     let limit = r.card_testing.distinct_cards_1h;
-    let (n, scope) = if s.distinct_cards_1h_ip >= s.distinct_cards_1h_email {
-        (s.distinct_cards_1h_ip, "this IP address")
+    let f = &s.failed_cards_1h;
+    let (n, scope) = if f.email >= f.username {
+        (f.email, "this email")
     } else {
-        (s.distinct_cards_1h_email, "this email")
+        (f.username, "this TikTok username")
     };
     (n >= limit).then(|| {
         Reason::new(
@@ -145,13 +148,101 @@ pub fn card_testing(s: &Signals, r: &RiskSettings) -> Option<Reason> {
             r.card_testing.points,
             None,
             format!(
-                "{} tried from {scope} in the last hour (limit {limit})",
+                "{} failed for {scope} in the last hour (limit {limit})",
                 plural(n, "different card", "different cards")
             ),
         )
     })
 }
 
+/// Many failed cards from the order's address. Carrier NAT, offices and universities put
+/// thousands of strangers behind one address, so this adds points and never blocks alone.
+pub fn address_failures(s: &Signals, r: &RiskSettings) -> Option<Reason> {
+    let limit = r.card_testing.distinct_cards_1h;
+    let n = s.failed_cards_1h.ip;
+    (n >= limit && r.card_testing.address_points > 0).then(|| {
+        Reason::new(
+            "address_failures",
+            r.card_testing.address_points.min(r.review_threshold.saturating_sub(1)),
+            None,
+            format!(
+                "{} failed from this IP address in the last hour (shared addresses are common: a hint, not proof)",
+                plural(n, "different card", "different cards")
+            ),
+        )
+    })
+}
+
+/// A lost-card, stolen-card or fraud decline on this order, its email, recipient or cards.
+pub fn fraud_decline(s: &Signals, r: &RiskSettings) -> Option<Reason> {
+    let f = &r.fraud_decline;
+    (s.fraud_declines_24h > 0).then(|| {
+        Reason::new(
+            "fraud_decline",
+            f.points,
+            f.review.then_some(Decision::Review),
+            format!(
+                "{} for this order, its email, its TikTok username or its cards in the last 24 hours",
+                plural(
+                    s.fraud_declines_24h,
+                    "payment was declined as lost, stolen or fraudulent",
+                    "payments were declined as lost, stolen or fraudulent"
+                )
+            ),
+        )
+    })
+}
+
+/// Many payers, one recipient: the shape of a cash-out. One payer buying for several accounts
+/// (a parent for their children) is not a funnel.
+pub fn recipient_funnel(s: &Signals, r: &RiskSettings) -> Option<Reason> {
+    let f = &r.recipient_funnel;
+    let x = &s.recipient;
+    let (payers, amount, window) = if x.payers_1h >= f.review_payers_1h {
+        (x.payers_1h, x.amount_1h_minor, "hour")
+    } else if x.payers_24h >= f.review_payers_24h {
+        (x.payers_24h, x.amount_24h_minor, "24 hours")
+    } else {
+        return None;
+    };
+    let span = s
+        .recipient
+        .first_paid_at
+        .zip(s.assessed_at)
+        .map(|(first, now)| (now - first).max(0) / 60_000)
+        .filter(|_| window == "hour")
+        .map(|m| format!("in {}", plural(m.clamp(1, 60) as u32, "minute", "minutes")))
+        .unwrap_or_else(|| format!("in the last {window}"));
+    Some(Reason::new(
+        "recipient_funnel",
+        r.review_threshold,
+        Some(Decision::Review),
+        format!(
+            "{payers} different payers sent {} to this TikTok username {span}",
+            money(amount)
+        ),
+    ))
+}
+
+/// The order shares what a wave of failures shares, and its payer is not known to the shop.
+pub fn surge(s: &Signals, r: &RiskSettings) -> Option<Reason> {
+    let m = s.surge.as_ref()?;
+    if s.known_payer {
+        return None;
+    }
+    Some(Reason::new(
+        "surge",
+        r.review_threshold,
+        Some(Decision::Review),
+        format!(
+            "Failed payments are surging ({}); this order shares {} with them, from a payer the shop has not delivered to before",
+            m.why, m.shares
+        ),
+    ))
+}
+
+/// Orders or amount per TikTok username or email in 24 hours. Not per address: strangers
+/// share addresses.
 pub fn velocity(s: &Signals, r: &RiskSettings) -> Option<Reason> {
     let v = &r.velocity;
     let max_amount = (v.max_amount_24h.0 * Decimal::from(100)).trunc();
@@ -160,7 +251,6 @@ pub fn velocity(s: &Signals, r: &RiskSettings) -> Option<Reason> {
     let scopes = [
         (&s.velocity_24h_username, "this TikTok username"),
         (&s.velocity_24h_email, "this email"),
-        (&s.velocity_24h_ip, "this IP address"),
     ];
     let (x, scope) = scopes.into_iter().find(|(x, _)| over(x))?;
     Some(Reason::new(
@@ -244,6 +334,10 @@ pub const RULES: &[(&str, Rule)] = &[
     ("unrealistic_offer", unrealistic_offer),
     ("repeated_failed_payments", repeated_failed_payments),
     ("card_testing", card_testing),
+    ("address_failures", address_failures),
+    ("fraud_decline", fraud_decline),
+    ("recipient_funnel", recipient_funnel),
+    ("surge", surge),
     ("velocity", velocity),
     ("large_first_order", large_first_order),
     ("disposable_email", disposable_email),
@@ -307,7 +401,7 @@ pub fn evaluate(s: &Signals, r: &RiskSettings) -> Assessment {
 mod tests {
     use super::*;
     use crate::risk::lists::{ListHit, ListKind};
-    use crate::risk::signals::PerScope;
+    use crate::risk::signals::{FailedCards, PerScope, Recipient, SurgeMatch};
     use rust_decimal_macros::dec;
 
     fn clean() -> Signals {
@@ -414,36 +508,151 @@ mod tests {
     }
 
     #[test]
-    fn card_testing_at_and_around_its_threshold() {
+    fn card_testing_counts_failed_cards_per_email_and_recipient() {
         let r = settings();
-        let with = |ip, email| {
-            card_testing(
-                &Signals {
-                    distinct_cards_1h_ip: ip,
-                    distinct_cards_1h_email: email,
-                    ..clean()
+        let with = |email, username, ip| {
+            let s = Signals {
+                failed_cards_1h: FailedCards {
+                    email,
+                    username,
+                    ip,
                 },
-                &r,
-            )
+                ..clean()
+            };
+            (card_testing(&s, &r), evaluate(&s, &r).decision)
         };
-        assert!(with(2, 2).is_none());
-        assert_eq!(with(3, 0).unwrap().points, 80);
-        assert!(with(0, 3).unwrap().sentence.contains("from this email"));
-        assert!(with(4, 1)
+        assert!(with(2, 2, 0).0.is_none(), "two failed cards: below the limit");
+        let (reason, decision) = with(3, 0, 0);
+        assert_eq!(reason.unwrap().points, 80);
+        assert_eq!(decision, Decision::Block);
+        assert!(with(0, 3, 0)
+            .0
             .unwrap()
             .sentence
-            .starts_with("4 different cards tried from this IP address"));
+            .starts_with("3 different cards failed for this TikTok username"));
+        assert!(with(4, 1, 0)
+            .0
+            .unwrap()
+            .sentence
+            .starts_with("4 different cards failed for this email"));
+    }
+
+    #[test]
+    fn an_address_alone_adds_points_and_never_blocks() {
+        let r = settings();
+        let s = |ip, limited| Signals {
+            failed_cards_1h: FailedCards {
+                ip,
+                ..Default::default()
+            },
+            failed_payments_1h: PerScope {
+                ip: ip * 3,
+                ..Default::default()
+            },
+            failed_payments_24h: PerScope {
+                ip: ip * 10,
+                ..Default::default()
+            },
+            velocity_24h_ip: Velocity {
+                orders: 5_000,
+                amount_minor: 50_000_000,
+            },
+            rate_limited_1h: limited,
+            ..clean()
+        };
+        assert!(address_failures(&s(2, 0), &r).is_none());
+        assert_eq!(address_failures(&s(3, 0), &r).unwrap().points, 25);
+        // A carrier NAT address with thousands of failures, orders and refusals behind it:
+        // points, but not even a review by the address alone.
+        let worst = evaluate(&s(5_000, 5_000), &r);
+        assert_eq!(worst.decision, Decision::Allow, "{worst:?}");
+        assert!(worst.score < r.review_threshold);
+    }
+
+    #[test]
+    fn a_fraud_decline_holds_the_order() {
+        let r = settings();
+        assert!(fraud_decline(&clean(), &r).is_none());
+        let s = Signals {
+            fraud_declines_24h: 1,
+            ..clean()
+        };
+        let a = evaluate(&s, &r);
+        assert_eq!(a.decision, Decision::Review);
+        assert!(a.reasons[0].sentence.starts_with("1 payment was declined as lost, stolen"));
+    }
+
+    #[test]
+    fn many_payers_to_one_recipient_are_held_and_one_payer_for_many_is_not() {
+        let r = settings();
+        let now = 1_800_000_000_000;
+        let with = |payers_1h, payers_24h| Signals {
+            assessed_at: Some(now),
+            recipient: Recipient {
+                payers_1h,
+                payers_24h,
+                amount_1h_minor: 106_000,
+                amount_24h_minor: 212_000,
+                first_paid_at: Some(now - 40 * 60_000),
+            },
+            ..clean()
+        };
+        // A parent paying for several children is one payer for each account.
+        assert!(recipient_funnel(&with(1, 1), &r).is_none());
+        let held = recipient_funnel(&with(6, 6), &r).unwrap();
+        assert_eq!(held.force, Some(Decision::Review));
         assert_eq!(
-            evaluate(
-                &Signals {
-                    distinct_cards_1h_ip: 3,
-                    ..clean()
-                },
-                &r
-            )
-            .decision,
-            Decision::Block
+            held.sentence,
+            "6 different payers sent 1060.00 to this TikTok username in 40 minutes"
         );
+        assert!(recipient_funnel(&with(2, 2), &r).is_some(), "2 in an hour");
+        assert!(recipient_funnel(&with(1, 2), &r).is_none(), "2 in a day");
+        let day = recipient_funnel(&with(1, 3), &r).unwrap();
+        assert!(day.sentence.ends_with("in the last 24 hours"), "{}", day.sentence);
+    }
+
+    #[test]
+    fn a_surge_holds_unknown_payers_only() {
+        let r = settings();
+        let m = SurgeMatch {
+            shares: "card prefix 400000".into(),
+            why: "40 cards failed in the last 10 minutes, against a usual 1".into(),
+        };
+        let stranger = Signals {
+            surge: Some(m.clone()),
+            ..clean()
+        };
+        assert_eq!(evaluate(&stranger, &r).decision, Decision::Review);
+        // An email the attacker can type is no exemption…
+        let typed = Signals {
+            prior_paid_orders: 12,
+            ..stranger.clone()
+        };
+        assert_eq!(evaluate(&typed, &r).decision, Decision::Review);
+        // …a card that paid a delivered order with that email is.
+        let known = Signals {
+            known_payer: true,
+            ..stranger
+        };
+        assert_eq!(evaluate(&known, &r).decision, Decision::Allow);
+    }
+
+    #[test]
+    fn snapshots_from_before_the_new_signals_still_load() {
+        let old = r#"{"coins":700,"amount_base_minor":728,"price_per_coin":"0.0104",
+            "reference_price_per_coin":"0.0106","price_mismatch":false,"disposable_email":false,
+            "failed_payments_1h":{"order":0,"email":0,"ip":4,"card":0,"username":0},
+            "failed_payments_24h":{"order":0,"email":0,"ip":4,"card":0,"username":0},
+            "distinct_cards_1h_ip":5,"distinct_cards_1h_email":1,
+            "velocity_24h_username":{"orders":1,"amount_minor":728},
+            "velocity_24h_email":{"orders":1,"amount_minor":728},
+            "velocity_24h_ip":{"orders":9,"amount_minor":9000},
+            "prior_paid_orders":0,"rate_limited_1h":0,"list_hits":[]}"#;
+        let s: Signals = serde_json::from_str(old).unwrap();
+        assert_eq!(s.failed_cards_1h, FailedCards::default());
+        assert!(!s.known_payer && s.surge.is_none());
+        // Cards that succeeded from one address no longer count as card testing.
+        assert_eq!(evaluate(&s, &settings()).decision, Decision::Allow);
     }
 
     #[test]

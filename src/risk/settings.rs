@@ -20,7 +20,13 @@ pub struct RiskSettings {
     pub disposable_email: Weighted,
     pub price_mismatch: Weighted,
     pub rate_limited: RateLimited,
-    pub circuit_breaker: CircuitBreaker,
+    pub fraud_decline: FraudDecline,
+    pub recipient_funnel: RecipientFunnel,
+    pub surge: Surge,
+    /// Retired with the shop-wide pause it configured (replaced by `surge`): read and ignored,
+    /// so a config file or a stored console setting that still has it keeps working.
+    #[serde(default, skip_serializing)]
+    pub circuit_breaker: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -46,9 +52,12 @@ pub struct RepeatedFailedPayments {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CardTesting {
-    /// Distinct cards tried from one IP or email in the last hour.
+    /// Distinct cards that failed for one email or one TikTok username in the last hour.
     pub distinct_cards_1h: u32,
     pub points: u32,
+    /// The same many failed cards from one IP address add only these points: an address is
+    /// shared by strangers (carrier NAT, offices), so it never blocks by itself.
+    pub address_points: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,13 +92,45 @@ pub struct RateLimited {
     pub points: u32,
 }
 
+/// A decline that means fraud (lost or stolen card, the provider's fraud block) on the
+/// order, its email, username or cards: not an honest typo.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-pub struct CircuitBreaker {
-    /// Failed payments across the whole shop in the last minute above which new payment
-    /// attempts from clients without a successful payment are paused.
-    pub failures_per_minute: u32,
-    pub pause_seconds: u64,
+pub struct FraudDecline {
+    pub points: u32,
+    /// Hold the order for review whatever the score.
+    pub review: bool,
+}
+
+/// Many payers, one recipient: the shape of a cash-out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecipientFunnel {
+    /// Distinct payers to one TikTok username in the last hour at which the order is held.
+    pub review_payers_1h: u32,
+    /// … in the last 24 hours.
+    pub review_payers_24h: u32,
+}
+
+/// The shop-wide response to a wave of failures (see `risk::surge`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Surge {
+    /// Failures are counted over this many minutes.
+    pub window_minutes: u32,
+    /// At least this many failed cards in the window…
+    pub min_failures: u32,
+    /// …and this many times the shop's usual rate (its 24 hours before the window).
+    pub baseline_multiple: u32,
+    /// A card prefix, email domain, network or recipient shared by at least this many failed
+    /// cards in the window…
+    pub trait_min_failures: u32,
+    /// …whose attempts failed at least this often (percent) is tightened.
+    pub trait_min_failed_percent: u32,
+    /// The response lasts this long after the last check that saw the surge.
+    pub hold_minutes: u32,
+    /// Seconds between checks on one instance (a check runs after a failed payment).
+    pub check_seconds: u32,
 }
 
 impl Default for RiskSettings {
@@ -105,7 +146,10 @@ impl Default for RiskSettings {
             disposable_email: Weighted { points: 30 },
             price_mismatch: Weighted { points: 40 },
             rate_limited: RateLimited::default(),
-            circuit_breaker: CircuitBreaker::default(),
+            fraud_decline: FraudDecline::default(),
+            recipient_funnel: RecipientFunnel::default(),
+            surge: Surge::default(),
+            circuit_breaker: None,
         }
     }
 }
@@ -135,6 +179,7 @@ impl Default for CardTesting {
         CardTesting {
             distinct_cards_1h: 3,
             points: 80,
+            address_points: 25,
         }
     }
 }
@@ -173,11 +218,34 @@ impl Default for RateLimited {
     }
 }
 
-impl Default for CircuitBreaker {
+impl Default for FraudDecline {
     fn default() -> Self {
-        CircuitBreaker {
-            failures_per_minute: 10,
-            pause_seconds: 300,
+        FraudDecline {
+            points: 50,
+            review: true,
+        }
+    }
+}
+
+impl Default for RecipientFunnel {
+    fn default() -> Self {
+        RecipientFunnel {
+            review_payers_1h: 2,
+            review_payers_24h: 3,
+        }
+    }
+}
+
+impl Default for Surge {
+    fn default() -> Self {
+        Surge {
+            window_minutes: 10,
+            min_failures: 12,
+            baseline_multiple: 4,
+            trait_min_failures: 4,
+            trait_min_failed_percent: 60,
+            hold_minutes: 30,
+            check_seconds: 5,
         }
     }
 }
@@ -220,10 +288,30 @@ impl RiskSettings {
                 "must be at least 2",
             ));
         }
-        if self.circuit_breaker.failures_per_minute == 0 {
+        let r = &self.recipient_funnel;
+        if r.review_payers_1h < 2 || r.review_payers_24h < 2 {
             return Err(ConfigError::new(
-                "risk.circuit_breaker.failures_per_minute",
-                "must be at least 1",
+                "risk.recipient_funnel",
+                "review_payers_1h and review_payers_24h must be at least 2 (one payer is not a funnel)",
+            ));
+        }
+        let g = &self.surge;
+        if g.window_minutes == 0 || g.window_minutes > 1440 {
+            return Err(ConfigError::new(
+                "risk.surge.window_minutes",
+                "must be from 1 to 1440",
+            ));
+        }
+        if g.min_failures == 0 || g.trait_min_failures < 2 || g.baseline_multiple == 0 {
+            return Err(ConfigError::new(
+                "risk.surge",
+                "min_failures and baseline_multiple must be at least 1, trait_min_failures at least 2",
+            ));
+        }
+        if g.trait_min_failed_percent > 100 || g.hold_minutes == 0 || g.hold_minutes > 1440 {
+            return Err(ConfigError::new(
+                "risk.surge",
+                "trait_min_failed_percent must be at most 100 and hold_minutes from 1 to 1440",
             ));
         }
         Ok(())

@@ -15,6 +15,7 @@ const DAY: i64 = 24 * HOUR;
 
 /// Counts of one thing per scope: this order, the buyer's email, IP, card and TikTok username.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PerScope {
     pub order: u32,
     pub email: u32,
@@ -25,12 +26,12 @@ pub struct PerScope {
 }
 
 impl PerScope {
-    /// The largest count and the scope it belongs to, for the reason sentence.
+    /// The largest count of the scopes that belong to one buyer (the address does not: many
+    /// strangers share one), and the scope it belongs to, for the reason sentence.
     pub fn worst(&self) -> (u32, &'static str) {
         [
             (self.order, "this order"),
             (self.email, "this email"),
-            (self.ip, "this IP address"),
             (self.card, "a card tried on this order"),
             (self.username, "this TikTok username"),
         ]
@@ -49,8 +50,51 @@ pub struct Velocity {
     pub amount_minor: i64,
 }
 
+/// Distinct cards that *failed* in the last hour, per scope. Successful payments by different
+/// people behind one address are not evidence of anything; failures are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailedCards {
+    pub email: u32,
+    /// The TikTok username the order is for: testers often aim every card at one account.
+    pub username: u32,
+    /// The client's address: a weak signal (carrier NAT, offices), points only.
+    pub ip: u32,
+}
+
+/// Who paid the order's recipient: paid orders to this TikTok username. A cash-out rotates
+/// cards, emails and addresses, but not the account it cashes out to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recipient {
+    /// Distinct payers (the larger of distinct emails and distinct cards) in the last hour
+    /// and 24 hours, this order included once it is paid.
+    pub payers_1h: u32,
+    pub payers_24h: u32,
+    /// Base-currency minor units paid to the username in the last hour and 24 hours.
+    pub amount_1h_minor: i64,
+    pub amount_24h_minor: i64,
+    /// The first payment in the last 24 hours, for "… in 40 minutes".
+    pub first_paid_at: Option<i64>,
+}
+
+/// The order matches something the shop-wide surge response tightened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SurgeMatch {
+    /// What the order shares with the failures: "card prefix 400000", "email domain x.test",
+    /// or "new payer" when the failures share nothing narrower.
+    pub shares: String,
+    /// Why the response engaged: "48 failed cards in 10 minutes against a usual 2".
+    pub why: String,
+}
+
+/// Every field defaults, so assessments stored before a signal existed still load and replay.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Signals {
+    /// When the signals were gathered.
+    pub assessed_at: Option<Millis>,
     pub coins: u64,
     /// The order's amount in the base currency's minor units.
     pub amount_base_minor: i64,
@@ -60,20 +104,41 @@ pub struct Signals {
     /// The price or currency the buyer's page showed differs from the server's.
     pub price_mismatch: bool,
     pub disposable_email: bool,
+    /// Failed payments per scope. Repeats of one card with the same decline on one order
+    /// count once (a buyer retrying is not a tester); the card scope counts the orders the
+    /// worst card tried here failed on.
     pub failed_payments_1h: PerScope,
     pub failed_payments_24h: PerScope,
-    /// Distinct card fingerprints tried in the last hour from the order's IP / email.
-    pub distinct_cards_1h_ip: u32,
-    pub distinct_cards_1h_email: u32,
+    pub failed_cards_1h: FailedCards,
+    /// Declines that say "fraud" (lost or stolen card, the provider's fraud block, card
+    /// velocity) in the last 24 hours on this order, its email, its username or its cards.
+    pub fraud_declines_24h: u32,
     pub velocity_24h_username: Velocity,
     pub velocity_24h_email: Velocity,
+    /// Shown to agents; no rule reads it (an address is shared by strangers).
     pub velocity_24h_ip: Velocity,
+    pub recipient: Recipient,
     /// Earlier paid orders from the same email, counted up to `PRIOR_PAID_CAP`.
     pub prior_paid_orders: u32,
+    /// A card that paid this order paid a delivered order before, with the same email: a
+    /// fact an attacker cannot type (an email alone they can).
+    pub known_payer: bool,
     /// Requests from the order's IP refused by a rate limit in the last hour.
     pub rate_limited_1h: u32,
+    pub surge: Option<SurgeMatch>,
     pub list_hits: Vec<ListHit>,
 }
+
+/// Decline codes that mean fraud rather than an honest mistake (Stripe's names).
+pub const FRAUD_DECLINE_CODES: &[&str] = &[
+    "lost_card",
+    "stolen_card",
+    "fraudulent",
+    "pickup_card",
+    "restricted_card",
+    "security_violation",
+    "card_velocity_exceeded",
+];
 
 fn n(row: &sqlx::any::AnyRow, name: &str) -> Result<u32, sqlx::Error> {
     Ok(col::<i64>(row, name)?.clamp(0, u32::MAX as i64) as u32)
@@ -83,8 +148,8 @@ fn n(row: &sqlx::any::AnyRow, name: &str) -> Result<u32, sqlx::Error> {
 /// and a regular's thousandth order should cost no more to screen than their second.
 pub const PRIOR_PAID_CAP: u32 = 100;
 
-/// Gathers the signals for `order` as of `now`: two statements on one connection, one for
-/// every count and one for the block and allow lists.
+/// Gathers the signals for `order` as of `now`: on one connection, one statement for every
+/// count, one for the block and allow lists, and one for the surge response (a tiny table).
 pub async fn gather(
     db: &Db,
     catalog: &Catalog,
@@ -94,37 +159,62 @@ pub async fn gather(
     let mut conn = db.pool().acquire().await?;
     let h1 = now - HOUR;
     let d1 = now - DAY;
-    // Every sub-query is a range scan on a (key, created_at) index. The card scope counts the
-    // failures of the worst card tried on this order (none for a new order): webhooks arrive
-    // in any order, so "the latest card" is not a fact the shop knows, and a stolen card
-    // tried first is no less telling for a good one paying after it.
-    let row = sqlx::query(
+    // Every sub-query is a range scan on a (key, created_at) index. The card scope looks at
+    // the worst card tried on this order (none for a new order): webhooks arrive in any
+    // order, so "the latest card" is not a fact the shop knows. A failure is counted once per
+    // card and decline code, so a buyer retrying one card is one failure, not five.
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT
-          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $5) AS f1_order,
-          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS f1_email,
+          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $5) AS f1_order,
+          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS f1_email,
           (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $5) AS f1_ip,
-          (SELECT COALESCE(MAX((SELECT COUNT(*) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
+          (SELECT COALESCE(MAX((SELECT COUNT(DISTINCT f.order_id) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
                                     AND f.status = 'failed' AND f.created_at > $5)), 0)
            FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS f1_card,
-          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS f1_user,
-          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $6) AS f24_order,
-          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS f24_email,
+          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS f1_user,
+          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $6) AS f24_order,
+          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS f24_email,
           (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $6) AS f24_ip,
-          (SELECT COALESCE(MAX((SELECT COUNT(*) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
+          (SELECT COALESCE(MAX((SELECT COUNT(DISTINCT f.order_id) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
                                     AND f.status = 'failed' AND f.created_at > $6)), 0)
            FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS f24_card,
-          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6) AS f24_user,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE client_ip = $3 AND created_at > $5) AS cards_ip,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE email = $2 AND created_at > $5) AS cards_email,
+          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6) AS f24_user,
+          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS fc_email,
+          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS fc_user,
+          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $5) AS fc_ip,
+          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND failure_code IN ({fraud})) AS fraud_order,
+          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6 AND failure_code IN ({fraud})) AS fraud_email,
+          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6 AND failure_code IN ({fraud})) AS fraud_user,
+          (SELECT COALESCE(MAX((SELECT COUNT(*) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
+                                    AND f.status = 'failed' AND f.created_at > $6 AND f.failure_code IN ({fraud}))), 0)
+           FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS fraud_card,
           (SELECT COUNT(*) FROM orders WHERE tiktok_username = $4 AND created_at > $6) AS v_user_n,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $6) AS v_user_a,
           (SELECT COUNT(*) FROM orders WHERE email = $2 AND created_at > $6) AS v_email_n,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE email = $2 AND created_at > $6) AS v_email_a,
           (SELECT COUNT(*) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_n,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_a,
+          (SELECT COUNT(DISTINCT email) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r1_emails,
+          (SELECT COUNT(DISTINCT email) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r24_emails,
+          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE tiktok_username = $4 AND status = 'succeeded' AND created_at > $5) AS r1_cards,
+          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE tiktok_username = $4 AND status = 'succeeded' AND created_at > $6) AS r24_cards,
+          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r1_amount,
+          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r24_amount,
+          (SELECT MIN(paid_at) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r_first,
           (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1 LIMIT $7) AS p) AS prior_paid,
+          (SELECT COUNT(*) FROM (SELECT 1 FROM payments mine JOIN payments earlier ON earlier.card_fingerprint = mine.card_fingerprint
+                                   JOIN orders e ON e.id = earlier.order_id
+                                 WHERE mine.order_id = $1 AND mine.status = 'succeeded'
+                                   AND earlier.status = 'succeeded' AND earlier.email = $2 AND earlier.order_id <> $1
+                                   AND e.status = 'delivered' LIMIT 1) AS k) AS known_payer,
           (SELECT COUNT(*) FROM rate_limit_hits WHERE client_ip = $3 AND at > $5) AS limited",
-    )
+        attempt = "COALESCE(card_fingerprint, id) || ':' || COALESCE(failure_code, '')",
+        fraud = FRAUD_DECLINE_CODES
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )))
     .bind(&order.id)
     .bind(&order.email)
     .bind(&order.client_ip)
@@ -132,9 +222,14 @@ pub async fn gather(
     .bind(h1)
     .bind(d1)
     .bind(i64::from(PRIOR_PAID_CAP))
+    // Orders are paid before they expire, so a paid order of the last day was created within
+    // a day and the order's expiry before it: this keeps the recipient counts on the
+    // (username, created_at) index.
+    .bind(d1 - RECIPIENT_LOOKBACK_SLACK)
     .fetch_one(&mut *conn)
     .await?;
     let list_hits = lists::matches_order(&mut conn, order, now).await?;
+    let surge = super::surge::matches_order(&mut conn, order, now).await?;
 
     let base_total = catalog.to_base(order.amount).unwrap_or_default();
     let price_per_coin = base_total / Decimal::from(order.coins.get().max(1));
@@ -146,7 +241,17 @@ pub async fn gather(
             .as_deref()
             .is_some_and(|c| c != order.amount.currency().code());
     let domain = order.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let fraud_declines_24h = [
+        n(&row, "fraud_order")?,
+        n(&row, "fraud_email")?,
+        n(&row, "fraud_user")?,
+        n(&row, "fraud_card")?,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     Ok(Signals {
+        assessed_at: Some(now),
         coins: order.coins.get(),
         amount_base_minor: order.base_amount_minor,
         price_per_coin: price_per_coin.round_dp(8),
@@ -167,8 +272,12 @@ pub async fn gather(
             card: n(&row, "f24_card")?,
             username: n(&row, "f24_user")?,
         },
-        distinct_cards_1h_ip: n(&row, "cards_ip")?,
-        distinct_cards_1h_email: n(&row, "cards_email")?,
+        failed_cards_1h: FailedCards {
+            email: n(&row, "fc_email")?,
+            username: n(&row, "fc_user")?,
+            ip: n(&row, "fc_ip")?,
+        },
+        fraud_declines_24h,
         velocity_24h_username: Velocity {
             orders: n(&row, "v_user_n")?,
             amount_minor: col(&row, "v_user_a")?,
@@ -181,8 +290,21 @@ pub async fn gather(
             orders: n(&row, "v_ip_n")?,
             amount_minor: col(&row, "v_ip_a")?,
         },
+        recipient: Recipient {
+            payers_1h: n(&row, "r1_emails")?.max(n(&row, "r1_cards")?),
+            payers_24h: n(&row, "r24_emails")?.max(n(&row, "r24_cards")?),
+            amount_1h_minor: col(&row, "r1_amount")?,
+            amount_24h_minor: col(&row, "r24_amount")?,
+            first_paid_at: col(&row, "r_first")?,
+        },
         prior_paid_orders: n(&row, "prior_paid")?,
+        known_payer: n(&row, "known_payer")? > 0,
         rate_limited_1h: n(&row, "limited")?,
+        surge,
         list_hits,
     })
 }
+
+/// How far before the 24-hour window a paid order may have been created (its expiry, with
+/// room to spare), so that the recipient counts can range over `created_at`.
+const RECIPIENT_LOOKBACK_SLACK: i64 = DAY;

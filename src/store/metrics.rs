@@ -43,16 +43,15 @@ async fn render(state: &AppState) -> Result<String, sqlx::Error> {
             "coinfront_jobs{{kind=\"{kind}\",status=\"{status}\"}} {n}"
         );
     }
-    let trips: i64 =
-        sqlx::query("SELECT CAST(COALESCE(SUM(trips), 0) AS BIGINT) AS n FROM circuit_breakers")
-            .fetch_one(pool)
-            .await
-            .and_then(|r| col(&r, "n"))?;
+    let surges: i64 = sqlx::query("SELECT COUNT(*) AS n FROM screening_events")
+        .fetch_one(pool)
+        .await
+        .and_then(|r| col(&r, "n"))?;
     out.push_str(
-        "# HELP coinfront_circuit_breaker_trips_total Times the payment circuit breaker opened.\n",
+        "# HELP coinfront_screening_surges_total Times a surge of failed payments tightened the screening.\n",
     );
-    out.push_str("# TYPE coinfront_circuit_breaker_trips_total counter\n");
-    let _ = writeln!(out, "coinfront_circuit_breaker_trips_total {trips}");
+    out.push_str("# TYPE coinfront_screening_surges_total counter\n");
+    let _ = writeln!(out, "coinfront_screening_surges_total {surges}");
     let limited: i64 = sqlx::query("SELECT COUNT(*) AS n FROM rate_limit_hits")
         .fetch_one(pool)
         .await

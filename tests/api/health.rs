@@ -104,5 +104,5 @@ async fn metrics_are_served_in_prometheus_format() {
         text.contains("coinfront_jobs{kind=\"fulfill_order\",status=\"done\"} 1"),
         "{text}"
     );
-    assert!(text.contains("coinfront_circuit_breaker_trips_total 0"));
+    assert!(text.contains("coinfront_screening_surges_total 0"));
 }

@@ -156,6 +156,24 @@ impl Browser {
         Browser { address, client }
     }
 
+    /// A browser of its own (cookie jar) that reaches the shop through a reverse proxy on
+    /// 127.0.0.1 from `ip` (the app must trust 127.0.0.1 as a proxy).
+    pub fn from_address(address: String, ip: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_str(ip).expect("an address"),
+        );
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Browser { address, client }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -451,6 +469,13 @@ impl Browser {
         back.headers()["location"].to_str().unwrap().to_owned()
     }
 
+    /// A whole checkout paid with `card`; returns the order page path.
+    pub async fn buy_with_card(&self, c: &Checkout<'_>, card: &str) -> String {
+        let started = self.start_order(c).await;
+        let paid = self.pay_card(&started, card, "123").await;
+        self.order_path_after(paid).await
+    }
+
     /// A whole checkout with a good card; returns the order page path.
     pub async fn buy(&self, c: &Checkout<'_>) -> String {
         let started = self.start_order(c).await;
@@ -498,6 +523,23 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("order never reached {status}; last status {last}");
+    }
+
+    /// Waits until the job queue has nothing due and nothing running: every consequence of
+    /// what the test did so far has happened. Use it before asserting that something did
+    /// *not* happen, instead of sleeping.
+    pub async fn wait_until_idle(&self) {
+        for _ in 0..800 {
+            if coinfront::jobs::is_idle(&self.state.db, self.now_ms())
+                .await
+                .unwrap()
+            {
+                return;
+            }
+            self.state.jobs_ready.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the job queue never went idle");
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {

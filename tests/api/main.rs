@@ -21,5 +21,6 @@ mod payments;
 mod process;
 mod refunds;
 mod risk;
+mod screening;
 mod startup_config;
 mod support;

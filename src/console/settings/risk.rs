@@ -88,7 +88,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         title: "Repeated failed payments",
-        explain: "The worst count over this order, the email, the IP address, the card and the TikTok username.",
+        explain: "The worst count over this order, the email, the card and the TikTok username (a card retried with the same decline counts once). Not the IP address: strangers share addresses.",
         fields: &[
             f("repeated_failed_payments.review_at_1h", "Review at this many in 1 hour", Kind::Count),
             f("repeated_failed_payments.block_at_1h", "Block at this many in 1 hour", Kind::Count),
@@ -98,15 +98,29 @@ const GROUPS: &[Group] = &[
     },
     Group {
         title: "Card testing",
-        explain: "Distinct cards tried from one IP address or email in the last hour.",
+        explain: "Distinct cards that failed for one email or one TikTok username in the last hour. From one IP address the same count only adds points, never blocks by itself.",
         fields: &[
-            f("card_testing.distinct_cards_1h", "Cards in 1 hour", Kind::Count),
+            f("card_testing.distinct_cards_1h", "Failed cards in 1 hour", Kind::Count),
             f("card_testing.points", "Points", Kind::Points),
+            f("card_testing.address_points", "From one IP address: points", Kind::Points),
+        ],
+    },
+    Group {
+        title: "Fraud declines",
+        explain: "A lost-card, stolen-card or fraud decline in the last 24 hours on the order, its email, its TikTok username or its cards (the order is held for review).",
+        fields: &[f("fraud_decline.points", "Points", Kind::Points)],
+    },
+    Group {
+        title: "Recipient funnel",
+        explain: "Different payers (emails or cards) paying for one TikTok username: the shape of a cash-out. The order is held for review.",
+        fields: &[
+            f("recipient_funnel.review_payers_1h", "Review at this many payers in 1 hour", Kind::Count),
+            f("recipient_funnel.review_payers_24h", "Review at this many payers in 24 hours", Kind::Count),
         ],
     },
     Group {
         title: "Velocity",
-        explain: "Orders and amount per TikTok username, email and IP address in 24 hours.",
+        explain: "Orders and amount per TikTok username and email in 24 hours.",
         fields: &[
             f("velocity.max_orders_24h", "More orders than", Kind::Count),
             f("velocity.max_amount_24h", "Or more than this amount (base currency)", Kind::Amount),
@@ -132,11 +146,16 @@ const GROUPS: &[Group] = &[
         ],
     },
     Group {
-        title: "Circuit breaker",
-        explain: "Shop-wide: when failed payments pass this rate, new payment attempts from buyers who never paid successfully are paused.",
+        title: "Surge of failed payments",
+        explain: "Shop-wide: when failed cards in a window pass both a floor and a multiple of the shop's usual rate, orders from payers the shop has not delivered to before that share what the failures share (card prefix, email domain, network, recipient) are held for review. Nobody is refused a payment.",
         fields: &[
-            f("circuit_breaker.failures_per_minute", "More failed payments a minute than", Kind::Count),
-            f("circuit_breaker.pause_seconds", "Pause for (seconds)", Kind::Seconds),
+            f("surge.window_minutes", "Window (minutes)", Kind::Count),
+            f("surge.min_failures", "At least this many failed cards in the window", Kind::Count),
+            f("surge.baseline_multiple", "And this many times the usual rate", Kind::Count),
+            f("surge.trait_min_failures", "A shared trait needs this many failed cards", Kind::Count),
+            f("surge.trait_min_failed_percent", "…that failed at least this % of its attempts", Kind::Percent),
+            f("surge.hold_minutes", "Hold for (minutes) after the last surge check", Kind::Count),
+            f("surge.check_seconds", "Check at most every (seconds, per instance)", Kind::Seconds),
         ],
     },
 ];

@@ -1,7 +1,11 @@
-//! Test cards, after Stripe's well-known numbers. Any Luhn-valid number works; its last four
+//! Test cards, after Stripe's test-card table. Any Luhn-valid number works; its last four
 //! digits pick the outcome, so scripts can make many distinct cards that all decline:
 //! `…4242`, `…4444`, `…0005` and the rest succeed; `…0002` generic decline, `…9995`
-//! insufficient funds, `…0069` expired card, `…0127` incorrect CVC, `…0119` processing error.
+//! insufficient funds, `…9987` lost card, `…9979` stolen card, `…6975` card velocity
+//! exceeded, `…0069` expired card, `…0127` incorrect CVC, `…0119` processing error, and
+//! `…0019` (Stripe's "always blocked" `4100 0000 0000 0019`) blocked as fraudulent.
+//! The lost, stolen, velocity and fraudulent codes say most about fraud: the screening reads
+//! them as evidence, while the buyer is told only that the card was declined (as Stripe advises).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -13,6 +17,12 @@ pub enum Outcome {
 pub enum Decline {
     Generic,
     InsufficientFunds,
+    LostCard,
+    StolenCard,
+    /// The issuer saw too many attempts on the card.
+    VelocityExceeded,
+    /// The provider's own fraud screening refused the payment.
+    Fraudulent,
     ExpiredCard,
     IncorrectCvc,
     ProcessingError,
@@ -29,6 +39,10 @@ impl Decline {
         match self {
             Decline::Generic => "card_declined",
             Decline::InsufficientFunds => "insufficient_funds",
+            Decline::LostCard => "lost_card",
+            Decline::StolenCard => "stolen_card",
+            Decline::VelocityExceeded => "card_velocity_exceeded",
+            Decline::Fraudulent => "fraudulent",
             Decline::ExpiredCard => "expired_card",
             Decline::IncorrectCvc => "incorrect_cvc",
             Decline::ProcessingError => "processing_error",
@@ -41,7 +55,12 @@ impl Decline {
     /// What the buyer reads: enough to know what to do, nothing more.
     pub fn message(self) -> &'static str {
         match self {
-            Decline::Generic => "Your card was declined. Try another card or payment method.",
+            // Never "lost" or "stolen": whoever holds such a card learns nothing from us.
+            Decline::Generic
+            | Decline::LostCard
+            | Decline::StolenCard
+            | Decline::VelocityExceeded
+            | Decline::Fraudulent => "Your card was declined. Try another card or payment method.",
             Decline::InsufficientFunds => "Your card has insufficient funds. Try another card.",
             Decline::ExpiredCard => "Your card has expired. Try another card.",
             Decline::IncorrectCvc => {
@@ -106,6 +125,12 @@ impl CardNumber {
         &self.0
     }
 
+    /// The issuer identification number: the first six digits, which PCI DSS allows a
+    /// merchant to keep beside the last four. Card-testing waves often share it.
+    pub fn bin(&self) -> &str {
+        &self.0[..6]
+    }
+
     pub fn brand(&self) -> &'static str {
         let n = &self.0;
         let two: u32 = n[..2].parse().unwrap_or(0);
@@ -127,6 +152,10 @@ impl CardNumber {
         match self.last4() {
             "0002" => Outcome::Declined(Decline::Generic),
             "9995" => Outcome::Declined(Decline::InsufficientFunds),
+            "9987" => Outcome::Declined(Decline::LostCard),
+            "9979" => Outcome::Declined(Decline::StolenCard),
+            "6975" => Outcome::Declined(Decline::VelocityExceeded),
+            "0019" => Outcome::Declined(Decline::Fraudulent),
             "0069" => Outcome::Declined(Decline::ExpiredCard),
             "0127" => Outcome::Declined(Decline::IncorrectCvc),
             "0119" => Outcome::Declined(Decline::ProcessingError),
@@ -209,6 +238,26 @@ mod tests {
                 "visa",
             ),
             (
+                "4000000000009987",
+                Outcome::Declined(Decline::LostCard),
+                "visa",
+            ),
+            (
+                "4000000000009979",
+                Outcome::Declined(Decline::StolenCard),
+                "visa",
+            ),
+            (
+                "4000000000006975",
+                Outcome::Declined(Decline::VelocityExceeded),
+                "visa",
+            ),
+            (
+                "4100000000000019",
+                Outcome::Declined(Decline::Fraudulent),
+                "visa",
+            ),
+            (
                 "4000000000000127",
                 Outcome::Declined(Decline::IncorrectCvc),
                 "visa",
@@ -224,6 +273,22 @@ mod tests {
             assert_eq!(c.outcome(), outcome, "{n}");
             assert_eq!(c.brand(), brand, "{n}");
         }
+    }
+
+    #[test]
+    fn fraud_declines_tell_the_buyer_only_that_the_card_was_declined() {
+        for d in [
+            Decline::LostCard,
+            Decline::StolenCard,
+            Decline::VelocityExceeded,
+            Decline::Fraudulent,
+        ] {
+            assert_eq!(d.message(), Decline::Generic.message(), "{}", d.code());
+        }
+        assert_eq!(
+            CardNumber::parse("4000 0566 5566 5556").unwrap().bin(),
+            "400056"
+        );
     }
 
     #[test]

@@ -231,6 +231,7 @@ impl SandboxProvider {
                     last4: n.last4().into(),
                     country: "US".into(),
                     fingerprint: self.fingerprint(n.digits()),
+                    bin: Some(n.bin().to_owned()),
                 };
                 let outcome = match n.outcome() {
                     cards::Outcome::Succeeded => AttemptResult::Succeeded,
@@ -246,6 +247,7 @@ impl SandboxProvider {
                     last4: "4242".into(),
                     country: "US".into(),
                     fingerprint: self.fingerprint(&format!("wallet:{client_ip}")),
+                    bin: None,
                 };
                 ("wallet", Some(card), AttemptResult::Succeeded)
             }
@@ -267,6 +269,7 @@ impl SandboxProvider {
                         .collect(),
                     country: String::new(),
                     fingerprint: self.fingerprint(&format!("gift:{code}")),
+                    bin: None,
                 };
                 let outcome = match redeem_gift_card(&mut tx, &code, s).await? {
                     Ok(()) => AttemptResult::Succeeded,

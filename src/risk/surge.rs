@@ -1,0 +1,322 @@
+//! The shop-wide response to a wave of failed payments, in place of a breaker that paused
+//! every new payer. Card-testing waves rotate addresses and emails, so per-buyer counts miss
+//! them; but a wave still shares something — a card prefix, an email domain, a network, a
+//! recipient. When failures leave the shop's own baseline, the response *narrows* to what the
+//! failures share: orders from unknown payers that share it are held for review before any
+//! coins go out. Nobody is refused a payment, and nothing an attacker can type exempts
+//! anyone: the exemption is a card that paid a delivered order before with the same email.
+//!
+//! Each engagement is a `screening_events` row (when, why, what tightened) that every instance
+//! reads and the console shows; it ends by itself `hold_minutes` after the last check that
+//! still saw the surge.
+
+use super::settings::Surge as SurgeSettings;
+use super::signals::SurgeMatch;
+use crate::clock::Millis;
+use crate::db::orders::Order;
+use crate::db::{col, Db};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+pub const KIND: &str = "failure_surge";
+
+/// A trait the failures share, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tightened {
+    /// `card_bin`, `email_domain`, `client_net`, `tiktok_username`, or `new_payer` when the
+    /// failures share nothing narrower (then every unknown payer is held while it lasts).
+    pub kind: String,
+    pub value: String,
+    /// Distinct cards that failed with this trait in the window.
+    pub failed_cards: u32,
+    /// Percentage of this trait's attempts in the window that failed.
+    pub failed_percent: u32,
+}
+
+impl Tightened {
+    pub fn describe(&self) -> String {
+        match self.kind.as_str() {
+            "card_bin" => format!("card prefix {}", self.value),
+            "email_domain" => format!("email domain {}", self.value),
+            "client_net" => format!("network {}", self.value),
+            "tiktok_username" => format!("recipient @{}", self.value),
+            _ => "any card (the failures share no narrower trait)".into(),
+        }
+    }
+}
+
+/// An engagement, as the console lists it.
+#[derive(Debug, Clone)]
+pub struct Engagement {
+    pub started_at: Millis,
+    pub until_at: Millis,
+    pub detail: String,
+    pub tightened: Vec<Tightened>,
+}
+
+/// The traits a wave can share, with the column that holds each on `payments`.
+const TRAITS: [&str; 4] = ["card_bin", "email_domain", "client_net", "tiktok_username"];
+const DAY: i64 = 86_400_000;
+
+/// Looks at the last window's failures and engages, extends or leaves the response. Cheap
+/// when nothing is wrong: one count on the failed-payments index.
+pub async fn check(db: &Db, s: &SurgeSettings, now: Millis) -> Result<(), sqlx::Error> {
+    let window = i64::from(s.window_minutes.max(1)) * 60_000;
+    let since = now - window;
+    let pool = db.pool();
+    let recent: i64 = col(
+        &sqlx::query(
+            "SELECT COUNT(DISTINCT COALESCE(card_fingerprint, id)) AS n FROM payments
+             WHERE status = 'failed' AND created_at > $1",
+        )
+        .bind(since)
+        .fetch_one(pool)
+        .await?,
+        "n",
+    )?;
+    if recent < i64::from(s.min_failures) {
+        return Ok(());
+    }
+    // The shop's own usual rate: the 24 hours before the window, scaled to one window.
+    let before: i64 = col(
+        &sqlx::query(
+            "SELECT COUNT(*) AS n FROM payments WHERE status = 'failed' AND created_at > $1 AND created_at <= $2",
+        )
+        .bind(since - DAY)
+        .bind(since)
+        .fetch_one(pool)
+        .await?,
+        "n",
+    )?;
+    let usual = before.saturating_mul(window) / DAY;
+    if recent < usual.saturating_mul(i64::from(s.baseline_multiple)) {
+        return Ok(());
+    }
+    let mut tightened = Vec::new();
+    for column in TRAITS {
+        tightened.extend(shared(db, s, column, since).await?);
+    }
+    if tightened.is_empty() {
+        tightened.push(Tightened {
+            kind: "new_payer".into(),
+            value: String::new(),
+            failed_cards: recent.clamp(0, u32::MAX as i64) as u32,
+            failed_percent: 0,
+        });
+    }
+    let detail = format!(
+        "{recent} cards failed in the last {} minutes, against a usual {usual}",
+        s.window_minutes
+    );
+    record(db, s, now, &detail, tightened).await
+}
+
+/// Values of `column` that at least `trait_min_failures` failed cards share in the window and
+/// whose attempts mostly failed (a popular email domain has many failures and far more
+/// successes: it is not what the wave shares).
+async fn shared(
+    db: &Db,
+    s: &SurgeSettings,
+    column: &'static str,
+    since: Millis,
+) -> Result<Vec<Tightened>, sqlx::Error> {
+    let pool = db.pool();
+    let sql = format!(
+        "SELECT {column} AS v, COUNT(DISTINCT COALESCE(card_fingerprint, id)) AS failed FROM payments
+         WHERE status = 'failed' AND created_at > $1 AND {column} IS NOT NULL AND {column} <> ''
+         GROUP BY {column} HAVING COUNT(DISTINCT COALESCE(card_fingerprint, id)) >= $2
+         ORDER BY failed DESC LIMIT 5"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(since)
+        .bind(i64::from(s.trait_min_failures))
+        .fetch_all(pool)
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let value: String = col(&row, "v")?;
+        let failed: i64 = col(&row, "failed")?;
+        let sql = format!(
+            "SELECT COUNT(*) AS total,
+                    CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed
+             FROM payments WHERE {column} = $1 AND created_at > $2"
+        );
+        let counts = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&value)
+            .bind(since)
+            .fetch_one(pool)
+            .await?;
+        let total: i64 = col(&counts, "total")?;
+        let failed_attempts: i64 = col(&counts, "failed")?;
+        let percent = (failed_attempts.saturating_mul(100) / total.max(1)).clamp(0, 100) as u32;
+        if percent >= s.trait_min_failed_percent {
+            out.push(Tightened {
+                kind: column.into(),
+                value,
+                failed_cards: failed.clamp(0, u32::MAX as i64) as u32,
+                failed_percent: percent,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Starts an engagement, or extends the one in force with what this check found.
+async fn record(
+    db: &Db,
+    s: &SurgeSettings,
+    now: Millis,
+    detail: &str,
+    found: Vec<Tightened>,
+) -> Result<(), sqlx::Error> {
+    let until = now + i64::from(s.hold_minutes.max(1)) * 60_000;
+    let mut tx = db.begin().await?;
+    let current = sqlx::query(
+        "SELECT id, tightened FROM screening_events WHERE kind = $1 AND until_at > $2
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(KIND)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match current {
+        Some(row) => {
+            let id: String = col(&row, "id")?;
+            let mut all: Vec<Tightened> =
+                serde_json::from_str(&col::<String>(&row, "tightened")?).unwrap_or_default();
+            for t in found {
+                match all
+                    .iter_mut()
+                    .find(|x| x.kind == t.kind && x.value == t.value)
+                {
+                    Some(x) => *x = t,
+                    None => all.push(t),
+                }
+            }
+            // Once something narrower is known, stop holding every new payer.
+            if all.iter().any(|t| t.kind != "new_payer") {
+                all.retain(|t| t.kind != "new_payer");
+            }
+            sqlx::query(
+                "UPDATE screening_events SET until_at = $1, detail = $2, tightened = $3, updated_at = $4 WHERE id = $5",
+            )
+            .bind(until)
+            .bind(detail)
+            .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        None => {
+            let what: Vec<String> = found.iter().map(Tightened::describe).collect();
+            tracing::warn!(
+                why = detail,
+                tightened = %what.join("; "),
+                "failed payments surged: holding matching orders from unknown payers for review"
+            );
+            sqlx::query(
+                "INSERT INTO screening_events (id, kind, started_at, until_at, detail, tightened, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $3)",
+            )
+            .bind(crate::domain::ids::new_id())
+            .bind(KIND)
+            .bind(now)
+            .bind(until)
+            .bind(detail)
+            .bind(serde_json::to_string(&found).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await
+}
+
+/// What the engagement in force, if any, tightened that this order shares.
+pub async fn matches_order(
+    conn: &mut AnyConnection,
+    order: &Order,
+    now: Millis,
+) -> Result<Option<SurgeMatch>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT detail, tightened FROM screening_events WHERE kind = $1 AND until_at > $2
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(KIND)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let why: String = col(&row, "detail")?;
+    let tightened: Vec<Tightened> =
+        serde_json::from_str(&col::<String>(&row, "tightened")?).unwrap_or_default();
+    let bins: Vec<String> = sqlx::query(
+        "SELECT DISTINCT card_bin FROM payments WHERE order_id = $1 AND card_bin IS NOT NULL",
+    )
+    .bind(&order.id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| col(r, "card_bin"))
+    .collect::<Result<_, _>>()?;
+    let domain = super::traits::email_domain(&order.email);
+    let net = super::traits::client_net(&order.client_ip);
+    let hit = tightened.iter().find(|t| match t.kind.as_str() {
+        "card_bin" => bins.contains(&t.value),
+        "email_domain" => t.value == domain,
+        "client_net" => t.value == net,
+        "tiktok_username" => t.value == order.tiktok_username,
+        "new_payer" => true,
+        _ => false,
+    });
+    Ok(hit.map(|t| SurgeMatch {
+        shares: t.describe(),
+        why,
+    }))
+}
+
+/// Engagements that ended after `since` or are in force, newest first, for the console.
+pub async fn recent(db: &Db, since: Millis, limit: i64) -> Result<Vec<Engagement>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT started_at, until_at, detail, tightened FROM screening_events
+         WHERE kind = $1 AND until_at > $2 ORDER BY started_at DESC LIMIT $3",
+    )
+    .bind(KIND)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Engagement {
+                started_at: col(r, "started_at")?,
+                until_at: col(r, "until_at")?,
+                detail: col(r, "detail")?,
+                tightened: serde_json::from_str(&col::<String>(r, "tightened")?)
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// One instance's pacing of checks: at most one per `check_seconds` of the shop's clock.
+#[derive(Debug, Default)]
+pub struct Monitor {
+    last_check: std::sync::atomic::AtomicI64,
+}
+
+impl Monitor {
+    /// Whether a check is due now; claims it if so (one caller wins when several race).
+    pub fn due(&self, now: Millis, every_seconds: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.last_check.load(Ordering::Acquire);
+        if last != 0 && now.saturating_sub(last) < i64::from(every_seconds) * 1000 {
+            return false;
+        }
+        self.last_check
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
