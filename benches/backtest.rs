@@ -257,13 +257,23 @@ fn signals(rng: &mut StdRng) -> Signals {
         disposable_email: rng.gen_range(0..25) == 0,
         failed_payments_1h: per_scope(rng, busy),
         failed_payments_24h: per_scope(rng, busy),
-        distinct_cards_1h_ip: rng.gen_range(1..if busy { 6 } else { 2 }),
-        distinct_cards_1h_email: rng.gen_range(1..if busy { 4 } else { 2 }),
+        failed_cards_1h: coinfront::risk::signals::FailedCards {
+            email: rng.gen_range(0..if busy { 4 } else { 1 }),
+            username: rng.gen_range(0..if busy { 3 } else { 1 }),
+            ip: rng.gen_range(0..if busy { 6 } else { 2 }),
+        },
+        recipient: coinfront::risk::signals::Recipient {
+            payers_1h: rng.gen_range(0..if busy { 3 } else { 2 }),
+            payers_24h: rng.gen_range(0..if busy { 4 } else { 2 }),
+            ..Default::default()
+        },
+        fraud_declines_24h: if busy { rng.gen_range(0..2) } else { 0 },
         velocity_24h_username: velocity(rng),
         velocity_24h_email: velocity(rng),
         velocity_24h_ip: velocity(rng),
         prior_paid_orders: rng.gen_range(0..30),
         rate_limited_1h: if busy { rng.gen_range(0..5) } else { 0 },
         list_hits,
+        ..Signals::default()
     }
 }

@@ -275,6 +275,7 @@ async fn paid_order(state: &AppState, i: usize) -> anyhow::Result<()> {
                 last4: "4242".into(),
                 country: "US".into(),
                 fingerprint: format!("fp_drain_{n:08}"),
+                bin: Some("424242".into()),
             }),
             reference: None,
             late: false,

@@ -740,6 +740,8 @@ struct Tally {
     refused: u32,
     bad_fulfilled_paid: u32,
     waits: Vec<i64>,
+    /// Why orders were held, refused or let through: reason codes and how often.
+    why: BTreeMap<String, u32>,
 }
 
 async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow::Result<BTreeMap<&'static str, Tally>> {
@@ -814,12 +816,28 @@ async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow:
         t.orders += 1;
         let Some(session) = &out.session else {
             t.refused += 1;
+            let why = out.refused_at_checkout.clone().unwrap_or_default();
+            let reasons: Option<String> = sqlx::query(
+                "SELECT ra.reasons FROM risk_assessments ra JOIN orders o ON o.id = ra.order_id
+                 WHERE o.email = $1 AND o.tiktok_username = $2 AND o.status = 'declined'
+                 ORDER BY ra.created_at DESC LIMIT 1",
+            )
+            .bind(&person.email)
+            .bind(&o.username)
+            .fetch_optional(state.db.pool())
+            .await?
+            .map(|r| coinfront::db::col(&r, "reasons"))
+            .transpose()?;
+            let key = format!("refused at checkout ({why}): {}", codes(reasons.as_deref()));
+            *t.why.entry(key).or_default() += 1;
             continue;
         };
         let id = session.rsplit('/').next().unwrap_or_default().to_owned();
         let row = sqlx::query(
-            "SELECT o.status, o.paid_at, o.delivered_at FROM orders o
-             JOIN sandbox_sessions s ON s.order_reference = o.id WHERE s.id = $1",
+            "SELECT o.status, o.paid_at, o.delivered_at,
+                    (SELECT reasons FROM risk_assessments ra WHERE ra.order_id = o.id
+                     ORDER BY ra.created_at DESC, ra.id DESC LIMIT 1) AS reasons
+             FROM orders o JOIN sandbox_sessions s ON s.order_reference = o.id WHERE s.id = $1",
         )
         .bind(id)
         .fetch_one(state.db.pool())
@@ -840,6 +858,12 @@ async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow:
         if status == "in_review" {
             t.held += 1;
         }
+        let interesting = (person.label == Label::Good) != fulfilled;
+        if interesting {
+            let reasons: Option<String> = coinfront::db::col(&row, "reasons")?;
+            let key = format!("{status}: {}", codes(reasons.as_deref()));
+            *t.why.entry(key).or_default() += 1;
+        }
         if person.label == Label::Good && !fulfilled && status != "in_review" {
             t.refused += 1;
         }
@@ -848,8 +872,30 @@ async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow:
         }
         let _ = out.attempts_refused;
     }
+    if std::env::var("BENCH_WHY").is_ok_and(|v| v == "1") {
+        for e in coinfront::risk::surge::recent(&state.db, 0, 100).await? {
+            let what: Vec<String> = e.tightened.iter().map(|t| format!("{} ({} cards, {} %)", t.describe(), t.failed_cards, t.failed_percent)).collect();
+            println!(
+                "surge at +{} min for {} min: {}; tightened {}",
+                (e.started_at - start) / MIN,
+                (e.until_at - e.started_at) / MIN,
+                e.detail,
+                what.join(", ")
+            );
+        }
+    }
     server.abort();
     Ok(tallies)
+}
+
+/// "card_testing+velocity" from a stored reasons list.
+fn codes(reasons: Option<&str>) -> String {
+    serde_json::from_str::<Vec<coinfront::risk::Reason>>(reasons.unwrap_or("[]"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.code)
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 fn pct(n: u32, of: u32) -> String {
@@ -903,6 +949,14 @@ fn print(engine: &str, set: &str, t: &BTreeMap<&'static str, Tally>) {
             all.refused += x.refused;
             all.bad_fulfilled_paid += x.bad_fulfilled_paid;
             all.waits.extend(&x.waits);
+        }
+    }
+    if std::env::var("BENCH_WHY").is_ok_and(|v| v == "1") {
+        println!("\nwhy (good orders not fulfilled, bad orders fulfilled, by final status and reason codes):");
+        for (pop, x) in t {
+            for (why, n) in &x.why {
+                println!("  {pop}: {n} × {why}");
+            }
         }
     }
     let g = total.get("good").cloned().unwrap_or_default();

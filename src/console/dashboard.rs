@@ -156,16 +156,12 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
                     .tightened
                     .iter()
                     .map(|t| {
-                        if t.kind == "new_payer" {
-                            t.describe()
-                        } else {
-                            format!(
-                                "{} ({} failed cards, {} % of its attempts failed)",
-                                t.describe(),
-                                t.failed_cards,
-                                t.failed_percent
-                            )
-                        }
+                        format!(
+                            "{} ({} failed cards, {} % of its attempts failed)",
+                            t.describe(),
+                            t.failed_cards,
+                            t.failed_percent
+                        )
                     })
                     .collect(),
             })

@@ -213,9 +213,11 @@ pub fn recipient_funnel(s: &Signals, r: &RiskSettings) -> Option<Reason> {
         .filter(|_| window == "hour")
         .map(|m| format!("in {}", plural(m.clamp(1, 60) as u32, "minute", "minutes")))
         .unwrap_or_else(|| format!("in the last {window}"));
+    // A forced hold, not points: added to other points it must not become a block, since the
+    // earliest payers of a funnel and a family's gift look alike.
     Some(Reason::new(
         "recipient_funnel",
-        r.review_threshold,
+        0,
         Some(Decision::Review),
         format!(
             "{payers} different payers sent {} to this TikTok username {span}",
@@ -230,9 +232,11 @@ pub fn surge(s: &Signals, r: &RiskSettings) -> Option<Reason> {
     if s.known_payer {
         return None;
     }
+    // A forced hold, not points: sharing a trait with a wave is not evidence enough to refuse.
+    let _ = r;
     Some(Reason::new(
         "surge",
-        r.review_threshold,
+        0,
         Some(Decision::Review),
         format!(
             "Failed payments are surging ({}); this order shares {} with them, from a payer the shop has not delivered to before",

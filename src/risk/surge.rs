@@ -23,8 +23,7 @@ pub const KIND: &str = "failure_surge";
 /// A trait the failures share, as stored and shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tightened {
-    /// `card_bin`, `email_domain`, `client_net`, `tiktok_username`, or `new_payer` when the
-    /// failures share nothing narrower (then every unknown payer is held while it lasts).
+    /// `card_bin`, `email_domain`, `client_net` or `tiktok_username`.
     pub kind: String,
     pub value: String,
     /// Distinct cards that failed with this trait in the window.
@@ -40,7 +39,7 @@ impl Tightened {
             "email_domain" => format!("email domain {}", self.value),
             "client_net" => format!("network {}", self.value),
             "tiktok_username" => format!("recipient @{}", self.value),
-            _ => "any card (the failures share no narrower trait)".into(),
+            other => format!("{other} {}", self.value),
         }
     }
 }
@@ -96,14 +95,9 @@ pub async fn check(db: &Db, s: &SurgeSettings, now: Millis) -> Result<(), sqlx::
     for column in TRAITS {
         tightened.extend(shared(db, s, column, since).await?);
     }
-    if tightened.is_empty() {
-        tightened.push(Tightened {
-            kind: "new_payer".into(),
-            value: String::new(),
-            failed_cards: recent.clamp(0, u32::MAX as i64) as u32,
-            failed_percent: 0,
-        });
-    }
+    // With nothing narrower shared, the engagement is recorded (the console shows it) and the
+    // per-buyer rules carry on alone: holding every new payer would turn away the honest
+    // majority for the length of the wave.
     let detail = format!(
         "{recent} cards failed in the last {} minutes, against a usual {usual}",
         s.window_minutes
@@ -149,7 +143,27 @@ async fn shared(
         let total: i64 = col(&counts, "total")?;
         let failed_attempts: i64 = col(&counts, "failed")?;
         let percent = (failed_attempts.saturating_mul(100) / total.max(1)).clamp(0, 100) as u32;
-        if percent >= s.trait_min_failed_percent {
+        if percent < s.trait_min_failed_percent {
+            continue;
+        }
+        // A trait with an honest history of its own is not what the wave shares: a big
+        // bank's prefix, a free-mail domain, a carrier's network. Fewer earlier successes
+        // than failed cards now, in the 30 days before the window, and it is tightened.
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM payments WHERE {column} = $1 AND status = 'succeeded'
+             AND created_at > $2 AND created_at <= $3 LIMIT $4) AS h"
+        );
+        let history: i64 = col(
+            &sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&value)
+                .bind(since - 30 * DAY)
+                .bind(since)
+                .bind(failed)
+                .fetch_one(pool)
+                .await?,
+            "n",
+        )?;
+        if history < failed {
             out.push(Tightened {
                 kind: column.into(),
                 value,
@@ -192,10 +206,6 @@ async fn record(
                     Some(x) => *x = t,
                     None => all.push(t),
                 }
-            }
-            // Once something narrower is known, stop holding every new payer.
-            if all.iter().any(|t| t.kind != "new_payer") {
-                all.retain(|t| t.kind != "new_payer");
             }
             sqlx::query(
                 "UPDATE screening_events SET until_at = $1, detail = $2, tightened = $3, updated_at = $4 WHERE id = $5",
@@ -268,7 +278,6 @@ pub async fn matches_order(
         "email_domain" => t.value == domain,
         "client_net" => t.value == net,
         "tiktok_username" => t.value == order.tiktok_username,
-        "new_payer" => true,
         _ => false,
     });
     Ok(hit.map(|t| SurgeMatch {
