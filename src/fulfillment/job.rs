@@ -69,47 +69,27 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
             ),
             None => format!("@{} no longer exists; held instead of crediting", order.tiktok_username),
         };
-        // The review queue shows the newest assessment: say why this hold happened there too,
-        // with the order's signals as they are now.
-        let signals =
-            crate::risk::signals::gather(&state.db, &state.live.current().catalog, &order, now)
-                .await?;
-        let threshold = state.live.current().risk.review_threshold;
-        let assessment = crate::risk::Assessment {
-            score: threshold,
-            decision: crate::risk::Decision::Review,
-            reasons: vec![crate::risk::Reason {
-                code: "recipient_changed".into(),
-                points: threshold,
-                force: Some(crate::risk::Decision::Review),
-                sentence: format!("{why} (checked just before crediting)"),
-            }],
+        let reason = crate::risk::Reason {
+            code: "recipient_changed".into(),
+            points: 0,
+            force: Some(crate::risk::Decision::Review),
+            sentence: format!("{why} (checked just before crediting)"),
         };
-        let mut tx = state.db.begin().await?;
-        if orders::transition(
-            &mut tx,
-            &order.id,
-            OrderStatus::Fulfilling,
-            OrderStatus::InReview,
-            "system",
-            &why,
-            now,
-        )
-        .await?
-        {
-            crate::risk::record(
-                &mut tx,
-                &order.id,
-                crate::risk::Stage::PreCredit,
-                &assessment,
-                &signals,
-                now,
-            )
-            .await?;
-            crate::orders::notify::held_for_review(state, &mut tx, &order, now).await?;
+        return hold_before_credit(state, &order, vec![reason], &why, now).await;
+    }
+    // A held-back order (a new payer's large order): the screening runs again, since what
+    // happened meanwhile — other payers for the same account, a wave of failures — counts.
+    if payload["recheck_recipient"].as_bool() == Some(true) {
+        let live = state.live.current();
+        let signals = crate::risk::signals::gather(&state.db, &live.catalog, &order, now).await?;
+        let again = crate::risk::rules::evaluate(&signals, &live.risk);
+        if again.decision != crate::risk::Decision::Allow {
+            let why = format!(
+                "Held at the check just before crediting: {}",
+                crate::risk::summary(&again)
+            );
+            return hold_before_credit(state, &order, again.reasons, &why, now).await;
         }
-        tx.commit().await?;
-        return Ok(());
     }
     let receipt = state
         .supplier
@@ -137,6 +117,50 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
     }
     tx.commit().await?;
     state.jobs_ready.notify_one();
+    Ok(())
+}
+
+/// Moves a fulfilling order to review instead of crediting, with an assessment that says why
+/// (the review queue shows the newest one).
+async fn hold_before_credit(
+    state: &AppState,
+    order: &Order,
+    reasons: Vec<crate::risk::Reason>,
+    why: &str,
+    now: i64,
+) -> Result<(), JobError> {
+    let live = state.live.current();
+    let signals = crate::risk::signals::gather(&state.db, &live.catalog, order, now).await?;
+    let score = reasons.iter().map(|r| r.points).sum::<u32>().min(100);
+    let assessment = crate::risk::Assessment {
+        score,
+        decision: crate::risk::Decision::Review,
+        reasons,
+    };
+    let mut tx = state.db.begin().await?;
+    if orders::transition(
+        &mut tx,
+        &order.id,
+        OrderStatus::Fulfilling,
+        OrderStatus::InReview,
+        "system",
+        why,
+        now,
+    )
+    .await?
+    {
+        crate::risk::record(
+            &mut tx,
+            &order.id,
+            crate::risk::Stage::PreCredit,
+            &assessment,
+            &signals,
+            now,
+        )
+        .await?;
+        crate::orders::notify::held_for_review(state, &mut tx, order, now).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

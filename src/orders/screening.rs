@@ -139,6 +139,10 @@ pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(),
     )
     .await?;
     match to {
+        OrderStatus::Queued if risk::rules::holds_back(&signals, &live.risk) => {
+            let minutes = live.risk.holdback.minutes;
+            queue_held_back_fulfillment(&mut tx, &order.id, now, minutes).await?
+        }
         OrderStatus::Queued => queue_fulfillment(&mut tx, &order.id, now).await?,
         OrderStatus::Blocked => {
             queue_full_refund(&mut tx, &order.id, "Blocked by screening", now).await?
@@ -164,6 +168,35 @@ pub async fn queue_fulfillment(tx: &mut Tx, order_id: &str, now: i64) -> Result<
         run_at: now,
     };
     jobs::enqueue(tx, job, now).await?;
+    Ok(())
+}
+
+/// Queues delivery `minutes` from now, asking the fulfillment to look at the recipient again
+/// first (a new payer's large order: see `risk.holdback`).
+pub async fn queue_held_back_fulfillment(
+    tx: &mut Tx,
+    order_id: &str,
+    now: i64,
+    minutes: u32,
+) -> Result<(), sqlx::Error> {
+    let job = NewJob {
+        kind: FULFILL_JOB,
+        payload: serde_json::json!({ "order_id": order_id, "recheck_recipient": true }),
+        dedupe_key: None,
+        run_at: now + i64::from(minutes) * 60_000,
+    };
+    jobs::enqueue(tx, job, now).await?;
+    events::record(
+        tx,
+        order_id,
+        now,
+        "system",
+        "delivery_scheduled",
+        None,
+        None,
+        &format!("Delivery starts in {minutes} minutes: a first large order from this payer waits briefly"),
+    )
+    .await?;
     Ok(())
 }
 

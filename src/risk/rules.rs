@@ -330,6 +330,14 @@ pub fn rate_limited(s: &Signals, r: &RiskSettings) -> Option<Reason> {
     })
 }
 
+/// Whether an allowed order should wait `risk.holdback.minutes` before crediting, with the
+/// recipient looked at again then: a large order from a payer the shop has not delivered to.
+pub fn holds_back(s: &Signals, r: &RiskSettings) -> bool {
+    let h = &r.holdback;
+    let limit = (h.amount.0 * Decimal::from(100)).trunc();
+    h.minutes > 0 && !s.known_payer && Decimal::from(s.amount_base_minor) > limit
+}
+
 /// Every rule, in the order their reasons are listed.
 /// A rule: reads the signals and the settings, and may give a reason.
 pub type Rule = fn(&Signals, &RiskSettings) -> Option<Reason>;

@@ -23,6 +23,7 @@ pub struct RiskSettings {
     pub fraud_decline: FraudDecline,
     pub recipient_funnel: RecipientFunnel,
     pub surge: Surge,
+    pub holdback: Holdback,
     /// Retired with the shop-wide pause it configured (replaced by `surge`): read and ignored,
     /// so a config file or a stored console setting that still has it keeps working.
     #[serde(default, skip_serializing)]
@@ -112,6 +113,18 @@ pub struct RecipientFunnel {
     pub review_payers_24h: u32,
 }
 
+/// A new payer's large order waits a few minutes before the coins go out, and the recipient is
+/// looked at again just before crediting: the first payer of a cash-out funnel looks like a
+/// gift until the second one arrives, usually within minutes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Holdback {
+    /// Orders above this base-currency amount from a payer the shop has not delivered to…
+    pub amount: Dec,
+    /// …wait this long (0 turns the hold-back off).
+    pub minutes: u32,
+}
+
 /// The shop-wide response to a wave of failures (see `risk::surge`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -149,6 +162,7 @@ impl Default for RiskSettings {
             fraud_decline: FraudDecline::default(),
             recipient_funnel: RecipientFunnel::default(),
             surge: Surge::default(),
+            holdback: Holdback::default(),
             circuit_breaker: None,
         }
     }
@@ -236,6 +250,15 @@ impl Default for RecipientFunnel {
     }
 }
 
+impl Default for Holdback {
+    fn default() -> Self {
+        Holdback {
+            amount: Dec(Decimal::from(100)),
+            minutes: 5,
+        }
+    }
+}
+
 impl Default for Surge {
     fn default() -> Self {
         Surge {
@@ -293,6 +316,12 @@ impl RiskSettings {
             return Err(ConfigError::new(
                 "risk.recipient_funnel",
                 "review_payers_1h and review_payers_24h must be at least 2 (one payer is not a funnel)",
+            ));
+        }
+        if self.holdback.minutes > 24 * 60 || self.holdback.amount.0 < Decimal::ZERO {
+            return Err(ConfigError::new(
+                "risk.holdback",
+                "minutes must be at most 1440 and the amount not negative",
             ));
         }
         let g = &self.surge;

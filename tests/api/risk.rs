@@ -211,9 +211,18 @@ async fn a_legitimate_repeat_buyer_of_large_packages_is_allowed() {
                 ..Default::default()
             })
             .await;
+        // A new payer's first large order waits the hold-back (5 minutes) before crediting.
+        app.wait_until_idle().await;
+        app.clock.advance_secs(5 * 60);
         app.wait_for_status(&order_path, "delivered").await;
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM sandbox_ledger").await, 3);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM order_events WHERE kind = 'delivery_scheduled'")
+            .await,
+        1,
+        "only the first order waited: after it, the card and email are a known payer"
+    );
     let decisions: Vec<String> = sqlx::query("SELECT decision FROM risk_assessments")
         .fetch_all(app.state.db.pool())
         .await
