@@ -568,7 +568,9 @@ fn payment(o: &Order, attempt: i64, card: &str, ok: bool, at: i64) -> PaymentRec
         // About a hundred issuer prefixes, each card always the same one.
         card_bin: Some(format!(
             "4{:05}",
-            card.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 100
+            card.bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+                % 100
         )),
         email: o.email.clone(),
         email_domain: coinfront::risk::traits::email_domain(&o.email),

@@ -182,9 +182,14 @@ impl World {
     /// An honest card that declines for an honest reason.
     fn honest_decline(&mut self) -> String {
         let bin = *HONEST_BINS.choose(&mut self.rng).expect("bins");
-        let last4 = *[ending::NO_FUNDS, ending::DECLINE, ending::EXPIRED, ending::CVC]
-            .choose(&mut self.rng)
-            .expect("endings");
+        let last4 = *[
+            ending::NO_FUNDS,
+            ending::DECLINE,
+            ending::EXPIRED,
+            ending::CVC,
+        ]
+        .choose(&mut self.rng)
+        .expect("endings");
         self.card(bin, last4)
     }
 
@@ -226,7 +231,14 @@ impl World {
         weights[0].0
     }
 
-    fn order(&mut self, person: usize, at: i64, package: u64, username: String, cards: Vec<String>) {
+    fn order(
+        &mut self,
+        person: usize,
+        at: i64,
+        package: u64,
+        username: String,
+        cards: Vec<String>,
+    ) {
         let gap = self.rng.gen_range(15_000..60_000);
         self.orders.push(PlannedOrder {
             person,
@@ -239,7 +251,15 @@ impl World {
     }
 }
 
-const EVERYDAY: &[(u64, u32)] = &[(70, 20), (350, 30), (700, 25), (1400, 12), (3500, 8), (7000, 4), (17500, 1)];
+const EVERYDAY: &[(u64, u32)] = &[
+    (70, 20),
+    (350, 30),
+    (700, 25),
+    (1400, 12),
+    (3500, 8),
+    (7000, 4),
+    (17500, 1),
+];
 const BIG: &[(u64, u32)] = &[(7000, 1), (17500, 2)];
 
 /// The shapes of a set: sizes, timings and how attackers behave.
@@ -413,7 +433,10 @@ fn build(shape: &Shape, seed: u64) -> World {
         let p = w.person("a gift for a friend", Label::Good, ip, email);
         let at = w.rng.gen_range(0..day - 10 * MIN);
         let cards = vec![w.good_card()];
-        let (pkg, user) = (w.package(&[(3500, 3), (7000, 2), (17500, 1)]), w.name("friend"));
+        let (pkg, user) = (
+            w.package(&[(3500, 3), (7000, 2), (17500, 1)]),
+            w.name("friend"),
+        );
         w.order(p, at, pkg, user, cards);
     }
     for _ in 0..shape.two_parents_one_child {
@@ -463,7 +486,12 @@ fn build(shape: &Shape, seed: u64) -> World {
         let start = in_attack_window(&mut w);
         for k in 0..n {
             let (ip, email) = (w.fresh_ip(), w.email("rotator"));
-            let p = w.person("distributed testers, rotating addresses", Label::Bad, ip, email);
+            let p = w.person(
+                "distributed testers, rotating addresses",
+                Label::Bad,
+                ip,
+                email,
+            );
             let cards: Vec<String> = (0..per).map(|_| w.list_card(&bins, 12)).collect();
             let user = users[k % users.len()].clone();
             let at = start + k as i64 * 20_000 + w.rng.gen_range(0..10_000);
@@ -515,7 +543,12 @@ fn build(shape: &Shape, seed: u64) -> World {
     }
     for _ in 0..shape.stolen_then_good {
         let (ip, email) = (w.fresh_ip(), w.email("thief"));
-        let p = w.person("a stolen-card decline, then a card that works", Label::Bad, ip, email);
+        let p = w.person(
+            "a stolen-card decline, then a card that works",
+            Label::Bad,
+            ip,
+            email,
+        );
         let bins = w.bins(1);
         let last4 = if w.rng.gen_bool(0.5) {
             ending::STOLEN
@@ -555,7 +588,12 @@ fn build(shape: &Shape, seed: u64) -> World {
         }
         let email = whales[k % whales.len()].clone();
         let ip = w.fresh_ip();
-        let p = w.person("impostors typing a known buyer's email", Label::Bad, ip, email);
+        let p = w.person(
+            "impostors typing a known buyer's email",
+            Label::Bad,
+            ip,
+            email,
+        );
         let card = w.list_card(&wave_bins, 100);
         let at = wave_start + 5 * MIN + k as i64 * MIN;
         let user = w.name("drop");
@@ -623,10 +661,21 @@ impl Driver {
         bail!("the job queue did not go quiet")
     }
 
-    async fn start_order(&self, o: &PlannedOrder, ip: &str, email: &str) -> anyhow::Result<Outcome> {
+    async fn start_order(
+        &self,
+        o: &PlannedOrder,
+        ip: &str,
+        email: &str,
+    ) -> anyhow::Result<Outcome> {
         let c = self.client(o.person);
         let url = |p: &str| format!("{}{p}", self.base);
-        let page = c.get(url("/")).header("X-Forwarded-For", ip).send().await?.text().await?;
+        let page = c
+            .get(url("/"))
+            .header("X-Forwarded-For", ip)
+            .send()
+            .await?
+            .text()
+            .await?;
         let csrf = hidden(&page, "csrf_token").context("catalog csrf")?;
         let package = o.package.to_string();
         let form = [
@@ -639,7 +688,12 @@ impl Driver {
             ("payment_method", "card"),
             ("age_confirmed", "yes"),
         ];
-        let r = c.post(url("/checkout")).header("X-Forwarded-For", ip).form(&form).send().await?;
+        let r = c
+            .post(url("/checkout"))
+            .header("X-Forwarded-For", ip)
+            .form(&form)
+            .send()
+            .await?;
         let status = r.status();
         let html = r.text().await?;
         if status.as_u16() == 429 {
@@ -676,17 +730,26 @@ impl Driver {
             }),
             _ => {
                 let body = r.text().await.unwrap_or_default();
-                Ok(refused(if body.contains("We could not accept this order") {
-                    "declined"
-                } else {
-                    "other"
-                }))
+                Ok(refused(
+                    if body.contains("We could not accept this order") {
+                        "declined"
+                    } else {
+                        "other"
+                    },
+                ))
             }
         }
     }
 
     /// One card on the hosted page. `Ok(true)` when it went through.
-    async fn pay(&self, person: usize, ip: &str, session: &str, card: &str, out: &mut Outcome) -> anyhow::Result<bool> {
+    async fn pay(
+        &self,
+        person: usize,
+        ip: &str,
+        session: &str,
+        card: &str,
+        out: &mut Outcome,
+    ) -> anyhow::Result<bool> {
         let c = self.client(person);
         let url = format!("{}{session}", self.base);
         let page = c.get(&url).header("X-Forwarded-For", ip).send().await?;
@@ -705,7 +768,12 @@ impl Driver {
             ("expiry", "12/34"),
             ("cvc", "123"),
         ];
-        let r = c.post(&url).header("X-Forwarded-For", ip).form(&form).send().await?;
+        let r = c
+            .post(&url)
+            .header("X-Forwarded-For", ip)
+            .form(&form)
+            .send()
+            .await?;
         let code = r.status().as_u16();
         if code == 429 || code == 503 {
             out.attempts_refused += 1;
@@ -744,7 +812,11 @@ struct Tally {
     why: BTreeMap<String, u32>,
 }
 
-async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow::Result<BTreeMap<&'static str, Tally>> {
+async fn replay(
+    world: &World,
+    db_url: String,
+    dir: &std::path::Path,
+) -> anyhow::Result<BTreeMap<&'static str, Tally>> {
     let clock = ManualClock::starting_now();
     let app = Application::build(settings(db_url, dir), Arc::new(clock.clone()))
         .await
@@ -775,7 +847,13 @@ async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow:
         .orders
         .iter()
         .enumerate()
-        .map(|(i, o)| std::cmp::Reverse(Event { at: o.at, order: i, attempt: 0 }))
+        .map(|(i, o)| {
+            std::cmp::Reverse(Event {
+                at: o.at,
+                order: i,
+                attempt: 0,
+            })
+        })
         .collect();
     let mut outcomes = vec![Outcome::default(); world.orders.len()];
     while let Some(std::cmp::Reverse(ev)) = queue.pop() {
@@ -805,7 +883,8 @@ async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow:
         d.quiet().await?;
     }
     // Let anything scheduled (retries) run out.
-    d.move_clock_to(world.orders.iter().map(|o| o.at).max().unwrap_or(0) + HOUR).await;
+    d.move_clock_to(world.orders.iter().map(|o| o.at).max().unwrap_or(0) + HOUR)
+        .await;
     d.quiet().await?;
 
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
@@ -874,7 +953,18 @@ async fn replay(world: &World, db_url: String, dir: &std::path::Path) -> anyhow:
     }
     if std::env::var("BENCH_WHY").is_ok_and(|v| v == "1") {
         for e in coinfront::risk::surge::recent(&state.db, 0, 100).await? {
-            let what: Vec<String> = e.tightened.iter().map(|t| format!("{} ({} cards, {} %)", t.describe(), t.failed_cards, t.failed_percent)).collect();
+            let what: Vec<String> = e
+                .tightened
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} ({} cards, {} %)",
+                        t.describe(),
+                        t.failed_cards,
+                        t.failed_percent
+                    )
+                })
+                .collect();
             println!(
                 "surge at +{} min for {} min: {}; tightened {}",
                 (e.started_at - start) / MIN,
@@ -924,7 +1014,14 @@ fn print(engine: &str, set: &str, t: &BTreeMap<&'static str, Tally>) {
     println!("\n{engine}, set {set}:");
     println!(
         "{:<48} {:>6} {:>6} | {:>14} {:>16} | {:>9} {:>18} {:>12}",
-        "population", "orders", "paid", "bad: never ful.", "bad paid: never", "good held", "good refused/unpaid", "wait p50/p99"
+        "population",
+        "orders",
+        "paid",
+        "bad: never ful.",
+        "bad paid: never",
+        "good held",
+        "good refused/unpaid",
+        "wait p50/p99"
     );
     let mut total: BTreeMap<&str, Tally> = BTreeMap::new();
     for label in [Label::Good, Label::Bad] {
@@ -935,11 +1032,35 @@ fn print(engine: &str, set: &str, t: &BTreeMap<&'static str, Tally>) {
                 format!("{} {pop}", if good { "+" } else { "-" }),
                 x.orders,
                 x.paid,
-                if bad { pct(x.orders - x.fulfilled, x.orders) } else { String::new() },
-                if bad { pct(x.paid - x.bad_fulfilled_paid, x.paid) } else { String::new() },
-                if good { pct(x.held, x.orders) } else { String::new() },
-                if good { pct(x.refused, x.orders) } else { String::new() },
-                if good { format!("{}/{}", wait(x.waits.clone(), 50.0), wait(x.waits.clone(), 99.0)) } else { String::new() },
+                if bad {
+                    pct(x.orders - x.fulfilled, x.orders)
+                } else {
+                    String::new()
+                },
+                if bad {
+                    pct(x.paid - x.bad_fulfilled_paid, x.paid)
+                } else {
+                    String::new()
+                },
+                if good {
+                    pct(x.held, x.orders)
+                } else {
+                    String::new()
+                },
+                if good {
+                    pct(x.refused, x.orders)
+                } else {
+                    String::new()
+                },
+                if good {
+                    format!(
+                        "{}/{}",
+                        wait(x.waits.clone(), 50.0),
+                        wait(x.waits.clone(), 99.0)
+                    )
+                } else {
+                    String::new()
+                },
             );
             let all = total.entry(if good { "good" } else { "bad" }).or_default();
             all.orders += x.orders;
@@ -970,7 +1091,11 @@ fn print(engine: &str, set: &str, t: &BTreeMap<&'static str, Tally>) {
         "",
         pct(g.held, g.orders),
         pct(g.refused, g.orders),
-        format!("{}/{}", wait(g.waits.clone(), 50.0), wait(g.waits.clone(), 99.0)),
+        format!(
+            "{}/{}",
+            wait(g.waits.clone(), 50.0),
+            wait(g.waits.clone(), 99.0)
+        ),
     );
     println!(
         "{:<48} {:>6} {:>6} | {:>14} {:>16} |",
@@ -981,8 +1106,14 @@ fn print(engine: &str, set: &str, t: &BTreeMap<&'static str, Tally>) {
         pct(b.paid - b.bad_fulfilled_paid, b.paid),
     );
     let goals = [
-        ("bad orders never fulfilled ≥ 95 %", b.orders > 0 && (b.orders - b.fulfilled) * 100 >= 95 * b.orders),
-        ("bad paid orders never fulfilled ≥ 95 %", b.paid == 0 || (b.paid - b.bad_fulfilled_paid) * 100 >= 95 * b.paid),
+        (
+            "bad orders never fulfilled ≥ 95 %",
+            b.orders > 0 && (b.orders - b.fulfilled) * 100 >= 95 * b.orders,
+        ),
+        (
+            "bad paid orders never fulfilled ≥ 95 %",
+            b.paid == 0 || (b.paid - b.bad_fulfilled_paid) * 100 >= 95 * b.paid,
+        ),
         ("good orders held ≤ 2 %", g.held * 100 <= 2 * g.orders),
         ("good orders refused, blocked or unpaid = 0", g.refused == 0),
     ];
@@ -1003,7 +1134,11 @@ fn main() -> ExitCode {
     };
     let seed = common::env_usize("BENCH_SEED", 42) as u64;
     let world = build(&shape, seed);
-    let bad = world.people.iter().filter(|p| p.label == Label::Bad).count();
+    let bad = world
+        .people
+        .iter()
+        .filter(|p| p.label == Label::Bad)
+        .count();
     println!(
         "screening evaluation: set {set}, seed {seed}, {} people ({bad} attackers), {} planned orders over {} simulated hours; {}",
         world.people.len(),

@@ -180,6 +180,21 @@ pub fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64) -> u64 {
     rand::thread_rng().gen_range(exp / 2..=exp.max(1))
 }
 
+/// Whether no job is due at `now` and none is running: everything already asked of the queue
+/// has happened. Tests and the screening evaluation wait for this instead of for time.
+pub async fn is_idle(db: &Db, now: Millis) -> Result<bool, sqlx::Error> {
+    let busy: i64 = sqlx::query(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= $1)
+                       OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
+                THEN 1 ELSE 0 END AS busy",
+    )
+    .bind(now)
+    .fetch_one(db.pool())
+    .await
+    .and_then(|r| col(&r, "busy"))?;
+    Ok(busy == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::backoff_ms;
@@ -195,19 +210,4 @@ mod tests {
             assert!((30_000..=60_000).contains(&late));
         }
     }
-}
-
-/// Whether no job is due at `now` and none is running: everything already asked of the queue
-/// has happened. Tests and the screening evaluation wait for this instead of for time.
-pub async fn is_idle(db: &Db, now: Millis) -> Result<bool, sqlx::Error> {
-    let busy: i64 = sqlx::query(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= $1)
-                       OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
-                THEN 1 ELSE 0 END AS busy",
-    )
-    .bind(now)
-    .fetch_one(db.pool())
-    .await
-    .and_then(|r| col(&r, "busy"))?;
-    Ok(busy == 0)
 }

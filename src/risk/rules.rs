@@ -533,7 +533,10 @@ mod tests {
             };
             (card_testing(&s, &r), evaluate(&s, &r).decision)
         };
-        assert!(with(2, 2, 0).0.is_none(), "two failed cards: below the limit");
+        assert!(
+            with(2, 2, 0).0.is_none(),
+            "two failed cards: below the limit"
+        );
         let (reason, decision) = with(3, 0, 0);
         assert_eq!(reason.unwrap().points, 80);
         assert_eq!(decision, Decision::Block);
@@ -591,7 +594,9 @@ mod tests {
         };
         let a = evaluate(&s, &r);
         assert_eq!(a.decision, Decision::Review);
-        assert!(a.reasons[0].sentence.starts_with("1 payment was declined as lost, stolen"));
+        assert!(a.reasons[0]
+            .sentence
+            .starts_with("1 payment was declined as lost, stolen"));
     }
 
     #[test]
@@ -620,7 +625,11 @@ mod tests {
         assert!(recipient_funnel(&with(2, 2), &r).is_some(), "2 in an hour");
         assert!(recipient_funnel(&with(1, 2), &r).is_none(), "2 in a day");
         let day = recipient_funnel(&with(1, 3), &r).unwrap();
-        assert!(day.sentence.ends_with("in the last 24 hours"), "{}", day.sentence);
+        assert!(
+            day.sentence.ends_with("in the last 24 hours"),
+            "{}",
+            day.sentence
+        );
     }
 
     #[test]

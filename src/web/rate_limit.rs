@@ -23,7 +23,11 @@ impl governor::clock::Clock for ShopClock {
 
     fn now(&self) -> Nanos {
         // Milliseconds since the epoch fit a u64 of nanoseconds until the year 2554.
-        Nanos::new(u64::try_from(self.0.now_ms()).unwrap_or(0).saturating_mul(1_000_000))
+        Nanos::new(
+            u64::try_from(self.0.now_ms())
+                .unwrap_or(0)
+                .saturating_mul(1_000_000),
+        )
     }
 }
 

@@ -51,7 +51,11 @@ async fn strangers_behind_one_address_all_pay_and_get_their_coins() {
             assert_eq!(r.status(), 402);
         }
         let paid = app
-            .pay_card(&started, &card("426684", n, &format!("{:04}", 4000 + n)), "123")
+            .pay_card(
+                &started,
+                &card("426684", n, &format!("{:04}", 4000 + n)),
+                "123",
+            )
             .await;
         orders.push(app.order_path_after(paid).await);
     }
@@ -106,8 +110,14 @@ async fn a_surge_during_honest_traffic_refuses_nobody_and_holds_only_what_the_wa
             .unwrap();
         (row.get(0), row.get(1))
     };
-    assert!(detail.starts_with("8 cards failed in the last 10 minutes"), "{detail}");
-    assert!(tightened.contains("\"455555\""), "the shared prefix: {tightened}");
+    assert!(
+        detail.starts_with("8 cards failed in the last 10 minutes"),
+        "{detail}"
+    );
+    assert!(
+        tightened.contains("\"455555\""),
+        "the shared prefix: {tightened}"
+    );
     assert!(!tightened.contains("new_payer"), "{tightened}");
 
     // Honest buyers keep paying and get their coins: none is refused or paused.
@@ -133,7 +143,7 @@ async fn a_surge_during_honest_traffic_refuses_nobody_and_holds_only_what_the_wa
     let tester = app
         .buy_with_card(
             &Checkout {
-                email: &"late@wave.test".to_owned(),
+                email: "late@wave.test",
                 username: "drop_0",
                 package: "70",
                 ..Default::default()
@@ -152,7 +162,10 @@ async fn a_surge_during_honest_traffic_refuses_nobody_and_holds_only_what_the_wa
     let html = agent.get_html("/console/").await;
     assert!(html.contains("Surge of failed payments"), "{html}");
     assert!(html.contains("card prefix 455555"), "{html}");
-    assert!(html.contains("8 cards failed in the last 10 minutes"), "{html}");
+    assert!(
+        html.contains("8 cards failed in the last 10 minutes"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -303,13 +316,11 @@ async fn the_sandbox_declines_as_stripes_test_card_table_does() {
             .await;
         assert_eq!(app.pay_card(&started, number, "123").await.status(), 402);
         app.wait_until_idle().await;
-        let row = sqlx::query(
-            "SELECT failure_code, card_bin FROM payments WHERE card_last4 = $1",
-        )
-        .bind(number[12..].to_owned())
-        .fetch_one(app.state.db.pool())
-        .await
-        .unwrap();
+        let row = sqlx::query("SELECT failure_code, card_bin FROM payments WHERE card_last4 = $1")
+            .bind(number[12..].to_owned())
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
         assert_eq!(row.get::<String, _>(0), code);
         assert_eq!(row.get::<String, _>(1), number[..6]);
     }

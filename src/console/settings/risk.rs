@@ -146,6 +146,14 @@ const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        title: "Hold-back of large first orders",
+        explain: "An order above this amount from a payer the shop has not delivered to waits before crediting, and is screened again then: the first payer of a cash-out looks like a gift until the next payer for the same account arrives.",
+        fields: &[
+            f("holdback.amount", "Above this amount (base currency)", Kind::Amount),
+            f("holdback.minutes", "Wait (minutes; 0 turns it off)", Kind::Count),
+        ],
+    },
+    Group {
         title: "Surge of failed payments",
         explain: "Shop-wide: when failed cards in a window pass both a floor and a multiple of the shop's usual rate, orders from payers the shop has not delivered to before that share what the failures share (card prefix, email domain, network, recipient) are held for review. Nobody is refused a payment.",
         fields: &[
