@@ -21,5 +21,6 @@ mod payments;
 mod process;
 mod refunds;
 mod risk;
+mod staff_security;
 mod startup_config;
 mod support;
