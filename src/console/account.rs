@@ -6,11 +6,11 @@
 //! session of the account (ASVS 7.5.1).
 
 use super::form::ConsoleForm;
+use super::login;
 use super::login::begin_session;
 use super::page::ConsoleMeta;
 use super::password::{self, HashParams, PolicyError};
 use super::session::{self, SignedIn};
-use super::login;
 use super::totp;
 use super::{seed_box, ConsoleError};
 use crate::clock::format_utc;
@@ -261,19 +261,19 @@ async fn reauthenticate(
             &totp_page(state, current, form.secret.clone(), Some(error)),
         )
     };
-    let locks_if_wrong = match login::reserve_password(state, &member.email, ip, now).await {
-        Ok(l) => l,
-        Err(until) => {
-            return Ok(Err(login::locked_response(
+    let locks_if_wrong =
+        match login::reserve_password(state, &member.email, ip, now).await {
+            Ok(l) => l,
+            Err(until) => return Ok(Err(login::locked_response(
                 again(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "Too many wrong passwords from your address. Wait a few minutes and try again.".into(),
+                    "Too many wrong passwords from your address. Wait a few minutes and try again."
+                        .into(),
                 ),
                 until,
                 now,
-            )))
-        }
-    };
+            ))),
+        };
     let params = HashParams::from_settings(&state.settings.console);
     let verified = password::verify(
         form.password.clone(),
@@ -287,18 +287,18 @@ async fn reauthenticate(
             &member.email,
             ip,
             "wrong password to change two-factor sign-in",
-            None,
+            locks_if_wrong.then(|| login::password_lock_detail(state)),
         )
         .await?;
-        let status = if locks_if_wrong {
-            StatusCode::TOO_MANY_REQUESTS
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
-        return Ok(Err(again(
-            status,
+        let page = again(
+            StatusCode::UNPROCESSABLE_ENTITY,
             "Your password is not right, so nothing was changed. Enter your password to change two-factor sign-in.".into(),
-        )));
+        );
+        return Ok(Err(if locks_if_wrong {
+            login::locked_response(page, now + login::lockout_ms(state), now)
+        } else {
+            page
+        }));
     }
     crate::db::sign_in_throttle::clear_source(state.db.pool(), &member.email, &ip.to_string())
         .await?;
@@ -348,14 +348,16 @@ async fn reauthenticate(
             session::end_current(&mut tx, req, state).await?;
             tx.commit().await?;
         }
-        return Ok(Err(again(
-            if locks_if_wrong {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            },
-            "The code from your current authenticator app is not right, so nothing was changed.".into(),
-        )));
+        let page = again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The code from your current authenticator app is not right, so nothing was changed."
+                .into(),
+        );
+        return Ok(Err(if locks_if_wrong {
+            login::locked_response(page, now + login::lockout_ms(state), now)
+        } else {
+            page
+        }));
     }
     crate::db::sign_in_throttle::clear_code(state.db.pool(), &member.id).await?;
     Ok(Ok(()))

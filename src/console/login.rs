@@ -120,7 +120,7 @@ pub fn locked_response(mut resp: HttpResponse, until: i64, now: i64) -> HttpResp
     resp
 }
 
-fn lockout_ms(state: &AppState) -> i64 {
+pub fn lockout_ms(state: &AppState) -> i64 {
     state.settings.console.lockout_minutes as i64 * 60_000
 }
 
@@ -160,15 +160,10 @@ pub async fn reserve_password(
     ip: ClientIp,
     now: i64,
 ) -> Result<bool, i64> {
-    let attempt = throttle::reserve_source(
-        &state.db,
-        email,
-        &ip.to_string(),
-        now,
-        source_rule(state),
-    )
-    .await
-    .unwrap_or_else(|e| fail_closed(e, now));
+    let attempt =
+        throttle::reserve_source(&state.db, email, &ip.to_string(), now, source_rule(state))
+            .await
+            .unwrap_or_else(|e| fail_closed(e, now));
     match attempt {
         Attempt::Allowed { locks_if_wrong } => Ok(locks_if_wrong),
         Attempt::Locked { until } => Err(until),
@@ -260,7 +255,7 @@ pub async fn audit_failure(
     tx.commit().await
 }
 
-fn password_lock_detail(state: &AppState) -> String {
+pub fn password_lock_detail(state: &AppState) -> String {
     format!(
         "{} failed sign-ins in a row from this address: sign-in from it paused for {} minutes",
         state.settings.console.lockout_after_failures, state.settings.console.lockout_minutes

@@ -84,7 +84,11 @@ mod tests {
         assert_eq!(open(&key, "staff-a", &stored).unwrap(), seed);
         assert!(open(&key, "staff-b", &stored).is_none());
         assert!(open(&Secret::new("k2"), "staff-a", &stored).is_none());
-        assert_ne!(stored, seal(&key, "staff-a", &seed).unwrap(), "a fresh nonce");
+        assert_ne!(
+            stored,
+            seal(&key, "staff-a", &seed).unwrap(),
+            "a fresh nonce"
+        );
         // An old clear seed still reads.
         let clear = crate::console::totp::base32_encode(&seed);
         assert!(is_clear(&clear));

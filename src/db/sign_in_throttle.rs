@@ -19,8 +19,12 @@ use sqlx::AnyPool;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
     /// Go ahead. `locks_if_wrong`: this attempt was the last before a lock-out.
-    Allowed { locks_if_wrong: bool },
-    Locked { until: Millis },
+    Allowed {
+        locks_if_wrong: bool,
+    },
+    Locked {
+        until: Millis,
+    },
 }
 
 /// When a counter locks: every `after_failures`-th attempt in a row locks for `lockout_ms`;
@@ -71,7 +75,12 @@ impl Counter<'_> {
     }
 }
 
-async fn reserve(db: &Db, counter: Counter<'_>, now: Millis, rule: Rule) -> Result<Attempt, sqlx::Error> {
+async fn reserve(
+    db: &Db,
+    counter: Counter<'_>,
+    now: Millis,
+    rule: Rule,
+) -> Result<Attempt, sqlx::Error> {
     let (table, cols, keys) = (counter.table(), counter.key_columns(), counter.key_values());
     let mut tx = db.begin().await?;
     let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
@@ -112,7 +121,10 @@ async fn reserve(db: &Db, counter: Counter<'_>, now: Millis, rule: Rule) -> Resu
             locks_if_wrong: col::<Option<i64>>(&r, "locked_until")?.is_some(),
         },
         None => {
-            let select = format!("SELECT locked_until FROM {table} WHERE {}", counter.key_filter(1));
+            let select = format!(
+                "SELECT locked_until FROM {table} WHERE {}",
+                counter.key_filter(1)
+            );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(select));
             for k in &keys {
                 q = q.bind(k.clone());
@@ -128,7 +140,11 @@ async fn reserve(db: &Db, counter: Counter<'_>, now: Millis, rule: Rule) -> Resu
 }
 
 async fn clear(pool: &AnyPool, counter: Counter<'_>) -> Result<(), sqlx::Error> {
-    let sql = format!("DELETE FROM {} WHERE {}", counter.table(), counter.key_filter(1));
+    let sql = format!(
+        "DELETE FROM {} WHERE {}",
+        counter.table(),
+        counter.key_filter(1)
+    );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for k in counter.key_values() {
         q = q.bind(k);
@@ -154,7 +170,12 @@ pub async fn clear_source(pool: &AnyPool, email: &str, ip: &str) -> Result<(), s
 }
 
 /// Counts a second-factor attempt for an account.
-pub async fn reserve_code(db: &Db, staff_id: &str, now: Millis, rule: Rule) -> Result<Attempt, sqlx::Error> {
+pub async fn reserve_code(
+    db: &Db,
+    staff_id: &str,
+    now: Millis,
+    rule: Rule,
+) -> Result<Attempt, sqlx::Error> {
     reserve(db, Counter::Code { staff_id }, now, rule).await
 }
 
@@ -165,7 +186,12 @@ pub async fn clear_code(pool: &AnyPool, staff_id: &str) -> Result<(), sqlx::Erro
 
 /// Counts a password attempt for `email` from any address and returns how many came before it
 /// within `window_ms` of each other (never locks).
-pub async fn count_account(db: &Db, email: &str, now: Millis, window_ms: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_account(
+    db: &Db,
+    email: &str,
+    now: Millis,
+    window_ms: i64,
+) -> Result<i64, sqlx::Error> {
     let email = normalise_email(email);
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -204,11 +230,18 @@ pub async fn clear_account(pool: &AnyPool, email: &str) -> Result<(), sqlx::Erro
 
 /// Drops rows nobody has touched since `before` (and whose lock, if any, has ended).
 pub async fn forget_old(pool: &AnyPool, before: Millis) -> Result<(), sqlx::Error> {
-    for table in ["staff_login_throttle", "staff_login_sources", "staff_code_throttle"] {
+    for table in [
+        "staff_login_throttle",
+        "staff_login_sources",
+        "staff_code_throttle",
+    ] {
         let sql = format!(
             "DELETE FROM {table} WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until < $1)"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).execute(pool).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before)
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }

@@ -356,11 +356,10 @@ pub async fn unused_recovery_codes(
 
 /// Every recovery code still stored as a bare SHA-256 (from before argon2id): (id, hash).
 pub async fn legacy_recovery_codes(pool: &AnyPool) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, code_hash FROM staff_recovery_codes WHERE code_hash NOT LIKE '$%'",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows =
+        sqlx::query("SELECT id, code_hash FROM staff_recovery_codes WHERE code_hash NOT LIKE '$%'")
+            .fetch_all(pool)
+            .await?;
     rows.iter()
         .map(|r| Ok((col(r, "id")?, col(r, "code_hash")?)))
         .collect()

@@ -246,13 +246,20 @@ async fn repeated_failures_lock_the_account_briefly_with_a_clear_message() {
         } else {
             assert_eq!(r.status(), 429, "attempt {n}");
             let html = r.text().await.unwrap();
-            assert!(html.contains("sign-in is paused for 5 minutes"), "{html}");
+            assert!(
+                html.contains("sign-in from here is paused for 5 minutes"),
+                "{html}"
+            );
         }
     }
     // Even the right password waits out the lock-out, from this address.
     let r = app.console_sign_in(&browser, AGENT, STAFF_PASSWORD).await;
     assert_eq!(r.status(), 429);
-    let wait: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: i64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=300).contains(&wait), "Retry-After {wait}");
     assert!(session_cookie(&r).is_none());
     // An unknown email locks the same way, so the lock-out does not tell staff emails apart.

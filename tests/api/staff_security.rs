@@ -132,7 +132,11 @@ async fn a_flood_of_failed_sign_ins_keeps_the_process_small() {
         peak = peak.max(vm_kib(pid, "VmHWM:"));
     }
     let grown_mib = peak.saturating_sub(before) / 1024;
-    println!("resident before {} MiB, peak {} MiB", before / 1024, peak / 1024);
+    println!(
+        "resident before {} MiB, peak {} MiB",
+        before / 1024,
+        peak / 1024
+    );
     assert!(
         grown_mib < 80,
         "failed sign-ins grew the process by {grown_mib} MiB (peak {} MiB)",
@@ -163,7 +167,11 @@ async fn wrong_codes_lock_the_code_step_and_a_right_password_does_not_reset_them
             assert_eq!(r.status(), 422);
         }
     }
-    assert_eq!(locked.map(|_| wrong_codes), Some(5), "locked after five wrong codes");
+    assert_eq!(
+        locked.map(|_| wrong_codes),
+        Some(5),
+        "locked after five wrong codes"
+    );
     assert!((1..=300).contains(&locked.unwrap()));
     // The right password still leads to the code step, but even the right code waits.
     let browser = Browser::new(app.address.clone());
@@ -181,7 +189,10 @@ async fn wrong_codes_lock_the_code_step_and_a_right_password_does_not_reset_them
     assert_is_redirect_to(&r, "/console/login/code");
     let r = enter_code(&browser, &totp::code_at(&secret, app.now_ms() / 1000)).await;
     assert_is_redirect_to(&r, "/console/");
-    assert_eq!(app.count("SELECT COUNT(*) FROM staff_code_throttle").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM staff_code_throttle").await,
+        0
+    );
 }
 
 // --- 2: cookies under built-in TLS ----------------------------------------------------------
@@ -226,14 +237,19 @@ async fn with_built_in_tls_every_cookie_is_secure_and_host_prefixed() {
         .into_iter()
         .find(|c| c.contains("cf_staff="))
         .expect("a session cookie");
-    assert!(staff_cookie.starts_with("__Host-cf_staff="), "{staff_cookie}");
+    assert!(
+        staff_cookie.starts_with("__Host-cf_staff="),
+        "{staff_cookie}"
+    );
     for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(staff_cookie.contains(attr), "{staff_cookie}");
     }
     let dash = browser.get("/console/").await;
     assert_eq!(dash.status(), 200);
     // A checkout form posts with the prefixed CSRF cookie too.
-    let r = browser.post_checkout(&crate::helpers::Checkout::default()).await;
+    let r = browser
+        .post_checkout(&crate::helpers::Checkout::default())
+        .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -293,7 +309,13 @@ async fn replacing_two_factor_needs_the_password_and_a_current_code_and_ends_oth
             ("secret_mac", mac.as_str()),
             ("code", code.as_str()),
         ]);
-        let r = post_from(&here, "/console/account/totp", "/console/account/totp", &form).await;
+        let r = post_from(
+            &here,
+            "/console/account/totp",
+            "/console/account/totp",
+            &form,
+        )
+        .await;
         assert_eq!(r.status(), 422, "{fields:?}");
         assert_eq!(stored().await, before, "{fields:?}");
     }
@@ -394,8 +416,13 @@ async fn many_addresses_guessing_slow_the_account_down_but_never_lock_it() {
     let attacker = Browser::new(app.address.clone());
     // Six addresses, one wrong guess each: under every address's own limit.
     for i in 0..6 {
-        let r = sign_in_from(&attacker, AGENT, "wrong password number", &format!("203.0.113.{i}"))
-            .await;
+        let r = sign_in_from(
+            &attacker,
+            AGENT,
+            "wrong password number",
+            &format!("203.0.113.{i}"),
+        )
+        .await;
         assert_eq!(r.status(), 422);
     }
     // Now every attempt on the account waits (1 s, then 2 s) — the real user's too — but the
@@ -403,17 +430,29 @@ async fn many_addresses_guessing_slow_the_account_down_but_never_lock_it() {
     let started = Instant::now();
     let r = sign_in_from(&attacker, AGENT, "wrong password number", "203.0.113.99").await;
     assert_eq!(r.status(), 422);
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     let agent = Browser::new(app.address.clone());
     let started = Instant::now();
     let r = sign_in_from(&agent, AGENT, STAFF_PASSWORD, "198.51.100.7").await;
     assert_is_redirect_to(&r, "/console/");
-    assert!(started.elapsed() >= Duration::from_millis(1_900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_900),
+        "{:?}",
+        started.elapsed()
+    );
     // The right password clears the account-wide count: no more delay.
     let started = Instant::now();
     let r = sign_in_from(&attacker, AGENT, "wrong password number", "203.0.113.98").await;
     assert_eq!(r.status(), 422);
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // --- 9: stored credentials ------------------------------------------------------------------
@@ -531,8 +570,10 @@ async fn clear_seeds_and_sha256_recovery_codes_from_before_keep_working_and_are_
         .await
         .unwrap();
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM staff_recovery_codes WHERE code_hash NOT LIKE '$argon2id$%'")
-            .await,
+        app.count(
+            "SELECT COUNT(*) FROM staff_recovery_codes WHERE code_hash NOT LIKE '$argon2id$%'"
+        )
+        .await,
         0
     );
     let b = Browser::new(app.address.clone());
@@ -551,11 +592,19 @@ async fn the_sqlite_database_and_its_wal_files_are_private() {
     assert_eq!(browser.get("/console/").await.status(), 200);
     let data = app.data_dir.path();
     let mut seen = Vec::new();
-    for name in ["coinfront.db", "coinfront.db-wal", "coinfront.db-shm", "secrets.toml"] {
+    for name in [
+        "coinfront.db",
+        "coinfront.db-wal",
+        "coinfront.db-shm",
+        "secrets.toml",
+    ] {
         if let Ok(meta) = std::fs::metadata(data.join(name)) {
             assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
             seen.push(name);
         }
     }
-    assert!(seen.contains(&"coinfront.db") && seen.contains(&"coinfront.db-wal"), "{seen:?}");
+    assert!(
+        seen.contains(&"coinfront.db") && seen.contains(&"coinfront.db-wal"),
+        "{seen:?}"
+    );
 }
