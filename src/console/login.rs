@@ -602,3 +602,16 @@ pub async fn logout(
         .map_err(|e| ConsoleError::Unexpected(e.into()))?;
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::slowdown;
+    use std::time::Duration;
+
+    #[test]
+    fn the_slowdown_starts_at_the_threshold_doubles_and_is_capped() {
+        let secs = |before| slowdown(before, 20, 10).as_secs();
+        assert_eq!(slowdown(19, 20, 10), Duration::ZERO);
+        assert_eq!([20, 21, 22, 23, 24, 1_000].map(secs), [1, 2, 4, 8, 10, 10]);
+    }
+}

@@ -93,7 +93,14 @@ async fn a_flood_of_failed_sign_ins_keeps_the_process_small() {
     let dir = tempfile::tempdir().unwrap();
     let (url, _db) = fresh_database(dir.path()).await;
     // (The process's rate limits are roomy; each attempt has its own email, so no lock-out.)
-    let server = ServerProcess::start(dir.path(), &url, "memory.log", &[]);
+    // A setting only this version knows: a stale binary in a shared target dir refuses to
+    // start with a clear message instead of measuring the wrong code.
+    let server = ServerProcess::start(
+        dir.path(),
+        &url,
+        "memory.log",
+        &[("COINFRONT_CONSOLE__CODE_LOCKOUT_AFTER_FAILURES", "5")],
+    );
     let pid = server.pid();
     let browser = Browser::new(server.address.clone());
     let page = browser.get_html("/console/login").await;
