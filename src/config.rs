@@ -331,7 +331,9 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<IpAddr>,
     /// The header a trusted proxy puts the client's IP in (its last entry is used).
     pub client_ip_header: String,
-    /// Mark cookies `Secure`. Turn off only for plain-HTTP development.
+    /// Mark cookies `Secure` behind a TLS-terminating proxy (built-in TLS does it anyway).
+    /// Never read it directly: every cookie goes through `CookiePolicy::of`, which uses
+    /// `effective_secure_cookies`.
     pub secure_cookies: bool,
     /// Send `Strict-Transport-Security` (when the shop is served over HTTPS).
     pub hsts: bool,
@@ -541,6 +543,9 @@ pub struct SecretSettings {
     pub cookie_key: Option<Secret>,
     /// Signs payment webhooks. Generated into `data_dir` when not set.
     pub webhook_signing_key: Option<Secret>,
+    /// Encrypts staff two-factor (TOTP) seeds in the database. Generated into `data_dir` when
+    /// not set.
+    pub totp_key: Option<Secret>,
 }
 
 impl HttpSettings {
@@ -590,9 +595,17 @@ pub struct ConsoleSettings {
     pub idle_timeout_minutes: u64,
     /// And in any case this long after sign-in.
     pub absolute_timeout_hours: u64,
-    /// Failed sign-ins for one email in a row before a short lock-out.
+    /// Failed sign-ins in a row for one email from one address before that address pauses.
     pub lockout_after_failures: u32,
     pub lockout_minutes: u64,
+    /// Failed sign-ins for one email from all addresses together after which every further
+    /// attempt on it is delayed (1 s, 2 s, 4 s … up to `slowdown_max_seconds`): a distributed
+    /// attack is slowed without ever locking the real user out.
+    pub slowdown_after_failures: u32,
+    pub slowdown_max_seconds: u64,
+    /// Wrong two-factor codes in a row for one account (from anywhere; a correct password
+    /// does not reset them) before its code step pauses for `lockout_minutes`.
+    pub code_lockout_after_failures: u32,
     /// argon2id cost for new hashes; older, weaker hashes are upgraded at sign-in.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -610,6 +623,9 @@ impl Default for ConsoleSettings {
             absolute_timeout_hours: 8,
             lockout_after_failures: 5,
             lockout_minutes: 5,
+            slowdown_after_failures: 20,
+            slowdown_max_seconds: 10,
+            code_lockout_after_failures: 5,
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -647,6 +663,26 @@ impl ConsoleSettings {
             return Err(ConfigError::new(
                 "console.lockout_after_failures",
                 "lockout_after_failures must be at least 1 and lockout_minutes 1 to 60, allowing at most 100 failed sign-ins an hour",
+            ));
+        }
+        let code_per_hour =
+            u64::from(self.code_lockout_after_failures) * (60 / self.lockout_minutes.max(1) + 1);
+        if self.code_lockout_after_failures == 0 || code_per_hour > 100 {
+            return Err(ConfigError::new(
+                "console.code_lockout_after_failures",
+                "must be at least 1, allowing at most 100 wrong two-factor codes an hour with lockout_minutes",
+            ));
+        }
+        if self.slowdown_after_failures == 0 {
+            return Err(ConfigError::new(
+                "console.slowdown_after_failures",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=60).contains(&self.slowdown_max_seconds) {
+            return Err(ConfigError::new(
+                "console.slowdown_max_seconds",
+                "must be 1 to 60",
             ));
         }
         if self.argon2_memory_kib < 19_456

@@ -53,6 +53,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// How every cookie is set (`Secure`, `__Host-` names): the one source of truth.
+    pub fn cookie_policy(&self) -> CookiePolicy {
+        CookiePolicy::of(&self.settings.http)
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
@@ -188,10 +193,10 @@ impl Application {
 
 fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<Server> {
     let data = web::Data::from(state.clone());
-    let csrf_key = web::Data::new(CsrfKey(state.secrets.cookie_key.clone()));
-    let cookies = web::Data::new(CookiePolicy {
-        secure: state.settings.http.effective_secure_cookies(),
-    });
+    let csrf_key = web::Data::new(CsrfKey(
+        state.secrets.cookie_key.clone(),
+        state.cookie_policy(),
+    ));
     let hsts = web::Data::new(HstsPolicy(state.settings.http.effective_hsts()));
     let proxies = web::Data::new(TrustedProxies {
         proxies: state.settings.http.trusted_proxies.clone(),
@@ -201,7 +206,6 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
         App::new()
             .app_data(data.clone())
             .app_data(csrf_key.clone())
-            .app_data(cookies.clone())
             .app_data(hsts.clone())
             .app_data(proxies.clone())
             .wrap(from_fn(crate::web::csrf::csrf_cookie))

@@ -1,13 +1,18 @@
 //! The signed-in staff member's own account: password change and two-factor enrolment
 //! (a QR code and the text secret, confirmed with a code, then one-time recovery codes).
+//!
+//! Both ask for the password again first (and enrolment, when two-factor is on already, for a
+//! current code), so a session alone cannot take the account over; both end every other
+//! session of the account (ASVS 7.5.1).
 
 use super::form::ConsoleForm;
+use super::login;
 use super::login::begin_session;
 use super::page::ConsoleMeta;
 use super::password::{self, HashParams, PolicyError};
 use super::session::{self, SignedIn};
 use super::totp;
-use super::ConsoleError;
+use super::{seed_box, ConsoleError};
 use crate::clock::format_utc;
 use crate::config::Secret;
 use crate::db::audit;
@@ -204,6 +209,7 @@ fn totp_page(
 }
 
 pub async fn enrol_form(state: web::Data<AppState>, signed_in: SignedIn) -> HttpResponse {
+    // A secret is proposed here but stored only once confirmed (sealed: `seed_box`).
     let secret = totp::base32_encode(&totp::new_secret());
     render(
         StatusCode::OK,
@@ -213,6 +219,12 @@ pub async fn enrol_form(state: web::Data<AppState>, signed_in: SignedIn) -> Http
 
 #[derive(Deserialize)]
 pub struct EnrolForm {
+    /// Re-authentication: the account's password…
+    #[serde(default = "empty_secret")]
+    password: Secret,
+    /// …and, when two-factor is on already, a code from the current authenticator.
+    #[serde(default)]
+    current_code: String,
     #[serde(default)]
     secret: String,
     #[serde(default)]
@@ -228,14 +240,141 @@ struct RecoveryPage {
     codes: Vec<String>,
 }
 
+fn empty_secret() -> Secret {
+    Secret::new("")
+}
+
+/// Re-authentication for enrolment: `Ok(())`, or the page to answer with. Wrong passwords
+/// count against this address like sign-ins, wrong codes against the account's code step.
+async fn reauthenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    current: &session::Current,
+    ip: ClientIp,
+    form: &EnrolForm,
+) -> Result<Result<(), HttpResponse>, ConsoleError> {
+    let member = &current.staff;
+    let now = state.now_ms();
+    let again = |status: StatusCode, error: String| {
+        render(
+            status,
+            &totp_page(state, current, form.secret.clone(), Some(error)),
+        )
+    };
+    let locks_if_wrong =
+        match login::reserve_password(state, &member.email, ip, now).await {
+            Ok(l) => l,
+            Err(until) => return Ok(Err(login::locked_response(
+                again(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many wrong passwords from your address. Wait a few minutes and try again."
+                        .into(),
+                ),
+                until,
+                now,
+            ))),
+        };
+    let params = HashParams::from_settings(&state.settings.console);
+    let verified = password::verify(
+        form.password.clone(),
+        Some(member.password_hash.clone()),
+        params,
+    )
+    .await?;
+    if !verified.ok {
+        login::audit_failure(
+            state,
+            &member.email,
+            ip,
+            "wrong password to change two-factor sign-in",
+            locks_if_wrong.then(|| login::password_lock_detail(state)),
+        )
+        .await?;
+        let page = again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Your password is not right, so nothing was changed. Enter your password to change two-factor sign-in.".into(),
+        );
+        return Ok(Err(if locks_if_wrong {
+            login::locked_response(page, now + login::lockout_ms(state), now)
+        } else {
+            page
+        }));
+    }
+    crate::db::sign_in_throttle::clear_source(state.db.pool(), &member.email, &ip.to_string())
+        .await?;
+    let Some(stored) = member.totp_secret.as_deref() else {
+        return Ok(Ok(()));
+    };
+    let locks_if_wrong = match login::reserve_code(state, &member.id, now).await {
+        Ok(l) => l,
+        Err(until) => {
+            return Ok(Err(login::locked_response(
+                again(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many wrong two-factor codes for your account. Wait a few minutes and try again.".into(),
+                ),
+                until,
+                now,
+            )))
+        }
+    };
+    let step = seed_box::open(&state.secrets.totp_key, &member.id, stored).and_then(|seed| {
+        totp::verify(
+            &seed,
+            &form.current_code,
+            now.div_euclid(1000),
+            member.totp_last_step,
+        )
+    });
+    let accepted = match step {
+        Some(step) => {
+            let mut conn = state.db.pool().acquire().await?;
+            staff::accept_totp_step(&mut conn, &member.id, step).await?
+        }
+        None => false,
+    };
+    if !accepted {
+        login::audit_failure(
+            state,
+            &member.email,
+            ip,
+            "wrong two-factor code to change two-factor sign-in",
+            locks_if_wrong.then(|| login::code_lock_detail(state)),
+        )
+        .await?;
+        if locks_if_wrong {
+            // As at sign-in: a code lock-out ends the session that guessed.
+            let mut tx = state.db.begin().await?;
+            session::end_current(&mut tx, req, state).await?;
+            tx.commit().await?;
+        }
+        let page = again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The code from your current authenticator app is not right, so nothing was changed."
+                .into(),
+        );
+        return Ok(Err(if locks_if_wrong {
+            login::locked_response(page, now + login::lockout_ms(state), now)
+        } else {
+            page
+        }));
+    }
+    crate::db::sign_in_throttle::clear_code(state.db.pool(), &member.id).await?;
+    Ok(Ok(()))
+}
+
 pub async fn enrol(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ip: ClientIp,
     signed_in: SignedIn,
     form: ConsoleForm<EnrolForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (SignedIn(current), ConsoleForm(form)) = (signed_in, form);
     rate_limit::enforce(&state, Action::StaffLogin, ip).await?;
+    if let Err(page) = reauthenticate(&state, &req, &current, ip, &form).await? {
+        return Ok(page);
+    }
     let expected = secret_mac(&state, &current, &form.secret);
     let secret = match totp::base32_decode(&form.secret) {
         Some(s)
@@ -261,17 +400,25 @@ pub async fn enrol(
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     let codes = totp::new_recovery_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_hash(c)).collect();
+    let params = HashParams::from_settings(&state.settings.console);
+    let mut hashes = Vec::with_capacity(codes.len());
+    for code in &codes {
+        hashes.push(totp::hash_recovery_code(code, params).await?);
+    }
+    let sealed = seed_box::seal(&state.secrets.totp_key, &current.staff.id, &secret)
+        .map_err(ConsoleError::Unexpected)?;
     let ip_text = ip.to_string();
     let mut tx = state.db.begin().await?;
-    staff::enable_totp(&mut tx, &current.staff.id, &form.secret, step, &hashes, now).await?;
+    staff::enable_totp(&mut tx, &current.staff.id, &sealed, step, &hashes, now).await?;
+    // Every session of the account ends, this one included…
+    crate::db::staff_sessions::delete_for_staff(&mut tx, &current.staff.id).await?;
     audit::record(
         &mut tx,
         audit::Entry {
             actor: &current.actor(),
             action: "totp_enrolled",
             subject: &current.staff.email,
-            detail: "Two-factor sign-in turned on; new recovery codes issued",
+            detail: "Two-factor sign-in turned on; new recovery codes issued; all their other sessions ended",
             client_ip: Some(&ip_text),
             ..Default::default()
         },
@@ -279,7 +426,24 @@ pub async fn enrol(
     )
     .await?;
     tx.commit().await?;
-    let mut meta = ConsoleMeta::for_staff(&state, &current, "Your recovery codes");
+    // …and this browser continues in a fresh one.
+    let mut member = current.staff.clone();
+    member.totp_secret = Some(sealed);
+    member.totp_last_step = Some(step);
+    let token = begin_session(
+        &state,
+        &req,
+        &member,
+        Stage::Active,
+        ip,
+        "password and a new authenticator",
+    )
+    .await?;
+    let fresh = session::Current::signed_in(member, token.clone());
+    let mut meta = ConsoleMeta::for_staff(&state, &fresh, "Your recovery codes");
     meta.nav = true;
-    Ok(render(StatusCode::OK, &RecoveryPage { meta, codes }))
+    let mut resp = render(StatusCode::OK, &RecoveryPage { meta, codes });
+    resp.add_cookie(&session::cookie(&state, &token))
+        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+    Ok(resp)
 }

@@ -2,23 +2,34 @@
 //! two-factor code where enrolled) and `/console/logout`.
 //!
 //! An unknown email and a wrong password get the same answer in the same time (the password
-//! is checked against a dummy hash). Each attempt is counted per typed email before it is
-//! checked, so a lock-out holds even against parallel guesses; lock-outs are short.
+//! is checked against a dummy hash, in the same bounded hashing pool). Each attempt is counted
+//! before it is checked, so a lock-out holds even against parallel guesses:
+//!
+//! - wrong passwords lock the (typed email, source address) pair briefly: one address cannot
+//!   keep guessing, and a stranger cannot lock the real user out from elsewhere;
+//! - many failures for one email from all addresses together (a distributed attack) slow every
+//!   attempt on it down progressively, and never lock;
+//! - wrong two-factor codes are counted per account apart from passwords and lock the code
+//!   step; only a correct code clears them, so a known password buys no extra guesses.
+//!
+//! Every lock-out answers 429 with `Retry-After`.
 
 use super::form::{AnonForm, ConsoleForm, TokenOnly};
 use super::page::ConsoleMeta;
 use super::password::{self, HashParams};
 use super::session::{self, PendingTotp, SignedIn};
 use super::totp;
-use super::ConsoleError;
+use super::{seed_box, ConsoleError};
 use crate::clock::format_utc;
 use crate::config::Secret;
 use crate::db::audit;
-use crate::db::staff::{self, Attempt, StaffMember};
+use crate::db::sign_in_throttle::{self as throttle, Attempt, Rule};
+use crate::db::staff::{self, StaffMember};
 use crate::db::staff_sessions::Stage;
 use crate::startup::AppState;
 use crate::web::rate_limit::{self, Action};
 use crate::web::{render, ClientIp, CsrfToken};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -85,49 +96,129 @@ const WRONG: &str =
 fn locked_message(until: i64, now: i64) -> String {
     let minutes = ((until - now).max(1_000) + 59_999) / 60_000;
     format!(
-        "Too many failed sign-ins for this account, so sign-in is paused for {minutes} minute{} to protect it (until {}). If this wasn't you, tell an admin.",
+        "Too many failed sign-ins for this account from your address, so sign-in from here is paused for {minutes} minute{} to protect it (until {}). If this wasn't you, tell an admin.",
         if minutes == 1 { "" } else { "s" },
         format_utc(until)
     )
 }
 
-fn window_ms(state: &AppState) -> i64 {
-    // Failures further apart than a lock-out period do not add up.
-    (state.settings.console.lockout_minutes as i64 * 60_000).max(15 * 60_000)
+fn code_locked_message(until: i64, now: i64) -> String {
+    let minutes = ((until - now).max(1_000) + 59_999) / 60_000;
+    format!(
+        "Too many wrong two-factor codes for this account, so the code step is paused for {minutes} minute{} to protect it (until {}). If this wasn't you, tell an admin.",
+        if minutes == 1 { "" } else { "s" },
+        format_utc(until)
+    )
 }
 
-fn lockout_ms(state: &AppState) -> i64 {
+/// A lock-out page: 429 with `Retry-After` in whole seconds.
+pub fn locked_response(mut resp: HttpResponse, until: i64, now: i64) -> HttpResponse {
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let secs = ((until - now).max(1_000) + 999) / 1_000;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+pub fn lockout_ms(state: &AppState) -> i64 {
     state.settings.console.lockout_minutes as i64 * 60_000
 }
 
-/// Counts an attempt for `email`; `Err` with the lock-out page when it is locked.
-async fn reserve(state: &AppState, email: &str, now: i64) -> Result<bool, i64> {
-    match staff::reserve_attempt(
-        &state.db,
-        email,
-        now,
-        window_ms(state),
-        state.settings.console.lockout_after_failures,
-        lockout_ms(state),
-    )
-    .await
-    {
-        Ok(Attempt::Allowed { locks_if_wrong }) => Ok(locks_if_wrong),
-        Ok(Attempt::Locked { until }) => Err(until),
-        Err(e) => {
-            tracing::error!(error = %e, "sign-in throttle unavailable");
-            // Fail closed: no attempt without the count.
-            Err(now + 60_000)
-        }
+/// Failures further apart than this do not add up.
+fn window_ms(state: &AppState) -> i64 {
+    lockout_ms(state).max(15 * 60_000)
+}
+
+fn source_rule(state: &AppState) -> Rule {
+    Rule {
+        window_ms: window_ms(state),
+        after_failures: state.settings.console.lockout_after_failures,
+        lockout_ms: lockout_ms(state),
     }
 }
 
-async fn audit_failure(
+fn code_rule(state: &AppState) -> Rule {
+    Rule {
+        window_ms: window_ms(state),
+        after_failures: state.settings.console.code_lockout_after_failures,
+        lockout_ms: lockout_ms(state),
+    }
+}
+
+/// Fail closed: an attempt the throttle could not count is not made.
+fn fail_closed(e: sqlx::Error, now: i64) -> Attempt {
+    tracing::error!(error = %e, "sign-in throttle unavailable");
+    Attempt::Locked {
+        until: now + 60_000,
+    }
+}
+
+/// Counts a password attempt for `email` from `ip`; `Err(until)` when that pair is locked.
+pub async fn reserve_password(
+    state: &AppState,
+    email: &str,
+    ip: ClientIp,
+    now: i64,
+) -> Result<bool, i64> {
+    let attempt =
+        throttle::reserve_source(&state.db, email, &ip.to_string(), now, source_rule(state))
+            .await
+            .unwrap_or_else(|e| fail_closed(e, now));
+    match attempt {
+        Attempt::Allowed { locks_if_wrong } => Ok(locks_if_wrong),
+        Attempt::Locked { until } => Err(until),
+    }
+}
+
+/// Counts a second-factor attempt for an account; `Err(until)` when its code step is locked.
+pub async fn reserve_code(state: &AppState, staff_id: &str, now: i64) -> Result<bool, i64> {
+    let attempt = throttle::reserve_code(&state.db, staff_id, now, code_rule(state))
+        .await
+        .unwrap_or_else(|e| fail_closed(e, now));
+    match attempt {
+        Attempt::Allowed { locks_if_wrong } => Ok(locks_if_wrong),
+        Attempt::Locked { until } => Err(until),
+    }
+}
+
+/// The delay before checking a password for `email`: none until the account has had
+/// `slowdown_after_failures` failures from all addresses together, then 1 s, 2 s, 4 s … up to
+/// `slowdown_max_seconds`. Slows a distributed attack; the real user still gets in.
+pub fn slowdown(failures_before: i64, after: u32, max_seconds: u64) -> std::time::Duration {
+    let over = failures_before - i64::from(after);
+    if over < 0 {
+        return std::time::Duration::ZERO;
+    }
+    let secs = 1u64 << over.min(6);
+    std::time::Duration::from_secs(secs.min(max_seconds))
+}
+
+async fn slow_down_if_attacked(state: &AppState, email: &str, now: i64) {
+    let s = &state.settings.console;
+    match throttle::count_account(&state.db, email, now, window_ms(state)).await {
+        Ok(before) => {
+            let delay = slowdown(before, s.slowdown_after_failures, s.slowdown_max_seconds);
+            if !delay.is_zero() {
+                tracing::warn!(
+                    subject = email,
+                    failures = before,
+                    delay_ms = delay.as_millis() as u64,
+                    "many failed sign-ins for one account: slowing it down"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "sign-in account counter unavailable"),
+    }
+}
+
+/// Audits a failed attempt, and the lock-out it caused (`lock`: the lock's description).
+pub async fn audit_failure(
     state: &AppState,
     email: &str,
     ip: ClientIp,
     detail: &str,
-    locked: bool,
+    lock: Option<String>,
 ) -> Result<(), sqlx::Error> {
     let now = state.now_ms();
     let ip = ip.to_string();
@@ -145,11 +236,7 @@ async fn audit_failure(
         now,
     )
     .await?;
-    if locked {
-        let detail = format!(
-            "{} failed sign-ins in a row: sign-in paused for {} minutes",
-            state.settings.console.lockout_after_failures, state.settings.console.lockout_minutes
-        );
+    if let Some(detail) = lock {
         audit::record(
             &mut tx,
             audit::Entry {
@@ -163,12 +250,23 @@ async fn audit_failure(
             now,
         )
         .await?;
-        tracing::warn!(
-            subject = email,
-            "staff sign-in locked out after repeated failures"
-        );
+        tracing::warn!(subject = email, client_ip = %ip, "{detail}");
     }
     tx.commit().await
+}
+
+pub fn password_lock_detail(state: &AppState) -> String {
+    format!(
+        "{} failed sign-ins in a row from this address: sign-in from it paused for {} minutes",
+        state.settings.console.lockout_after_failures, state.settings.console.lockout_minutes
+    )
+}
+
+pub fn code_lock_detail(state: &AppState) -> String {
+    format!(
+        "{} wrong two-factor codes in a row: the code step paused for {} minutes",
+        state.settings.console.code_lockout_after_failures, state.settings.console.lockout_minutes
+    )
 }
 
 fn redirect(to: &str) -> HttpResponse {
@@ -209,15 +307,17 @@ pub async fn submit(
         ));
     }
     let now = state.now_ms();
-    let locks_if_wrong = match reserve(&state, &email, now).await {
+    let locks_if_wrong = match reserve_password(&state, &email, ip, now).await {
         Ok(l) => l,
         Err(until) => {
-            return Ok(page(
-                StatusCode::TOO_MANY_REQUESTS,
-                locked_message(until, now),
+            return Ok(locked_response(
+                page(StatusCode::TOO_MANY_REQUESTS, locked_message(until, now)),
+                until,
+                now,
             ))
         }
     };
+    slow_down_if_attacked(&state, &email, now).await;
     let member = staff::by_email(state.db.pool(), &email)
         .await?
         .filter(|m| m.disabled_at.is_none());
@@ -236,20 +336,25 @@ pub async fn submit(
                 &email,
                 ip,
                 "wrong email or password",
-                locks_if_wrong,
+                locks_if_wrong.then(|| password_lock_detail(&state)),
             )
             .await?;
             return Ok(if locks_if_wrong {
-                page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    locked_message(now + lockout_ms(&state), now),
+                let until = now + lockout_ms(&state);
+                locked_response(
+                    page(StatusCode::TOO_MANY_REQUESTS, locked_message(until, now)),
+                    until,
+                    now,
                 )
             } else {
                 page(StatusCode::UNPROCESSABLE_ENTITY, WRONG.into())
             });
         }
     };
-    staff::clear_attempts(state.db.pool(), &email).await?;
+    // The right password clears this address's count and the account-wide one — never the
+    // second factor's.
+    throttle::clear_source(state.db.pool(), &email, &ip.to_string()).await?;
+    throttle::clear_account(state.db.pool(), &email).await?;
     if verified.needs_rehash {
         match password::hash(form.password, params).await {
             Ok(stronger) => {
@@ -339,6 +444,51 @@ pub struct CodeForm {
     code: String,
 }
 
+const RECOVERY: &str = "a recovery code";
+
+/// Checks a typed second factor — an authenticator code, or a recovery code, which is spent —
+/// and says how the member signed in, or `None` when it is wrong.
+async fn check_second_factor(
+    state: &AppState,
+    member: &StaffMember,
+    code: &str,
+    now: i64,
+) -> Result<Option<&'static str>, ConsoleError> {
+    if totp::looks_like_recovery_code(code) {
+        for (id, stored) in staff::unused_recovery_codes(state.db.pool(), &member.id).await? {
+            if totp::recovery_code_matches(code, &stored).await? {
+                let mut conn = state.db.pool().acquire().await?;
+                return Ok(staff::use_recovery_code(&mut conn, &member.id, &id, now)
+                    .await?
+                    .then_some(RECOVERY));
+            }
+        }
+        return Ok(None);
+    }
+    let Some(stored) = member.totp_secret.as_deref() else {
+        return Ok(None);
+    };
+    let Some(secret) = seed_box::open(&state.secrets.totp_key, &member.id, stored) else {
+        tracing::error!(staff = %member.id, "a TOTP seed could not be read (wrong secrets.totp_key?)");
+        return Ok(None);
+    };
+    let Some(step) = totp::verify(&secret, code, now.div_euclid(1000), member.totp_last_step)
+    else {
+        return Ok(None);
+    };
+    let mut conn = state.db.pool().acquire().await?;
+    if !staff::accept_totp_step(&mut conn, &member.id, step).await? {
+        return Ok(None);
+    }
+    if seed_box::is_clear(stored) {
+        // A seed from before encryption: sealed now that it is in use.
+        let sealed = seed_box::seal(&state.secrets.totp_key, &member.id, &secret)
+            .map_err(ConsoleError::Unexpected)?;
+        staff::seal_totp_seed(state.db.pool(), &member.id, stored, &sealed).await?;
+    }
+    Ok(Some("password and authenticator code"))
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn code_submit(
     state: web::Data<AppState>,
@@ -354,76 +504,62 @@ pub async fn code_submit(
     meta.nav = false;
     meta.staff = String::new();
     let now = state.now_ms();
-    let locks_if_wrong = match reserve(&state, &member.email, now).await {
+    let locks_if_wrong = match reserve_code(&state, &member.id, now).await {
         Ok(l) => l,
         Err(until) => {
             let mut tx = state.db.begin().await?;
             session::end_current(&mut tx, &req, &state).await?;
             tx.commit().await?;
-            return Ok(render(
-                StatusCode::TOO_MANY_REQUESTS,
-                &CodePage {
-                    meta,
-                    error: Some(locked_message(until, now)),
-                },
+            return Ok(locked_response(
+                render(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &CodePage {
+                        meta,
+                        error: Some(code_locked_message(until, now)),
+                    },
+                ),
+                until,
+                now,
             ));
         }
     };
-    let code = form.code.trim();
-    let mut how = None;
-    {
-        let mut tx = state.db.begin().await?;
-        if totp::looks_like_recovery_code(code) {
-            if staff::use_recovery_code(&mut tx, &member.id, &totp::recovery_hash(code), now)
-                .await?
-            {
-                how = Some("a recovery code");
-            }
-        } else if let Some(secret) = member.totp_secret.as_deref().and_then(totp::base32_decode) {
-            if let Some(step) =
-                totp::verify(&secret, code, now.div_euclid(1000), member.totp_last_step)
-            {
-                if staff::accept_totp_step(&mut tx, &member.id, step).await? {
-                    how = Some("password and authenticator code");
-                }
-            }
-        }
-        tx.commit().await?;
-    }
+    let how = check_second_factor(&state, &member, form.code.trim(), now).await?;
     let Some(how) = how else {
         audit_failure(
             &state,
             &member.email,
             ip,
             "wrong two-factor code",
-            locks_if_wrong,
+            locks_if_wrong.then(|| code_lock_detail(&state)),
         )
         .await?;
         if locks_if_wrong {
             let mut tx = state.db.begin().await?;
             session::end_current(&mut tx, &req, &state).await?;
             tx.commit().await?;
+            let until = now + lockout_ms(&state);
+            return Ok(locked_response(
+                render(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &CodePage {
+                        meta,
+                        error: Some(code_locked_message(until, now)),
+                    },
+                ),
+                until,
+                now,
+            ));
         }
-        let error = if locks_if_wrong {
-            locked_message(now + lockout_ms(&state), now)
-        } else {
-            "That code is not right. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.".into()
-        };
-        let status = if locks_if_wrong {
-            StatusCode::TOO_MANY_REQUESTS
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
         return Ok(render(
-            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
             &CodePage {
                 meta,
-                error: Some(error),
+                error: Some("That code is not right. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.".into()),
             },
         ));
     };
-    staff::clear_attempts(state.db.pool(), &member.email).await?;
-    let how = if how == "a recovery code" {
+    throttle::clear_code(state.db.pool(), &member.id).await?;
+    let how = if how == RECOVERY {
         let left = staff::recovery_codes_left(state.db.pool(), &member.id).await?;
         format!("password and a recovery code ({left} left)")
     } else {
@@ -465,4 +601,17 @@ pub async fn logout(
     resp.add_cookie(&session::removal_cookie(&state))
         .map_err(|e| ConsoleError::Unexpected(e.into()))?;
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slowdown;
+    use std::time::Duration;
+
+    #[test]
+    fn the_slowdown_starts_at_the_threshold_doubles_and_is_capped() {
+        let secs = |before| slowdown(before, 20, 10).as_secs();
+        assert_eq!(slowdown(19, 20, 10), Duration::ZERO);
+        assert_eq!([20, 21, 22, 23, 24, 1_000].map(secs), [1, 2, 4, 8, 10, 10]);
+    }
 }

@@ -12,12 +12,14 @@ pub mod cli;
 pub mod dashboard;
 pub mod error;
 pub mod form;
+pub mod hashing;
 pub mod login;
 pub mod orders;
 pub mod page;
 pub mod password;
 pub mod refunds;
 pub mod review;
+pub mod seed_box;
 pub mod session;
 pub mod settings;
 pub mod setup;
@@ -98,6 +100,39 @@ pub async fn on_start(state: &AppState) -> anyhow::Result<()> {
         now - s.absolute_timeout_hours as i64 * 3_600_000,
     )
     .await?;
-    crate::db::staff::forget_old_attempts(state.db.pool(), now - 86_400_000).await?;
+    crate::db::sign_in_throttle::forget_old(state.db.pool(), now - 86_400_000).await?;
+    upgrade_stored_secrets(state).await?;
     setup::announce_if_needed(state).await
+}
+
+/// Brings credentials stored by older versions up to today's form: TOTP seeds in clear are
+/// sealed (`seed_box`), recovery codes kept as a bare SHA-256 are wrapped in argon2id with
+/// their own salt (`totp::hash_recovery_code` hashes that same SHA-256, so they keep working).
+/// Each row is only replaced if it still holds what was read, so a concurrent change wins.
+pub async fn upgrade_stored_secrets(state: &AppState) -> anyhow::Result<()> {
+    use crate::db::staff;
+    let pool = state.db.pool();
+    let seeds = staff::clear_totp_seeds(pool).await?;
+    for (id, clear) in &seeds {
+        let Some(seed) = totp::base32_decode(clear) else {
+            tracing::warn!(staff = %id, "a stored TOTP seed is not base32; left as it is");
+            continue;
+        };
+        let sealed = seed_box::seal(&state.secrets.totp_key, id, &seed)?;
+        staff::seal_totp_seed(pool, id, clear, &sealed).await?;
+    }
+    let codes = staff::legacy_recovery_codes(pool).await?;
+    let params = password::HashParams::from_settings(&state.settings.console);
+    for (id, sha256) in &codes {
+        let wrapped = hashing::hash(sha256.clone().into_bytes(), params.cost()).await?;
+        staff::upgrade_recovery_code(pool, id, sha256, &wrapped).await?;
+    }
+    if !seeds.is_empty() || !codes.is_empty() {
+        tracing::info!(
+            totp_seeds = seeds.len(),
+            recovery_codes = codes.len(),
+            "upgraded stored staff credentials: seeds encrypted, recovery codes salted argon2id"
+        );
+    }
+    Ok(())
 }

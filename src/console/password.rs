@@ -1,13 +1,14 @@
 //! Staff passwords: the policy (at least 12 characters, not a common password, no composition
-//! rules) and argon2id hashing in PHC form, always on a blocking thread so the async workers
-//! keep serving while a hash is computed.
+//! rules) and argon2id hashing in PHC form, through the bounded hashing pool (`hashing`): on a
+//! blocking thread so the async workers keep serving, a few at a time, in reused memory.
 
+use super::hashing::{self, Cost};
 use crate::config::{ConsoleSettings, Secret};
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::PasswordHash;
+use argon2::Params;
 use std::collections::HashSet;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
+use tokio::sync::Mutex;
 
 pub const MIN_CHARS: usize = 12;
 /// Long enough for any passphrase; short enough that hashing cannot be abused.
@@ -94,9 +95,12 @@ impl HashParams {
         }
     }
 
-    fn hasher(self) -> Result<Argon2<'static>, argon2::Error> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    pub fn cost(self) -> Cost {
+        Cost {
+            memory_kib: self.memory_kib,
+            iterations: self.iterations,
+            parallelism: self.parallelism,
+        }
     }
 }
 
@@ -106,21 +110,10 @@ impl Default for HashParams {
     }
 }
 
-fn hash_blocking(password: &str, params: HashParams) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    let hasher = params
-        .hasher()
-        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-    let hash = hasher
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
-    Ok(hash.to_string())
-}
-
-/// Hashes a password (argon2id, PHC string) on a blocking thread.
+/// Hashes a password (argon2id, PHC string) in the bounded hashing pool.
 #[tracing::instrument(skip_all)]
 pub async fn hash(password: Secret, params: HashParams) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(password.expose(), params)).await?
+    hashing::hash(password.expose().as_bytes().to_vec(), params.cost()).await
 }
 
 /// Whether a stored hash is weaker than `params` (or not argon2id v19 at all).
@@ -149,27 +142,24 @@ pub struct Verified {
 }
 
 /// A hash of nothing anyone knows, under the current parameters: unknown emails are checked
-/// against it so that they take as long as wrong passwords.
-static DUMMY: Mutex<Option<(HashParams, String)>> = Mutex::new(None);
+/// against it so that they take as long as wrong passwords (the same pool, the same work).
+static DUMMY: Mutex<Option<(HashParams, String)>> = Mutex::const_new(None);
 
-fn dummy_hash(params: HashParams) -> anyhow::Result<String> {
-    if let Ok(guard) = DUMMY.lock() {
-        if let Some((p, h)) = guard.as_ref() {
-            if *p == params {
-                return Ok(h.clone());
-            }
+async fn dummy_hash(params: HashParams) -> anyhow::Result<String> {
+    let mut guard = DUMMY.lock().await;
+    if let Some((p, h)) = guard.as_ref() {
+        if *p == params {
+            return Ok(h.clone());
         }
     }
-    let fresh = hash_blocking(&crate::domain::ids::new_secret_token(), params)?;
-    if let Ok(mut guard) = DUMMY.lock() {
-        *guard = Some((params, fresh.clone()));
-    }
+    let fresh = hash(Secret::new(crate::domain::ids::new_secret_token()), params).await?;
+    *guard = Some((params, fresh.clone()));
     Ok(fresh)
 }
 
 /// Computes the dummy hash ahead of the first sign-in (at start-up).
 pub async fn warm_up(params: HashParams) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || dummy_hash(params).map(|_| ())).await?
+    dummy_hash(params).await.map(|_| ())
 }
 
 /// Checks a password against a stored hash — or, for an unknown account (`None`), against the
@@ -180,25 +170,17 @@ pub async fn verify(
     stored: Option<String>,
     params: HashParams,
 ) -> anyhow::Result<Verified> {
-    tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let phc = match stored {
-            Some(h) => h,
-            None => dummy_hash(params)?,
-        };
-        let parsed =
-            PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-        // The parameters come from the stored hash itself.
-        let ok = Argon2::default()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_ok()
-            && known;
-        Ok(Verified {
-            ok,
-            needs_rehash: ok && needs_rehash(&phc, params),
-        })
+    let known = stored.is_some();
+    let phc = match stored {
+        Some(h) => h,
+        None => dummy_hash(params).await?,
+    };
+    // The parameters come from the stored hash itself.
+    let ok = hashing::verify(password.expose().as_bytes().to_vec(), phc.clone()).await? && known;
+    Ok(Verified {
+        ok,
+        needs_rehash: ok && needs_rehash(&phc, params),
     })
-    .await?
 }
 
 #[cfg(test)]
@@ -260,10 +242,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn hashes_are_argon2id_phc_with_the_minimum_cost() {
+    #[tokio::test]
+    async fn hashes_are_argon2id_phc_with_the_minimum_cost() {
         let params = HashParams::default();
-        let h = hash_blocking("tangerine elephant violin", params).unwrap();
+        let h = hash(Secret::new("tangerine elephant violin"), params)
+            .await
+            .unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(!needs_rehash(&h, params));
         let stronger = HashParams {

@@ -3,8 +3,10 @@
 //!
 //! The cookie is `__Host-cf_staff`: `Secure`, `Path=/`, no `Domain` — so no other site or
 //! subdomain can set or read it — `HttpOnly` and `SameSite=Strict`. Browsers only accept a
-//! `__Host-` cookie with `Secure`, so when `http.secure_cookies` is off (plain-HTTP
-//! development, the tests) the cookie is named `cf_staff` without the prefix instead.
+//! `__Host-` cookie with `Secure`, so when cookies are not `Secure` (plain-HTTP development,
+//! the tests: neither built-in TLS nor `http.secure_cookies`) the cookie is named `cf_staff`
+//! without the prefix instead. Whether cookies are `Secure` comes from the one cookie policy
+//! every cookie uses (`AppState::cookie_policy`).
 //!
 //! Forms carry a CSRF token bound to the session: an HMAC, under the shop's cookie key, of the
 //! session token. It changes with every new session and is useless with any other.
@@ -29,7 +31,7 @@ pub const COOKIE_PLAIN: &str = "cf_staff";
 pub const TOTP_STEP_MS: i64 = 5 * 60_000;
 
 pub fn cookie_name(state: &AppState) -> &'static str {
-    if state.settings.http.secure_cookies {
+    if state.cookie_policy().secure {
         COOKIE_SECURE
     } else {
         COOKIE_PLAIN
@@ -42,7 +44,7 @@ pub fn cookie(state: &AppState, token: &str) -> Cookie<'static> {
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(state.settings.http.secure_cookies)
+        .secure(state.cookie_policy().secure)
         .finish()
 }
 
@@ -122,6 +124,16 @@ pub struct Current {
 }
 
 impl Current {
+    /// The fully signed-in session just started with `token` (after a change that ended the
+    /// old one).
+    pub fn signed_in(staff: StaffMember, token: String) -> Current {
+        Current {
+            staff,
+            stage: Stage::Active,
+            token,
+        }
+    }
+
     pub fn csrf(&self, state: &AppState) -> String {
         csrf_for(state, &self.token)
     }

@@ -1,6 +1,9 @@
 //! Two-factor sign-in: TOTP (RFC 6238 over RFC 4226 HOTP: HMAC-SHA-1, 30-second steps,
 //! 6 digits), the `otpauth://` URI and its QR code for authenticator apps, and one-time
-//! recovery codes (stored as SHA-256 hashes: they carry 80 random bits each).
+//! recovery codes. A recovery code carries 80 random bits, under the 112 that would make a
+//! fast hash enough (ASVS 6.5.2), so each is stored as an argon2id hash with its own salt
+//! (through the bounded hashing pool) of the code's SHA-256 — the form older versions stored
+//! bare, which lets those rows be wrapped in argon2id without knowing the codes.
 
 use hmac_sha1::{Hmac, KeyInit, Mac};
 use rand::Rng;
@@ -168,8 +171,9 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// What a typed recovery code is compared by: lower case, no spaces or dashes.
-pub fn recovery_hash(code: &str) -> String {
+/// The SHA-256 a recovery code is hashed from (and the whole of what older versions stored):
+/// lower case, no spaces or dashes, so it is forgiving to type.
+pub fn recovery_prehash(code: &str) -> String {
     let clean: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -178,6 +182,26 @@ pub fn recovery_hash(code: &str) -> String {
     hex::encode(Sha256::digest(
         format!("coinfront-recovery:{clean}").as_bytes(),
     ))
+}
+
+/// The stored form of a new recovery code: argon2id (own salt) of its SHA-256.
+pub async fn hash_recovery_code(
+    code: &str,
+    params: super::password::HashParams,
+) -> anyhow::Result<String> {
+    super::hashing::hash(recovery_prehash(code).into_bytes(), params.cost()).await
+}
+
+/// Whether a stored recovery code matches what was typed. Rows from before argon2id (a bare
+/// SHA-256) are compared as they are until start-up wraps them.
+pub async fn recovery_code_matches(typed: &str, stored: &str) -> anyhow::Result<bool> {
+    use subtle::ConstantTimeEq;
+    let pre = recovery_prehash(typed);
+    if stored.starts_with('$') {
+        super::hashing::verify(pre.into_bytes(), stored.to_owned()).await
+    } else {
+        Ok(bool::from(pre.as_bytes().ct_eq(stored.as_bytes())))
+    }
 }
 
 /// Whether what was typed looks like a recovery code rather than a TOTP code.
@@ -269,8 +293,8 @@ mod tests {
         let c = &codes[0];
         assert!(looks_like_recovery_code(c));
         assert_eq!(
-            recovery_hash(c),
-            recovery_hash(&c.to_uppercase().replace('-', " "))
+            recovery_prehash(c),
+            recovery_prehash(&c.to_uppercase().replace('-', " "))
         );
     }
 }

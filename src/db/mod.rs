@@ -8,6 +8,7 @@ pub mod notes;
 pub mod orders;
 pub mod payments;
 pub mod refunds;
+pub mod sign_in_throttle;
 pub mod staff;
 pub mod staff_sessions;
 
@@ -50,6 +51,9 @@ impl Db {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(&parent)?;
                 }
+            }
+            if let Some(path) = sqlite_path(url) {
+                private_sqlite_files(Path::new(path))?;
             }
         }
         let mut options = AnyPoolOptions::new()
@@ -106,6 +110,38 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await
     }
+}
+
+/// The database holds staff password hashes, buyers' emails and orders: owner-only, like
+/// `secrets.toml`. A new file is created 0600 before SQLite opens it (SQLite gives its `-wal`
+/// and `-shm` files the database file's mode); files an older version created 0644 are
+/// narrowed.
+fn private_sqlite_files(db: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !db.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(db)?;
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let path = Path::new(&name);
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {

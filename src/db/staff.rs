@@ -1,8 +1,8 @@
-//! Staff accounts, their two-factor recovery codes, the sign-in throttle and the one-time
-//! setup links. Passwords and codes are only ever stored hashed.
+//! Staff accounts, their two-factor recovery codes and the one-time setup links (the sign-in
+//! throttle is in `sign_in_throttle`). Passwords and codes are only ever stored hashed.
 
 use crate::clock::Millis;
-use crate::db::{col, is_unique_violation, Backend, Db};
+use crate::db::{col, is_unique_violation, Backend};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
 use std::fmt;
@@ -276,11 +276,12 @@ pub async fn lock_active_admins(
 }
 
 /// Turns two-factor sign-in on with a confirmed secret (the step of the confirming code is
-/// already used) and replaces the recovery codes.
+/// already used) and replaces the recovery codes. `stored_secret` is the sealed seed
+/// (`console::seed_box`).
 pub async fn enable_totp(
     conn: &mut AnyConnection,
     id: &str,
-    secret_base32: &str,
+    stored_secret: &str,
     confirmed_step: i64,
     recovery_hashes: &[String],
     now: Millis,
@@ -288,7 +289,7 @@ pub async fn enable_totp(
     sqlx::query(
         "UPDATE staff SET totp_secret = $1, totp_last_step = $2, updated_at = $3 WHERE id = $4",
     )
-    .bind(secret_base32)
+    .bind(stored_secret)
     .bind(confirmed_step)
     .bind(now)
     .bind(id)
@@ -337,22 +338,94 @@ pub async fn replace_recovery_codes(
     Ok(())
 }
 
-/// Spends a recovery code: true once per code.
+/// The unused recovery codes of an account: (row id, stored hash).
+pub async fn unused_recovery_codes(
+    pool: &AnyPool,
+    staff_id: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, code_hash FROM staff_recovery_codes WHERE staff_id = $1 AND used_at IS NULL ORDER BY id",
+    )
+    .bind(staff_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "id")?, col(r, "code_hash")?)))
+        .collect()
+}
+
+/// Every recovery code still stored as a bare SHA-256 (from before argon2id): (id, hash).
+pub async fn legacy_recovery_codes(pool: &AnyPool) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT id, code_hash FROM staff_recovery_codes WHERE code_hash NOT LIKE '$%'")
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "id")?, col(r, "code_hash")?)))
+        .collect()
+}
+
+/// Replaces one stored recovery-code hash with its upgraded form (only the value it was
+/// computed from, so a concurrent change wins).
+pub async fn upgrade_recovery_code(
+    pool: &AnyPool,
+    id: &str,
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff_recovery_codes SET code_hash = $1 WHERE id = $2 AND code_hash = $3")
+        .bind(new_hash)
+        .bind(id)
+        .bind(old_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Spends a recovery code by its row: true once per code.
 pub async fn use_recovery_code(
     conn: &mut AnyConnection,
     staff_id: &str,
-    code_hash: &str,
+    code_id: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE staff_recovery_codes SET used_at = $1 WHERE staff_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        "UPDATE staff_recovery_codes SET used_at = $1 WHERE staff_id = $2 AND id = $3 AND used_at IS NULL",
     )
     .bind(now)
     .bind(staff_id)
-    .bind(code_hash)
+    .bind(code_id)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Every staff member whose TOTP seed is stored in clear (from before encryption): (id, seed).
+pub async fn clear_totp_seeds(pool: &AnyPool) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, totp_secret FROM staff WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE 'enc1:%'",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "id")?, col(r, "totp_secret")?)))
+        .collect()
+}
+
+/// Replaces a stored seed with its sealed form (only the value it was computed from).
+pub async fn seal_totp_seed(
+    pool: &AnyPool,
+    id: &str,
+    old: &str,
+    sealed: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+        .bind(sealed)
+        .bind(id)
+        .bind(old)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 pub async fn recovery_codes_left(pool: &AnyPool, staff_id: &str) -> Result<i64, sqlx::Error> {
@@ -363,92 +436,6 @@ pub async fn recovery_codes_left(pool: &AnyPool, staff_id: &str) -> Result<i64, 
     .fetch_one(pool)
     .await?;
     col(&row, "n")
-}
-
-/// The sign-in throttle's answer for one attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// Go ahead. `locks_if_wrong`: this attempt was the last before a lock-out.
-    Allowed {
-        locks_if_wrong: bool,
-    },
-    Locked {
-        until: Millis,
-    },
-}
-
-/// Counts a sign-in attempt for `email` before its password or code is checked, so that
-/// concurrent guesses cannot slip past the limit: every `after_failures`-th attempt in a row
-/// locks the email for `lockout_ms`, and a locked email gets no attempt at all. A success
-/// clears the count (`clear_attempts`). Failures more than `window_ms` apart start again.
-pub async fn reserve_attempt(
-    db: &Db,
-    email: &str,
-    now: Millis,
-    window_ms: i64,
-    after_failures: u32,
-    lockout_ms: i64,
-) -> Result<Attempt, sqlx::Error> {
-    let email = normalise_email(email);
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "INSERT INTO staff_login_throttle (email, failures, updated_at) VALUES ($1, 0, $2)
-         ON CONFLICT (email) DO NOTHING",
-    )
-    .bind(&email)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let row = sqlx::query(
-        "UPDATE staff_login_throttle
-         SET failures = CASE WHEN updated_at < $3 THEN 1 ELSE failures + 1 END,
-             locked_until = CASE WHEN (CASE WHEN updated_at < $3 THEN 1 ELSE failures + 1 END) % $4 = 0
-                                 THEN $5 ELSE NULL END,
-             updated_at = $2
-         WHERE email = $1 AND (locked_until IS NULL OR locked_until <= $2)
-         RETURNING locked_until",
-    )
-    .bind(&email)
-    .bind(now)
-    .bind(now - window_ms)
-    .bind(i64::from(after_failures.max(1)))
-    .bind(now + lockout_ms)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let answer = match row {
-        Some(r) => Attempt::Allowed {
-            locks_if_wrong: col::<Option<i64>>(&r, "locked_until")?.is_some(),
-        },
-        None => {
-            let r = sqlx::query("SELECT locked_until FROM staff_login_throttle WHERE email = $1")
-                .bind(&email)
-                .fetch_one(&mut *tx)
-                .await?;
-            Attempt::Locked {
-                until: col::<Option<i64>>(&r, "locked_until")?.unwrap_or(now),
-            }
-        }
-    };
-    tx.commit().await?;
-    Ok(answer)
-}
-
-/// A successful sign-in: the count starts again (and any lock its own attempt set is lifted).
-pub async fn clear_attempts(pool: &AnyPool, email: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM staff_login_throttle WHERE email = $1")
-        .bind(normalise_email(email))
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Drops throttle rows nobody has touched for a day (typed emails of past attempts).
-pub async fn forget_old_attempts(pool: &AnyPool, before: Millis) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM staff_login_throttle WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until < $1)")
-        .bind(before)
-        .execute(pool)
-        .await?;
-    Ok(())
 }
 
 /// The first-admin link, logged at a start with no staff at all.

@@ -13,16 +13,42 @@ use sha2::Sha256;
 use std::future::{ready, Ready};
 use subtle::ConstantTimeEq;
 
+/// The CSRF cookie's name on plain HTTP…
 pub const CSRF_COOKIE: &str = "cf_csrf";
+/// …and whenever cookies are `Secure`: the `__Host-` prefix makes browsers refuse it unless it
+/// is `Secure`, `Path=/` and without `Domain`, so no subdomain can plant one.
+pub const CSRF_COOKIE_SECURE: &str = "__Host-cf_csrf";
 pub const CSRF_FIELD: &str = "csrf_token";
 
+/// The key CSRF tokens are signed with, and how the shop's cookies are set.
 #[derive(Clone)]
-pub struct CsrfKey(pub Secret);
+pub struct CsrfKey(pub Secret, pub CookiePolicy);
 
-/// Cookie attributes that depend on how the shop is served.
-#[derive(Debug, Clone, Copy)]
+/// Cookie attributes that depend on how the shop is served. The one source of truth for
+/// every cookie the shop sets: build it with `CookiePolicy::of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CookiePolicy {
+    /// `Secure` (and `__Host-` names) whenever the shop is on HTTPS: built-in TLS, or
+    /// `http.secure_cookies` behind a TLS-terminating proxy.
     pub secure: bool,
+}
+
+impl CookiePolicy {
+    pub fn of(http: &crate::config::HttpSettings) -> Self {
+        CookiePolicy {
+            secure: http.effective_secure_cookies(),
+        }
+    }
+
+    /// `__Host-{name}` when `Secure`, plain `{name}` otherwise (browsers only accept the
+    /// prefix on a `Secure` cookie).
+    pub fn csrf_cookie(self) -> &'static str {
+        if self.secure {
+            CSRF_COOKIE_SECURE
+        } else {
+            CSRF_COOKIE
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -47,7 +73,7 @@ impl CsrfKey {
 
     /// Checks a submitted token against the request's cookie in constant time.
     pub fn verify(&self, req: &HttpRequest, submitted: &str) -> bool {
-        let Some(cookie) = req.cookie(CSRF_COOKIE) else {
+        let Some(cookie) = req.cookie(self.1.csrf_cookie()) else {
             return false;
         };
         if !well_formed(cookie.value()) {
@@ -94,8 +120,12 @@ pub async fn csrf_cookie(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let policy = req
+        .app_data::<web::Data<CsrfKey>>()
+        .map(|k| k.1)
+        .unwrap_or(CookiePolicy { secure: true });
     let existing = req
-        .cookie(CSRF_COOKIE)
+        .cookie(policy.csrf_cookie())
         .map(|c| c.value().to_owned())
         .filter(|v| well_formed(v));
     let seed = match existing {
@@ -108,10 +138,6 @@ pub async fn csrf_cookie(
             fresh: true,
         },
     };
-    let secure = req
-        .app_data::<web::Data<CookiePolicy>>()
-        .map(|p| p.secure)
-        .unwrap_or(false);
     req.extensions_mut().insert(seed);
     let mut res = next.call(req).await?;
     let (used, seed) = {
@@ -123,10 +149,10 @@ pub async fn csrf_cookie(
     };
     if let (true, Some(seed)) = (used, seed) {
         if seed.fresh {
-            let cookie = Cookie::build(CSRF_COOKIE, seed.value)
+            let cookie = Cookie::build(policy.csrf_cookie(), seed.value)
                 .path("/")
                 .http_only(true)
-                .secure(secure)
+                .secure(policy.secure)
                 .same_site(SameSite::Lax)
                 .finish();
             res.response_mut().add_cookie(&cookie)?;

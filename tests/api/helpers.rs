@@ -698,17 +698,13 @@ impl TestApp {
             .add_staff(email, coinfront::db::staff::Role::Admin)
             .await;
         let secret = totp::new_secret();
+        // Sealed as the console stores it.
+        let sealed =
+            coinfront::console::seed_box::seal(&self.state.secrets.totp_key, &id, &secret).unwrap();
         let mut conn = self.state.db.pool().acquire().await.unwrap();
-        coinfront::db::staff::enable_totp(
-            &mut conn,
-            &id,
-            &totp::base32_encode(&secret),
-            0,
-            &[],
-            self.now_ms(),
-        )
-        .await
-        .unwrap();
+        coinfront::db::staff::enable_totp(&mut conn, &id, &sealed, 0, &[], self.now_ms())
+            .await
+            .unwrap();
         secret
     }
 

@@ -22,5 +22,6 @@ mod process;
 mod refunds;
 mod risk;
 mod screening;
+mod staff_security;
 mod startup_config;
 mod support;

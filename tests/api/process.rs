@@ -117,6 +117,11 @@ impl ServerProcess {
         }
     }
 
+    /// The server's process id (to read its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, no flushing, as in a power cut or an OOM kill.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
