@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -42,6 +42,14 @@ impl Secret {
     }
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// Serialised only as a placeholder (the settings are serialised for documentation checks,
+/// never to store them), so a secret cannot leak that way either.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
     }
 }
 
@@ -93,14 +101,14 @@ impl<'de> Deserialize<'de> for Dec {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Pretty,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address and port to listen on; port 0 picks a free port.
@@ -126,6 +134,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub secrets: SecretSettings,
     pub console: ConsoleSettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Settings {
@@ -150,11 +159,12 @@ impl Default for Settings {
             mail: MailSettings::default(),
             secrets: SecretSettings::default(),
             console: ConsoleSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogSettings {
     pub base_currency: String,
@@ -253,7 +263,7 @@ impl CatalogSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentSettings {
     /// Only `sandbox` exists today.
@@ -274,7 +284,7 @@ pub struct PaymentSettings {
     pub sandbox_crypto_confirm_seconds: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeeSettings {
     pub percent: Dec,
@@ -324,12 +334,14 @@ impl Default for PaymentSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
-    /// Peers whose client-IP header is believed (a reverse proxy on the same host, say).
-    pub trusted_proxies: Vec<IpAddr>,
-    /// The header a trusted proxy puts the client's IP in (its last entry is used).
+    /// Peers whose client-IP header is believed (a reverse proxy on the same host, say):
+    /// addresses or CIDR ranges.
+    pub trusted_proxies: Vec<crate::web::client_ip::ProxyRange>,
+    /// The header a trusted proxy puts the client's IP in (read from the right, over every
+    /// line of it, walking back through trusted proxies).
     pub client_ip_header: String,
     /// Mark cookies `Secure`. Turn off only for plain-HTTP development.
     pub secure_cookies: bool,
@@ -357,14 +369,14 @@ impl Default for HttpSettings {
 }
 
 /// A rate limit: `burst` requests at once, refilled at `per_minute`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
     pub per_minute: u32,
     pub burst: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     pub checkout: Limit,
@@ -411,7 +423,7 @@ impl Default for RateLimitSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobSettings {
     /// Job workers per server process; 0 runs none (useful for tests of the queue itself).
@@ -440,7 +452,7 @@ impl Default for JobSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupplierSettings {
     /// Only `sandbox` exists today.
@@ -458,7 +470,7 @@ impl Default for SupplierSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShopSettings {
     /// Buyers confirm they are at least this old at checkout.
@@ -487,7 +499,7 @@ impl Default for ShopSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FulfillmentSettings {
     /// Refund the buyer at once when coins could not be delivered after the last retry.
@@ -502,7 +514,7 @@ impl Default for FulfillmentSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MailSettings {
     /// `file` (an outbox folder of .eml files) or `smtp`.
@@ -534,13 +546,22 @@ impl Default for MailSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecretSettings {
     /// Signs CSRF tokens and cookies. Generated into `data_dir` when not set.
     pub cookie_key: Option<Secret>,
     /// Signs payment webhooks. Generated into `data_dir` when not set.
     pub webhook_signing_key: Option<Secret>,
+}
+
+/// `GET /metrics` (order counts by status and the like): off the public shop unless a scraper
+/// presents this bearer token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// With no token, `/metrics` answers 404.
+    pub token: Option<Secret>,
 }
 
 impl HttpSettings {
@@ -583,7 +604,7 @@ impl PaymentSettings {
 }
 
 /// The support console: staff sessions, sign-in lock-outs and password hashing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsoleSettings {
     /// A session ends after this long without a request.

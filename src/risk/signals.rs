@@ -123,7 +123,7 @@ pub async fn gather(
           (SELECT COUNT(*) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_n,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_a,
           (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1 LIMIT $7) AS p) AS prior_paid,
-          (SELECT COUNT(*) FROM rate_limit_hits WHERE client_ip = $3 AND at > $5) AS limited",
+          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS limited",
     )
     .bind(&order.id)
     .bind(&order.email)
