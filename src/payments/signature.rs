@@ -45,7 +45,7 @@ pub fn verify(
             }
             // As Stripe's own libraries do: a `v1` that is not hex is skipped, not fatal, so a
             // valid signature beside it still counts.
-            Some(("v1", v)) => signatures.extend(hex::decode(v).ok()),
+            Some(("v1", v)) => signatures.extend(hex::decode(v).ok().filter(|s| !s.is_empty())),
             _ => {}
         }
     }

@@ -80,6 +80,7 @@ async fn a_quote_posted_from_another_browser_leads_nowhere() {
     let started = app.started_from(&first);
     let paid = app.pay_card(&started, "4242424242424242", "123").await;
     let order_path = app.order_path_after(paid).await;
+    app.wait_for_status(&order_path, "delivered").await;
     // The same session submitting again is led to the same order.
     let again = app.confirm(&html).await;
     crate::helpers::assert_is_redirect_to(&again, &order_path);
@@ -522,7 +523,11 @@ async fn secret_links_are_redacted_in_every_log_line() {
     let _ = browser.get(&format!("/not/{}", "z".repeat(40))).await;
     // The last request's line is written before its response is sent.
     let log = std::fs::read_to_string(&server.log).unwrap();
-    assert!(log.contains(&format!("/orders/{}", coinfront::web::middleware::REDACTED)));
+    assert!(
+        log.contains(&format!("/orders/{}", coinfront::web::middleware::REDACTED)),
+        "{}",
+        log.lines().filter(|l| l.contains("path=")).collect::<Vec<_>>().join("\n")
+    );
     assert_eq!(
         log.matches(&setup_token).count(),
         1,
