@@ -640,6 +640,93 @@ impl Default for ConsoleSettings {
     }
 }
 
+/// Durations are turned into milliseconds and added to the clock at run time: anything beyond
+/// ten years is a typo, and refusing it keeps that arithmetic far from overflowing.
+const MAX_DURATION_MS: u64 = 10 * 366 * 24 * 3_600_000;
+
+impl Settings {
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        let (p, j, c) = (&self.payments, &self.jobs, &self.console);
+        let durations = [
+            (
+                "payments.order_expiry_minutes",
+                p.order_expiry_minutes,
+                60_000,
+            ),
+            (
+                "payments.sandbox_bank_transfer_settle_seconds",
+                p.sandbox_bank_transfer_settle_seconds,
+                1_000,
+            ),
+            (
+                "payments.webhook_tolerance_seconds",
+                p.webhook_tolerance_seconds,
+                1_000,
+            ),
+            (
+                "payments.crypto_quote_minutes",
+                p.crypto_quote_minutes,
+                60_000,
+            ),
+            (
+                "payments.sandbox_crypto_confirm_seconds",
+                p.sandbox_crypto_confirm_seconds,
+                1_000,
+            ),
+            ("jobs.lease_seconds", j.lease_seconds, 1_000),
+            ("jobs.backoff_base_ms", j.backoff_base_ms, 1),
+            ("jobs.backoff_max_ms", j.backoff_max_ms, 1),
+            ("jobs.poll_interval_ms", j.poll_interval_ms, 1),
+            (
+                "supplier.sandbox_delay_ms",
+                self.supplier.sandbox_delay_ms,
+                1,
+            ),
+            (
+                "console.idle_timeout_minutes",
+                c.idle_timeout_minutes,
+                60_000,
+            ),
+            (
+                "console.absolute_timeout_hours",
+                c.absolute_timeout_hours,
+                3_600_000,
+            ),
+            ("console.lockout_minutes", c.lockout_minutes, 60_000),
+            ("console.setup_link_hours", c.setup_link_hours, 3_600_000),
+            (
+                "console.settings_reload_seconds",
+                c.settings_reload_seconds,
+                1_000,
+            ),
+            (
+                "risk.circuit_breaker.pause_seconds",
+                self.risk.circuit_breaker.pause_seconds,
+                1_000,
+            ),
+            (
+                "shop.refund_window_days",
+                u64::from(self.shop.refund_window_days),
+                86_400_000,
+            ),
+            (
+                "shop.default_delivery_minutes",
+                u64::from(self.shop.default_delivery_minutes),
+                60_000,
+            ),
+        ];
+        for (key, value, unit_ms) in durations {
+            if value
+                .checked_mul(unit_ms)
+                .is_none_or(|ms| ms > MAX_DURATION_MS)
+            {
+                return Err(ConfigError::new(key, "must be at most ten years"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl ConsoleSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.idle_timeout_minutes == 0 {
@@ -649,7 +736,7 @@ impl ConsoleSettings {
             ));
         }
         if self.absolute_timeout_hours == 0
-            || self.absolute_timeout_hours * 60 < self.idle_timeout_minutes
+            || self.absolute_timeout_hours.saturating_mul(60) < self.idle_timeout_minutes
         {
             return Err(ConfigError::new(
                 "console.absolute_timeout_hours",
@@ -727,6 +814,7 @@ impl Settings {
     /// Checks what the types alone cannot. Run at start-up so a bad value stops the shop
     /// before it serves anyone.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_durations()?;
         self.catalog.build()?;
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:")
@@ -915,5 +1003,18 @@ mod tests {
             format!("{:?}", Secret::new("hunter2")),
             "Secret([redacted])"
         );
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_not_overflowed() {
+        for line in [
+            "console.absolute_timeout_hours = 307445734561825861",
+            "payments.order_expiry_minutes = 9223372036854775807",
+            "jobs.lease_seconds = 9223372036854775807",
+            "risk.circuit_breaker.pause_seconds = 9223372036854775807",
+        ] {
+            let err = Settings::from_figment(Figment::new().merge(Toml::string(line))).unwrap_err();
+            assert!(err.to_string().contains("ten years"), "{line}: {err}");
+        }
     }
 }

@@ -22,7 +22,11 @@ fn cases() -> u32 {
 
 /// Runs `check` over `cases()` values of `strategy`; a panic or a failed property fails the test
 /// (proptest catches the panic and shrinks the input). Prints how many cases ran.
-fn run<S: Strategy>(target: &str, strategy: S, check: impl Fn(S::Value) -> Result<(), TestCaseError>) {
+fn run<S: Strategy>(
+    target: &str,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
     let mut runner = TestRunner::new(Config {
         cases: cases(),
         failure_persistence: None,
@@ -70,7 +74,10 @@ fn number_text() -> impl Strategy<Value = String> {
 }
 
 fn catalog() -> Catalog {
-    Settings::default().catalog.build().expect("the default catalog builds")
+    Settings::default()
+        .catalog
+        .build()
+        .expect("the default catalog builds")
 }
 
 #[test]
@@ -98,27 +105,29 @@ fn emails() {
 #[test]
 fn coin_amounts_and_their_prices() {
     let catalog = catalog();
-    run("coin amounts", (number_text(), number_text()), |(custom, package)| {
-        let parsed = [
-            catalog.parse_custom_amount(&custom),
-            catalog.parse_package(&package),
-        ];
-        for coins in parsed.into_iter().flatten() {
-            for currency in catalog.currencies() {
-                let quote = catalog.quote(coins, currency);
-                prop_assert!(quote.is_some(), "an accepted amount can be priced");
+    run(
+        "coin amounts",
+        (number_text(), number_text()),
+        |(custom, package)| {
+            let parsed = [
+                catalog.parse_custom_amount(&custom),
+                catalog.parse_package(&package),
+            ];
+            for coins in parsed.into_iter().flatten() {
+                for currency in catalog.currencies() {
+                    let quote = catalog.quote(coins, currency);
+                    prop_assert!(quote.is_some(), "an accepted amount can be priced");
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn pricing_any_number_of_coins_never_panics() {
     let catalog = catalog();
-    let fee = Settings::default()
-        .payments
-        .fee_for(PaymentMethod::Paypal);
+    let fee = Settings::default().payments.fee_for(PaymentMethod::Paypal);
     run("pricing (any u64 coins)", any::<u64>(), |n| {
         for currency in catalog.currencies() {
             if let Some(q) = catalog.quote(Coins::new(n), currency) {
@@ -201,7 +210,12 @@ fn webhook_signature_headers() {
     use coinfront::payments::signature::{sign, verify};
     run(
         "webhook signature headers",
-        (signature_header(), any::<i64>(), 0i64..100_000, any::<Vec<u8>>()),
+        (
+            signature_header(),
+            any::<i64>(),
+            0i64..100_000,
+            any::<Vec<u8>>(),
+        ),
         |(header, now, tolerance, body)| {
             // Random headers never verify (and never panic).
             prop_assert!(verify(&[b"key"], Some(&header), &body, now, tolerance).is_err());
@@ -258,16 +272,20 @@ fn list_values() {
 fn sealed_quotes_and_tokens() {
     use coinfront::store::quote::open;
     let key = Secret::new("property-test-key");
-    let sealed = prop_oneof![
-        text(),
-        "[A-Za-z0-9_\\-]{0,80}\\.[0-9a-f]{0,64}",
-    ];
-    run("sealed quotes, order tokens, order numbers", (sealed, any::<i64>(), any::<i64>()), |(s, now, age)| {
-        prop_assert!(open(&key, &s, now, age).is_none(), "a forged quote never opens");
-        let _ = coinfront::orders::tokens::well_formed(&s);
-        let _ = coinfront::domain::ids::normalise_order_number(&s);
-        Ok(())
-    });
+    let sealed = prop_oneof![text(), "[A-Za-z0-9_\\-]{0,80}\\.[0-9a-f]{0,64}",];
+    run(
+        "sealed quotes, order tokens, order numbers",
+        (sealed, any::<i64>(), any::<i64>()),
+        |(s, now, age)| {
+            prop_assert!(
+                open(&key, &s, now, age).is_none(),
+                "a forged quote never opens"
+            );
+            let _ = coinfront::orders::tokens::well_formed(&s);
+            let _ = coinfront::domain::ids::normalise_order_number(&s);
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -293,9 +311,12 @@ fn client_ip_headers() {
         |(lines, peer, range)| {
             let ip = trusted.client_ip(peer, lines.iter().map(String::as_str));
             // An untrusted peer is always the client.
-            if !["127.0.0.1".parse::<ProxyRange>().unwrap(), "10.0.0.0/8".parse().unwrap()]
-                .iter()
-                .any(|p| p.contains(peer))
+            if ![
+                "127.0.0.1".parse::<ProxyRange>().unwrap(),
+                "10.0.0.0/8".parse().unwrap(),
+            ]
+            .iter()
+            .any(|p| p.contains(peer))
             {
                 prop_assert_eq!(ip, peer.to_canonical());
             }
@@ -312,7 +333,18 @@ fn log_paths_never_carry_tokens() {
     use coinfront::web::middleware::redact_path;
     let token = "[a-f0-9]{64}";
     let path = prop_oneof![
-        (prop::sample::select(vec!["/orders/", "/console/setup/", "/sandbox/pay/cs_test_", "/sandbox/paypal/cs_test_", "/sandbox/crypto/cs_test_", "/x/"]), token, "(/[a-z]{0,8})?")
+        (
+            prop::sample::select(vec![
+                "/orders/",
+                "/console/setup/",
+                "/sandbox/pay/cs_test_",
+                "/sandbox/paypal/cs_test_",
+                "/sandbox/crypto/cs_test_",
+                "/x/"
+            ]),
+            token,
+            "(/[a-z]{0,8})?"
+        )
             .prop_map(|(prefix, t, tail)| format!("{prefix}{t}{tail}")),
         text(),
     ];
@@ -320,7 +352,12 @@ fn log_paths_never_carry_tokens() {
         let logged = redact_path(&p);
         for segment in p.split('/') {
             if segment.len() >= 64 && segment.bytes().all(|b| b.is_ascii_hexdigit()) {
-                prop_assert!(!logged.contains(segment), "{} leaked in {}", segment, logged);
+                prop_assert!(
+                    !logged.contains(segment),
+                    "{} leaked in {}",
+                    segment,
+                    logged
+                );
             }
         }
         Ok(())
@@ -330,12 +367,16 @@ fn log_paths_never_carry_tokens() {
 #[test]
 fn free_text() {
     use coinfront::domain::text::{is_invisible, normalise};
-    run("free text (messages, notes, reasons)", (text(), any::<bool>()), |(s, multiline)| {
-        let n = normalise(&s, multiline);
-        prop_assert!(!n.chars().any(|c| is_invisible(c) && c != '\n' && c != '\t'));
-        prop_assert_eq!(n.trim(), n.as_str());
-        Ok(())
-    });
+    run(
+        "free text (messages, notes, reasons)",
+        (text(), any::<bool>()),
+        |(s, multiline)| {
+            let n = normalise(&s, multiline);
+            prop_assert!(!n.chars().any(|c| is_invisible(c) && c != '\n' && c != '\t'));
+            prop_assert_eq!(n.trim(), n.as_str());
+            Ok(())
+        },
+    );
 }
 
 /// A form post as a browser (or anyone) sends it: the shop's own field names, others, and
@@ -343,17 +384,35 @@ fn free_text() {
 fn form_body() -> impl Strategy<Value = Vec<u8>> {
     let name = prop_oneof![
         prop::sample::select(vec![
-            "csrf_token", "package", "coins", "tiktok_username", "email", "currency",
-            "payment_method", "age_confirmed", "quote", "shown_total_minor", "shown_currency",
-            "card_number", "expiry", "cvc", "gift_code", "amount", "reason", "message",
-            "order_number", "password",
+            "csrf_token",
+            "package",
+            "coins",
+            "tiktok_username",
+            "email",
+            "currency",
+            "payment_method",
+            "age_confirmed",
+            "quote",
+            "shown_total_minor",
+            "shown_currency",
+            "card_number",
+            "expiry",
+            "cvc",
+            "gift_code",
+            "amount",
+            "reason",
+            "message",
+            "order_number",
+            "password",
         ])
         .prop_map(str::to_owned),
         "[ -~]{0,10}",
     ];
     prop_oneof![
         prop::collection::vec((name, text()), 0..8).prop_map(|pairs| {
-            serde_urlencoded::to_string(&pairs).unwrap_or_default().into_bytes()
+            serde_urlencoded::to_string(&pairs)
+                .unwrap_or_default()
+                .into_bytes()
         }),
         "[a-z_=&%0-9A-F+]{0,80}".prop_map(String::into_bytes),
         any::<Vec<u8>>(),
@@ -368,20 +427,27 @@ fn form_bodies() {
     let req = actix_web::test::TestRequest::default()
         .app_data(Data::new(CsrfKey(Secret::new("form-key"))))
         .to_http_request();
-    run("form bodies (urlencoded, every buyer form)", form_body(), |body| {
-        // The checks before decoding (cross-site, password-like fields, the CSRF token: there
-        // is no CSRF cookie here, so every form is refused)...
-        prop_assert!(parse_form::<coinfront::store::checkout::CheckoutForm>(&req, &body, false).is_err());
-        // ...and the decoding step itself, into every buyer form.
-        use serde_urlencoded::from_bytes;
-        let _ = from_bytes::<coinfront::store::checkout::CheckoutForm>(&body);
-        let _ = from_bytes::<coinfront::store::checkout::ConfirmForm>(&body);
-        let _ = from_bytes::<coinfront::payments::sandbox::page::PayForm>(&body);
-        let _ = from_bytes::<coinfront::payments::sandbox::page::TransferForm>(&body);
-        let _ = from_bytes::<coinfront::store::orders::RefundForm>(&body);
-        let _ = from_bytes::<coinfront::store::orders::LookupForm>(&body);
-        Ok(())
-    });
+    run(
+        "form bodies (urlencoded, every buyer form)",
+        form_body(),
+        |body| {
+            // The checks before decoding (cross-site, password-like fields, the CSRF token: there
+            // is no CSRF cookie here, so every form is refused)...
+            prop_assert!(parse_form::<coinfront::store::checkout::CheckoutForm>(
+                &req, &body, false
+            )
+            .is_err());
+            // ...and the decoding step itself, into every buyer form.
+            use serde_urlencoded::from_bytes;
+            let _ = from_bytes::<coinfront::store::checkout::CheckoutForm>(&body);
+            let _ = from_bytes::<coinfront::store::checkout::ConfirmForm>(&body);
+            let _ = from_bytes::<coinfront::payments::sandbox::page::PayForm>(&body);
+            let _ = from_bytes::<coinfront::payments::sandbox::page::TransferForm>(&body);
+            let _ = from_bytes::<coinfront::store::orders::RefundForm>(&body);
+            let _ = from_bytes::<coinfront::store::orders::LookupForm>(&body);
+            Ok(())
+        },
+    );
 }
 
 /// Every key the settings have, for generated config files.
@@ -390,7 +456,11 @@ fn setting_keys() -> Vec<String> {
         match v {
             serde_json::Value::Object(m) if !m.is_empty() => {
                 for (k, v) in m {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&p, v, out);
                 }
             }
@@ -398,7 +468,11 @@ fn setting_keys() -> Vec<String> {
         }
     }
     let mut keys = Vec::new();
-    walk("", &serde_json::to_value(Settings::default()).unwrap(), &mut keys);
+    walk(
+        "",
+        &serde_json::to_value(Settings::default()).unwrap(),
+        &mut keys,
+    );
     keys
 }
 
@@ -410,7 +484,9 @@ fn config_values() {
     let value = prop_oneof![
         any::<i64>().prop_map(|n| n.to_string()),
         any::<u64>().prop_map(|n| n.to_string()),
-        any::<f64>().prop_filter("TOML float", |f| f.is_finite()).prop_map(|f| format!("{f:?}")),
+        any::<f64>()
+            .prop_filter("TOML float", |f| f.is_finite())
+            .prop_map(|f| format!("{f:?}")),
         number_text().prop_map(|s| format!("{s:?}")),
         any::<bool>().prop_map(|b| b.to_string()),
         text().prop_map(|s| format!("{s:?}")),

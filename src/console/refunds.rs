@@ -215,14 +215,7 @@ pub async fn decide(
                     "Write the buyer a message saying why. Nothing was changed.".into(),
                 ));
             }
-            return match deny(
-                &state,
-                &req.id,
-                &actor,
-                &message,
-            )
-            .await?
-            {
+            return match deny(&state, &req.id, &actor, &message).await? {
                 Ok(()) => Ok(back("denied")),
                 Err(e) => Err(conflict(e)),
             };

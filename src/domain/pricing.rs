@@ -234,7 +234,8 @@ impl Catalog {
                 .tiers
                 .get(i + 1)
                 .map_or(n, |next| next.from_coins.min(n));
-            let band = Decimal::from(band_end - tier.from_coins).checked_mul(tier.price_per_coin)?;
+            let band =
+                Decimal::from(band_end - tier.from_coins).checked_mul(tier.price_per_coin)?;
             total = total.checked_add(band)?;
         }
         Some(total)
@@ -313,7 +314,10 @@ pub(crate) mod tests {
         let c = test_catalog();
         assert_eq!(c.base_total(Coins::new(70)).unwrap(), dec!(0.728));
         assert_eq!(c.base_total(Coins::new(1000)).unwrap(), dec!(10.4));
-        assert_eq!(c.base_total(Coins::new(1400)).unwrap(), dec!(10.4) + dec!(4.08));
+        assert_eq!(
+            c.base_total(Coins::new(1400)).unwrap(),
+            dec!(10.4) + dec!(4.08)
+        );
         assert_eq!(
             c.base_total(Coins::new(10001)).unwrap(),
             dec!(10.4) + dec!(91.8) + dec!(0.01)

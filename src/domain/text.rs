@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn text_keeps_its_lines_and_loses_the_rest() {
-        assert_eq!(normalise("  Hi\r\nthere\u{202E}!\u{7} ", true), "Hi\nthere!");
+        assert_eq!(
+            normalise("  Hi\r\nthere\u{202E}!\u{7} ", true),
+            "Hi\nthere!"
+        );
         assert_eq!(normalise("a\r\nb\tc", false), "a b c");
         assert_eq!(normalise_at_most("abcdef", true, 3), "abc");
         assert_eq!(normalise_at_most("ab  cd", true, 3), "ab");

@@ -22,7 +22,10 @@ fn authorised(req: &HttpRequest, token: &str) -> bool {
     bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
 }
 
-pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
     let Some(token) = &state.settings.metrics.token else {
         return Err(AppError::NotFound);
     };
@@ -77,8 +80,7 @@ async fn render(state: &AppState) -> Result<String, sqlx::Error> {
     );
     out.push_str("# TYPE coinfront_circuit_breaker_trips_total counter\n");
     let _ = writeln!(out, "coinfront_circuit_breaker_trips_total {trips}");
-    let limited =
-        crate::db::rate_limits::total_since(pool, state.now_ms() - 3_600_000).await?;
+    let limited = crate::db::rate_limits::total_since(pool, state.now_ms() - 3_600_000).await?;
     out.push_str(
         "# HELP coinfront_rate_limited_last_hour Requests refused by a rate limit in the last hour.\n",
     );

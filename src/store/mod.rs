@@ -77,10 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Pages that show a buyer's quote, order or payment are kept out of every cache (shared
 /// proxies and the back button alike).
 fn no_store() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new().add((
-        actix_web::http::header::CACHE_CONTROL,
-        "no-store",
-    ))
+    actix_web::middleware::DefaultHeaders::new()
+        .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {

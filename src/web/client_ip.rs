@@ -43,7 +43,9 @@ impl FromStr for ProxyRange {
         // An IPv4-mapped IPv6 range (::ffff:10.0.0.0/104) is the IPv4 range it maps.
         let net = match net {
             IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-                Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).map_err(|e| e.to_string())?,
+                Some(v4) => {
+                    IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).map_err(|e| e.to_string())?
+                }
                 None => net,
             },
             _ => net,
@@ -179,7 +181,10 @@ mod tests {
         let got = t.client_ip(peer, ["6.6.6.6", "203.0.113.9"].into_iter());
         assert_eq!(got, ip("203.0.113.9"));
         // A chain of trusted proxies is walked back.
-        let got = t.client_ip(peer, ["6.6.6.6, 203.0.113.9, 10.1.2.3", "10.9.9.9"].into_iter());
+        let got = t.client_ip(
+            peer,
+            ["6.6.6.6, 203.0.113.9, 10.1.2.3", "10.9.9.9"].into_iter(),
+        );
         assert_eq!(got, ip("203.0.113.9"));
         // All trusted: the left-most.
         assert_eq!(t.client_ip(peer, ["10.1.1.1"].into_iter()), ip("10.1.1.1"));

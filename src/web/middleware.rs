@@ -82,8 +82,7 @@ pub fn redact_path(path: &str) -> String {
             && segment
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'%' | b'.'));
-        if (redact_next && !segment.is_empty() && !PUBLIC_SEGMENTS.contains(&segment))
-            || token_like
+        if (redact_next && !segment.is_empty() && !PUBLIC_SEGMENTS.contains(&segment)) || token_like
         {
             out.push_str(REDACTED);
         } else {
@@ -160,19 +159,49 @@ mod tests {
         let session = format!("cs_test_{token}");
         for (path, logged) in [
             (format!("/orders/{token}"), format!("/orders/{REDACTED}")),
-            (format!("/orders/{token}/refund"), format!("/orders/{REDACTED}/refund")),
-            (format!("/orders/{token}/messages"), format!("/orders/{REDACTED}/messages")),
+            (
+                format!("/orders/{token}/refund"),
+                format!("/orders/{REDACTED}/refund"),
+            ),
+            (
+                format!("/orders/{token}/messages"),
+                format!("/orders/{REDACTED}/messages"),
+            ),
             ("/orders/short".into(), format!("/orders/{REDACTED}")),
             ("/orders/lookup".into(), "/orders/lookup".into()),
-            (format!("/console/setup/{token}"), format!("/console/setup/{REDACTED}")),
-            (format!("/sandbox/pay/{session}"), format!("/sandbox/pay/{REDACTED}")),
-            (format!("/sandbox/paypal/{session}"), format!("/sandbox/paypal/{REDACTED}")),
-            (format!("/sandbox/crypto/{session}"), format!("/sandbox/crypto/{REDACTED}")),
-            (format!("/anything/{token}/else"), format!("/anything/{REDACTED}/else")),
-            (format!("/orders/{token}?x={token}"), format!("/orders/{REDACTED}")),
+            (
+                format!("/console/setup/{token}"),
+                format!("/console/setup/{REDACTED}"),
+            ),
+            (
+                format!("/sandbox/pay/{session}"),
+                format!("/sandbox/pay/{REDACTED}"),
+            ),
+            (
+                format!("/sandbox/paypal/{session}"),
+                format!("/sandbox/paypal/{REDACTED}"),
+            ),
+            (
+                format!("/sandbox/crypto/{session}"),
+                format!("/sandbox/crypto/{REDACTED}"),
+            ),
+            (
+                format!("/anything/{token}/else"),
+                format!("/anything/{REDACTED}/else"),
+            ),
+            (
+                format!("/orders/{token}?x={token}"),
+                format!("/orders/{REDACTED}"),
+            ),
             ("/".into(), "/".into()),
-            ("/console/orders/CF-1234".into(), "/console/orders/CF-1234".into()),
-            ("/webhooks/payments/sandbox".into(), "/webhooks/payments/sandbox".into()),
+            (
+                "/console/orders/CF-1234".into(),
+                "/console/orders/CF-1234".into(),
+            ),
+            (
+                "/webhooks/payments/sandbox".into(),
+                "/webhooks/payments/sandbox".into(),
+            ),
             ("/static/site.css".into(), "/static/site.css".into()),
         ] {
             assert_eq!(redact_path(&path), logged, "{path}");

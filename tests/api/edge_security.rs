@@ -45,7 +45,11 @@ async fn a_huge_crypto_amount_is_refused_with_422_not_a_panic() {
         )
         .await;
         assert_eq!(r.status(), 422, "amount {amount}");
-        assert!(r.text().await.unwrap().contains("Enter the amount to send."));
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("Enter the amount to send."));
     }
     // The page still works afterwards: the exact amount pays.
     let r = post_on_page(
@@ -237,7 +241,13 @@ async fn invisible_only_text_is_refused_as_empty_everywhere() {
 
     // A buyer's support message.
     for text in invisible {
-        let r = post_on_page(&app, &path, &format!("{path}/messages"), &[("message", text)]).await;
+        let r = post_on_page(
+            &app,
+            &path,
+            &format!("{path}/messages"),
+            &[("message", text)],
+        )
+        .await;
         assert_eq!(r.status(), 422, "{text:?}");
         assert!(r.text().await.unwrap().contains("Write a message first."));
     }
@@ -281,8 +291,9 @@ async fn invisible_only_text_is_refused_as_empty_everywhere() {
     let page = format!("/console/orders/{number}");
     let notes_before = app.count("SELECT COUNT(*) FROM notes").await;
     for text in invisible {
-        let r = crate::helpers::post_from(&agent, &page, &format!("{page}/notes"), &[("note", text)])
-            .await;
+        let r =
+            crate::helpers::post_from(&agent, &page, &format!("{page}/notes"), &[("note", text)])
+                .await;
         assert_eq!(r.status(), 400, "{text:?}");
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM notes").await, notes_before);
@@ -309,7 +320,10 @@ async fn invisible_only_text_is_refused_as_empty_everywhere() {
         .await;
         assert!(!r.status().is_redirection(), "{text:?}");
     }
-    assert_eq!(app.count("SELECT COUNT(*) FROM risk_lists").await, entries_before);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM risk_lists").await,
+        entries_before
+    );
 }
 
 // Finding 15: HEAD answered 404 on every GET route, so HEAD-based uptime checks saw the shop
@@ -330,10 +344,17 @@ async fn head_is_answered_wherever_get_is() {
         let head = app.client.head(app.url(path)).send().await.unwrap();
         assert_eq!(head.status(), get.status(), "{path}");
         for name in ["content-type", "content-security-policy", "cache-control"] {
-            assert_eq!(head.headers().get(name), get.headers().get(name), "{path}: {name}");
+            assert_eq!(
+                head.headers().get(name),
+                get.headers().get(name),
+                "{path}: {name}"
+            );
         }
         assert!(head.text().await.unwrap().is_empty(), "{path}: no body");
-        assert!(!get.text().await.unwrap().is_empty(), "{path}: GET has a body");
+        assert!(
+            !get.text().await.unwrap().is_empty(),
+            "{path}: GET has a body"
+        );
     }
     let head = app.client.head(app.url("/healthz")).send().await.unwrap();
     assert_eq!(head.status(), 200);
@@ -357,7 +378,8 @@ async fn metrics_need_the_configured_bearer_token() {
     assert_eq!(r.status(), 404);
 
     let token = "metrics-token-7f3a9c0e5b";
-    let app = spawn_app_with(|s| s.metrics.token = Some(coinfront::config::Secret::new(token))).await;
+    let app =
+        spawn_app_with(|s| s.metrics.token = Some(coinfront::config::Secret::new(token))).await;
     assert_eq!(app.get("/metrics").await.status(), 401);
     for wrong in ["", "metrics-token", "metrics-token-7f3a9c0e5b0"] {
         let r = app
@@ -421,12 +443,16 @@ async fn refusals_are_counted_per_address_and_minute_and_pruned() {
     // Older than the rules look back: pruned.
     let pool = app.state.db.pool();
     assert_eq!(
-        coinfront::db::rate_limits::prune(pool, app.now_ms()).await.unwrap(),
+        coinfront::db::rate_limits::prune(pool, app.now_ms())
+            .await
+            .unwrap(),
         0
     );
     app.clock.advance_secs(3 * 3600);
     assert_eq!(
-        coinfront::db::rate_limits::prune(pool, app.now_ms()).await.unwrap(),
+        coinfront::db::rate_limits::prune(pool, app.now_ms())
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM rate_limit_counts").await, 0);
@@ -505,20 +531,38 @@ async fn secret_links_are_redacted_in_every_log_line() {
     use crate::process::ServerProcess;
     let dir = tempfile::tempdir().unwrap();
     let (url, _db) = fresh_database(dir.path()).await;
-    let server = ServerProcess::start(dir.path(), &url, "server.log", &[("COINFRONT_LOG", "debug")]);
+    let server = ServerProcess::start(
+        dir.path(),
+        &url,
+        "server.log",
+        &[("COINFRONT_LOG", "debug")],
+    );
     let log = std::fs::read_to_string(&server.log).unwrap();
-    let at = log.find("/console/setup/").expect("the first-start setup link");
-    let setup_token: String = log[at + "/console/setup/".len()..].chars().take(64).collect();
+    let at = log
+        .find("/console/setup/")
+        .expect("the first-start setup link");
+    let setup_token: String = log[at + "/console/setup/".len()..]
+        .chars()
+        .take(64)
+        .collect();
     let browser = Browser::new(server.address.clone());
     let setup_path = format!("/console/setup/{setup_token}");
     assert_eq!(browser.get(&setup_path).await.status(), 200);
     let started = browser.start_order(&Checkout::default()).await;
-    let session = started.session_path.trim_start_matches("/sandbox/pay/").to_owned();
+    let session = started
+        .session_path
+        .trim_start_matches("/sandbox/pay/")
+        .to_owned();
     let paid = browser.pay_card(&started, "4242424242424242", "123").await;
     let order_path = browser.order_path_after(paid).await;
     let order_token = order_path.trim_start_matches("/orders/").to_owned();
     assert_eq!(browser.get(&order_path).await.status(), 200);
-    let _ = browser.client.head(browser.url(&order_path)).send().await.unwrap();
+    let _ = browser
+        .client
+        .head(browser.url(&order_path))
+        .send()
+        .await
+        .unwrap();
     let _ = browser.get(&format!("{order_path}?again=1")).await;
     let _ = browser.get(&format!("/not/{}", "z".repeat(40))).await;
     // The last request's line is written before its response is sent.
@@ -526,7 +570,10 @@ async fn secret_links_are_redacted_in_every_log_line() {
     assert!(
         log.contains(&format!("/orders/{}", coinfront::web::middleware::REDACTED)),
         "{}",
-        log.lines().filter(|l| l.contains("path=")).collect::<Vec<_>>().join("\n")
+        log.lines()
+            .filter(|l| l.contains("path="))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_eq!(
         log.matches(&setup_token).count(),
@@ -595,5 +642,13 @@ async fn malformed_requests_are_counted_not_logged_as_errors() {
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(!log.contains("ERROR"), "{log}");
     // A well-formed request still works.
-    assert_eq!(client.get(format!("{}/healthz", server.address)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", server.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
