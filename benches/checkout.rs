@@ -210,7 +210,7 @@ fn bench_settings(db_url: String, data_dir: &Path, job_workers: usize) -> Settin
     // The buyers' addresses arrive as X-Forwarded-For from 127.0.0.1, as behind a reverse
     // proxy, so that each order comes from its own address (as real buyers do) instead of
     // every order piling onto one IP's velocity and rate-limit counters.
-    s.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    s.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into()];
     s
 }
 

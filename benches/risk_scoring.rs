@@ -682,15 +682,7 @@ async fn fill(db: &Db, h: &History, now: i64) -> anyhow::Result<FillStats> {
     }
     let mut tx = db.begin().await?;
     for (ip, at) in &h.rate_limit_hits {
-        sqlx::query(
-            "INSERT INTO rate_limit_hits (id, client_ip, route, at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(ids::new_id())
-        .bind(ip)
-        .bind("payment_attempt")
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        coinfront::db::rate_limits::record_refusal_in(&mut tx, ip, *at).await?;
     }
     for (list, kind, value, expires) in &h.list_entries {
         sqlx::query(
@@ -726,7 +718,10 @@ async fn fill(db: &Db, h: &History, now: i64) -> anyhow::Result<FillStats> {
         usernames: count("SELECT COUNT(DISTINCT tiktok_username) FROM orders").await?,
         cards: count("SELECT COUNT(DISTINCT card_fingerprint) FROM payments").await?,
         list_entries: count("SELECT COUNT(*) FROM risk_lists").await?,
-        rate_limit_hits: count("SELECT COUNT(*) FROM rate_limit_hits").await?,
+        rate_limit_hits: count(
+            "SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) FROM rate_limit_counts",
+        )
+        .await?,
     };
     ensure!(
         stats.orders == h.orders.len(),

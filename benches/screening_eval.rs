@@ -613,7 +613,7 @@ fn settings(db_url: String, data_dir: &std::path::Path) -> Settings {
     s.secrets.webhook_signing_key = Some(Secret::new("eval-webhook-key-0123456789abcdef"));
     s.supplier.sandbox_delay_ms = 0;
     s.jobs.poll_interval_ms = 5;
-    s.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    s.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into()];
     // Everything else, the rate limits and the risk rules included, as shipped.
     s
 }

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -42,6 +42,14 @@ impl Secret {
     }
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// Serialised only as a placeholder (the settings are serialised for documentation checks,
+/// never to store them), so a secret cannot leak that way either.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
     }
 }
 
@@ -93,14 +101,14 @@ impl<'de> Deserialize<'de> for Dec {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Pretty,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address and port to listen on; port 0 picks a free port.
@@ -126,6 +134,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub secrets: SecretSettings,
     pub console: ConsoleSettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Settings {
@@ -150,11 +159,12 @@ impl Default for Settings {
             mail: MailSettings::default(),
             secrets: SecretSettings::default(),
             console: ConsoleSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogSettings {
     pub base_currency: String,
@@ -253,7 +263,7 @@ impl CatalogSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentSettings {
     /// Only `sandbox` exists today.
@@ -274,7 +284,7 @@ pub struct PaymentSettings {
     pub sandbox_crypto_confirm_seconds: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeeSettings {
     pub percent: Dec,
@@ -324,12 +334,14 @@ impl Default for PaymentSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
-    /// Peers whose client-IP header is believed (a reverse proxy on the same host, say).
-    pub trusted_proxies: Vec<IpAddr>,
-    /// The header a trusted proxy puts the client's IP in (its last entry is used).
+    /// Peers whose client-IP header is believed (a reverse proxy on the same host, say):
+    /// addresses or CIDR ranges.
+    pub trusted_proxies: Vec<crate::web::client_ip::ProxyRange>,
+    /// The header a trusted proxy puts the client's IP in (read from the right, over every
+    /// line of it, walking back through trusted proxies).
     pub client_ip_header: String,
     /// Mark cookies `Secure` behind a TLS-terminating proxy (built-in TLS does it anyway).
     /// Never read it directly: every cookie goes through `CookiePolicy::of`, which uses
@@ -359,14 +371,14 @@ impl Default for HttpSettings {
 }
 
 /// A rate limit: `burst` requests at once, refilled at `per_minute`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
     pub per_minute: u32,
     pub burst: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     pub checkout: Limit,
@@ -413,7 +425,7 @@ impl Default for RateLimitSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobSettings {
     /// Job workers per server process; 0 runs none (useful for tests of the queue itself).
@@ -442,7 +454,7 @@ impl Default for JobSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupplierSettings {
     /// Only `sandbox` exists today.
@@ -460,7 +472,7 @@ impl Default for SupplierSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShopSettings {
     /// Buyers confirm they are at least this old at checkout.
@@ -489,7 +501,7 @@ impl Default for ShopSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FulfillmentSettings {
     /// Refund the buyer at once when coins could not be delivered after the last retry.
@@ -504,7 +516,7 @@ impl Default for FulfillmentSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MailSettings {
     /// `file` (an outbox folder of .eml files) or `smtp`.
@@ -536,7 +548,7 @@ impl Default for MailSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecretSettings {
     /// Signs CSRF tokens and cookies. Generated into `data_dir` when not set.
@@ -546,6 +558,15 @@ pub struct SecretSettings {
     /// Encrypts staff two-factor (TOTP) seeds in the database. Generated into `data_dir` when
     /// not set.
     pub totp_key: Option<Secret>,
+}
+
+/// `GET /metrics` (order counts by status and the like): off the public shop unless a scraper
+/// presents this bearer token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// With no token, `/metrics` answers 404.
+    pub token: Option<Secret>,
 }
 
 impl HttpSettings {
@@ -588,7 +609,7 @@ impl PaymentSettings {
 }
 
 /// The support console: staff sessions, sign-in lock-outs and password hashing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsoleSettings {
     /// A session ends after this long without a request.
@@ -635,6 +656,88 @@ impl Default for ConsoleSettings {
     }
 }
 
+/// Durations are turned into milliseconds and added to the clock at run time: anything beyond
+/// ten years is a typo, and refusing it keeps that arithmetic far from overflowing.
+const MAX_DURATION_MS: u64 = 10 * 366 * 24 * 3_600_000;
+
+impl Settings {
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        let (p, j, c) = (&self.payments, &self.jobs, &self.console);
+        let durations = [
+            (
+                "payments.order_expiry_minutes",
+                p.order_expiry_minutes,
+                60_000,
+            ),
+            (
+                "payments.sandbox_bank_transfer_settle_seconds",
+                p.sandbox_bank_transfer_settle_seconds,
+                1_000,
+            ),
+            (
+                "payments.webhook_tolerance_seconds",
+                p.webhook_tolerance_seconds,
+                1_000,
+            ),
+            (
+                "payments.crypto_quote_minutes",
+                p.crypto_quote_minutes,
+                60_000,
+            ),
+            (
+                "payments.sandbox_crypto_confirm_seconds",
+                p.sandbox_crypto_confirm_seconds,
+                1_000,
+            ),
+            ("jobs.lease_seconds", j.lease_seconds, 1_000),
+            ("jobs.backoff_base_ms", j.backoff_base_ms, 1),
+            ("jobs.backoff_max_ms", j.backoff_max_ms, 1),
+            ("jobs.poll_interval_ms", j.poll_interval_ms, 1),
+            (
+                "supplier.sandbox_delay_ms",
+                self.supplier.sandbox_delay_ms,
+                1,
+            ),
+            (
+                "console.idle_timeout_minutes",
+                c.idle_timeout_minutes,
+                60_000,
+            ),
+            (
+                "console.absolute_timeout_hours",
+                c.absolute_timeout_hours,
+                3_600_000,
+            ),
+            ("console.lockout_minutes", c.lockout_minutes, 60_000),
+            ("console.setup_link_hours", c.setup_link_hours, 3_600_000),
+            (
+                "console.settings_reload_seconds",
+                c.settings_reload_seconds,
+                1_000,
+            ),
+            (
+                "shop.refund_window_days",
+                u64::from(self.shop.refund_window_days),
+                86_400_000,
+            ),
+            (
+                "shop.default_delivery_minutes",
+                u64::from(self.shop.default_delivery_minutes),
+                60_000,
+            ),
+        ];
+        for (key, value, unit_ms) in durations {
+            if value
+                .checked_mul(unit_ms)
+                .is_none_or(|ms| ms > MAX_DURATION_MS)
+            {
+                return Err(ConfigError::new(key, "must be at most ten years"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl ConsoleSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.idle_timeout_minutes == 0 {
@@ -644,7 +747,7 @@ impl ConsoleSettings {
             ));
         }
         if self.absolute_timeout_hours == 0
-            || self.absolute_timeout_hours * 60 < self.idle_timeout_minutes
+            || self.absolute_timeout_hours.saturating_mul(60) < self.idle_timeout_minutes
         {
             return Err(ConfigError::new(
                 "console.absolute_timeout_hours",
@@ -742,6 +845,7 @@ impl Settings {
     /// Checks what the types alone cannot. Run at start-up so a bad value stops the shop
     /// before it serves anyone.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_durations()?;
         self.catalog.build()?;
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:")
@@ -930,5 +1034,17 @@ mod tests {
             format!("{:?}", Secret::new("hunter2")),
             "Secret([redacted])"
         );
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_not_overflowed() {
+        for line in [
+            "console.absolute_timeout_hours = 307445734561825861",
+            "payments.order_expiry_minutes = 9223372036854775807",
+            "jobs.lease_seconds = 9223372036854775807",
+        ] {
+            let err = Settings::from_figment(Figment::new().merge(Toml::string(line))).unwrap_err();
+            assert!(err.to_string().contains("ten years"), "{line}: {err}");
+        }
     }
 }

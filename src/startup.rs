@@ -208,6 +208,7 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
             .app_data(csrf_key.clone())
             .app_data(hsts.clone())
             .app_data(proxies.clone())
+            .wrap(from_fn(crate::web::middleware::head_as_get))
             .wrap(from_fn(crate::web::csrf::csrf_cookie))
             .wrap(from_fn(crate::web::middleware::security_headers))
             .wrap(from_fn(crate::web::middleware::request_id))

@@ -1,21 +1,80 @@
 //! Structured logs with `tracing`: human-readable by default, JSON for log collectors.
+//!
+//! A malformed request is the client's problem, not the shop's: actix's HTTP/1 dispatcher
+//! reports each one as an ERROR ("stream error: …"), so scanners and fuzzers would bury real
+//! errors. Those events are counted (`coinfront_malformed_requests_total` in `/metrics`) and
+//! logged again at DEBUG instead.
 
 use crate::config::LogFormat;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,actix_server=warn";
+
+static MALFORMED_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// Malformed HTTP requests this process refused since it started.
+pub fn malformed_requests() -> u64 {
+    MALFORMED_REQUESTS.load(Ordering::Relaxed)
+}
+
+/// Whether an event is actix reporting a connection that sent malformed HTTP.
+fn is_malformed_request(event: &Event<'_>) -> bool {
+    let meta = event.metadata();
+    if *meta.level() != Level::ERROR || !meta.target().starts_with("actix_http::h1") {
+        return false;
+    }
+    let mut message = Message(String::new());
+    event.record(&mut message);
+    message.0.starts_with("stream error")
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            use std::fmt::Write;
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
+}
+
+/// Turns actix's ERROR for a malformed request into a counted DEBUG line.
+pub struct MalformedRequests;
+
+impl<S: Subscriber> Layer<S> for MalformedRequests {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        if !is_malformed_request(event) {
+            return true;
+        }
+        MALFORMED_REQUESTS.fetch_add(1, Ordering::Relaxed);
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        tracing::debug!(target: "coinfront::http", detail = %message.0, "malformed request refused");
+        false
+    }
+}
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("COINFRONT_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(MalformedRequests);
     // try_init: tests may start several apps in one process.
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
+        LogFormat::Pretty => registry.with(fmt).try_init(),
     };
 }

@@ -220,6 +220,9 @@ async fn sweep(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
         }
         if rounds % 12 == 0 {
             state.limits.forget_idle();
+            if let Err(e) = crate::db::rate_limits::prune(state.db.pool(), state.now_ms()).await {
+                tracing::warn!(error = %e, "rate-limit count sweep failed");
+            }
             match crate::mail::outbox::revive_dead_sends(state.db.pool(), state.now_ms()).await {
                 Ok(0) => {}
                 Ok(n) => {

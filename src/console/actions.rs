@@ -35,11 +35,7 @@ pub async fn find(state: &AppState, key: &str) -> Result<Order, ConsoleError> {
 }
 
 fn clean(text: &str, max: usize) -> String {
-    text.trim()
-        .chars()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .take(max)
-        .collect()
+    crate::domain::text::normalise_at_most(text, true, max)
 }
 
 fn after(

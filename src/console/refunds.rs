@@ -79,7 +79,12 @@ async fn card(state: &AppState, r: &RefundRequest) -> Result<Option<RequestCard>
         .map(|x| x.amount_minor)
         .sum();
     let currency = order.amount.currency();
-    let left = (order.amount.minor() - order.refunded_minor - pending).max(0);
+    let left = order
+        .amount
+        .minor()
+        .saturating_sub(order.refunded_minor)
+        .saturating_sub(pending)
+        .max(0);
     let failed = refunds
         .iter()
         .rev()
@@ -204,20 +209,13 @@ pub async fn decide(
             Err(message) => return Err(ConsoleError::BadRequest(message)),
         },
         "deny" => {
-            let message = form.message.trim();
+            let message = crate::domain::text::normalise_at_most(&form.message, true, 1000);
             if message.is_empty() {
                 return Err(ConsoleError::BadRequest(
                     "Write the buyer a message saying why. Nothing was changed.".into(),
                 ));
             }
-            return match deny(
-                &state,
-                &req.id,
-                &actor,
-                &message.chars().take(1000).collect::<String>(),
-            )
-            .await?
-            {
+            return match deny(&state, &req.id, &actor, &message).await? {
                 Ok(()) => Ok(back("denied")),
                 Err(e) => Err(conflict(e)),
             };

@@ -7,6 +7,7 @@ pub mod events;
 pub mod notes;
 pub mod orders;
 pub mod payments;
+pub mod rate_limits;
 pub mod refunds;
 pub mod sign_in_throttle;
 pub mod staff;

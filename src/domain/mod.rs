@@ -10,6 +10,7 @@ pub mod money;
 pub mod order_status;
 pub mod payment_method;
 pub mod pricing;
+pub mod text;
 pub mod username;
 
 pub use coins::Coins;

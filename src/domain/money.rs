@@ -127,6 +127,16 @@ impl Money {
             .map(|minor| Money { minor, currency })
     }
 
+    /// An amount typed in major units ("12.34") as whole minor units, digits beyond the
+    /// currency's minor unit dropped. `None` unless it is a positive amount that fits: outside
+    /// input never reaches an unchecked multiply.
+    pub fn parse_major_truncated(input: &str, currency: Currency) -> Option<Self> {
+        let d = Decimal::from_str(input.trim()).ok()?;
+        let scale = Decimal::from(10i64.checked_pow(currency.minor_units())?);
+        let minor = i64::try_from(d.checked_mul(scale)?.trunc()).ok()?;
+        (minor > 0).then_some(Money { minor, currency })
+    }
+
     pub fn minor(&self) -> i64 {
         self.minor
     }

@@ -222,7 +222,8 @@ impl Catalog {
     }
 
     /// The exact price of `coins` in the base currency: each tier band at its own rate.
-    pub fn base_total(&self, coins: Coins) -> Decimal {
+    /// `None` if it does not fit a `Decimal` (only with absurd configured prices).
+    pub fn base_total(&self, coins: Coins) -> Option<Decimal> {
         let n = coins.get();
         let mut total = Decimal::ZERO;
         for (i, tier) in self.tiers.iter().enumerate() {
@@ -233,16 +234,18 @@ impl Catalog {
                 .tiers
                 .get(i + 1)
                 .map_or(n, |next| next.from_coins.min(n));
-            total += Decimal::from(band_end - tier.from_coins) * tier.price_per_coin;
+            let band =
+                Decimal::from(band_end - tier.from_coins).checked_mul(tier.price_per_coin)?;
+            total = total.checked_add(band)?;
         }
-        total
+        Some(total)
     }
 
     /// The price of `coins` in `currency`, rounded once. `None` if the currency is not offered
     /// or the amount overflows.
     pub fn quote(&self, coins: Coins, currency: Currency) -> Option<PriceQuote> {
         let rate = self.rate(currency)?;
-        let base_total = self.base_total(coins);
+        let base_total = self.base_total(coins)?;
         let total = Money::round_from_major(base_total.checked_mul(rate)?, currency)?;
         Some(PriceQuote {
             coins,
@@ -254,14 +257,17 @@ impl Catalog {
     /// The fee for paying `subtotal` with a method, in the same currency, rounded once.
     pub fn fee(&self, subtotal: Money, rule: &FeeRule) -> Option<Money> {
         let rate = self.rate(subtotal.currency())?;
-        let exact =
-            subtotal.to_major() * rule.percent / Decimal::from(100) + rule.fixed_base * rate;
+        let percent = subtotal
+            .to_major()
+            .checked_mul(rule.percent)?
+            .checked_div(Decimal::from(100))?;
+        let exact = percent.checked_add(rule.fixed_base.checked_mul(rate)?)?;
         Money::round_from_major(exact, subtotal.currency())
     }
 
     /// Converts an amount charged in some currency back to the base currency, exactly.
     pub fn to_base(&self, money: Money) -> Option<Decimal> {
-        Some(money.to_major() / self.rate(money.currency())?)
+        money.to_major().checked_div(self.rate(money.currency())?)
     }
 }
 
@@ -306,11 +312,14 @@ pub(crate) mod tests {
     #[test]
     fn prices_bands_at_their_own_rates() {
         let c = test_catalog();
-        assert_eq!(c.base_total(Coins::new(70)), dec!(0.728));
-        assert_eq!(c.base_total(Coins::new(1000)), dec!(10.4));
-        assert_eq!(c.base_total(Coins::new(1400)), dec!(10.4) + dec!(4.08));
+        assert_eq!(c.base_total(Coins::new(70)).unwrap(), dec!(0.728));
+        assert_eq!(c.base_total(Coins::new(1000)).unwrap(), dec!(10.4));
         assert_eq!(
-            c.base_total(Coins::new(10001)),
+            c.base_total(Coins::new(1400)).unwrap(),
+            dec!(10.4) + dec!(4.08)
+        );
+        assert_eq!(
+            c.base_total(Coins::new(10001)).unwrap(),
             dec!(10.4) + dec!(91.8) + dec!(0.01)
         );
     }
@@ -356,9 +365,9 @@ pub(crate) mod tests {
     fn tier_boundaries_are_continuous() {
         let c = test_catalog();
         for boundary in [1000u64, 10000] {
-            let below = c.base_total(Coins::new(boundary - 1));
-            let at = c.base_total(Coins::new(boundary));
-            let above = c.base_total(Coins::new(boundary + 1));
+            let below = c.base_total(Coins::new(boundary - 1)).unwrap();
+            let at = c.base_total(Coins::new(boundary)).unwrap();
+            let above = c.base_total(Coins::new(boundary + 1)).unwrap();
             assert!(below < at && at < above);
         }
     }

@@ -130,7 +130,7 @@ pub async fn refund_completed(
     let email = Email::RefundCompleted {
         amount: amount.to_string(),
     };
-    let total = order.refunded_minor + amount.minor();
+    let total = order.refunded_minor.saturating_add(amount.minor());
     each(state, tx, order, email, &total.to_string(), now).await
 }
 

@@ -37,7 +37,12 @@ pub enum Started {
 /// What may still be refunded: paid, minus refunded, minus refunds under way.
 pub async fn refundable(tx: &mut Tx, order: &Order) -> Result<Money, sqlx::Error> {
     let pending = rows::pending_minor(tx, &order.id).await?;
-    let left = (order.amount.minor() - order.refunded_minor - pending).max(0);
+    let left = order
+        .amount
+        .minor()
+        .saturating_sub(order.refunded_minor)
+        .saturating_sub(pending)
+        .max(0);
     Ok(Money::from_minor(left, order.amount.currency()))
 }
 
@@ -446,7 +451,8 @@ pub async fn on_provider_event(
         &format!("Refunded {amount}"),
     )
     .await?;
-    let refunded = order.refunded_minor + d.amount_minor;
+    // Checked: the amount comes from outside (a signed webhook, but still not ours).
+    let refunded = order.refunded_minor.saturating_add(d.amount_minor);
     let to = if refunded >= order.amount.minor() {
         OrderStatus::Refunded
     } else {

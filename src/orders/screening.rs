@@ -50,7 +50,7 @@ pub async fn assess_new_order(
         &mut signals.velocity_24h_ip,
     ] {
         v.orders += 1;
-        v.amount_minor += order.base_amount_minor;
+        v.amount_minor = v.amount_minor.saturating_add(order.base_amount_minor);
     }
     let assessment = risk::rules::evaluate(&signals, &live.risk);
     Ok((assessment, signals))

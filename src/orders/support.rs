@@ -31,20 +31,16 @@ pub enum SupportError {
     NoSuchOrder,
 }
 
+/// Plain text, normalised first (invisible characters dropped), then checked.
 fn clean(body: &str) -> Result<String, SupportError> {
-    let body = body.trim();
+    let body = crate::domain::text::normalise(body, true);
     if body.is_empty() {
         return Err(SupportError::Empty);
     }
     if body.chars().count() > MAX_MESSAGE {
         return Err(SupportError::TooLong);
     }
-    // Plain text: control characters other than line breaks and tabs are dropped.
-    Ok(body
-        .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        .collect::<String>()
-        .replace("\r\n", "\n"))
+    Ok(body)
 }
 
 async fn insert(

@@ -43,9 +43,9 @@ pub fn verify(
                         .map_err(|_| WebhookError::MalformedSignature)?,
                 )
             }
-            Some(("v1", v)) => {
-                signatures.push(hex::decode(v).map_err(|_| WebhookError::MalformedSignature)?)
-            }
+            // As Stripe's own libraries do: a `v1` that is not hex is skipped, not fatal, so a
+            // valid signature beside it still counts.
+            Some(("v1", v)) => signatures.extend(hex::decode(v).ok().filter(|s| !s.is_empty())),
             _ => {}
         }
     }
@@ -53,7 +53,12 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(WebhookError::MalformedSignature);
     }
-    if (now_secs - timestamp).abs() > tolerance_secs {
+    // Checked: a timestamp near i64::MIN or MAX must not wrap into "fresh".
+    let fresh = now_secs
+        .checked_sub(timestamp)
+        .and_then(i64::checked_abs)
+        .is_some_and(|age| age <= tolerance_secs);
+    if !fresh {
         return Err(WebhookError::Stale);
     }
     for key in keys {
@@ -106,7 +111,7 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused() {
-        for h in ["", "t=abc,v1=00", "v1=00", "t=1", "t=1,v1=zz"] {
+        for h in ["", "t=abc,v1=00", "v1=00", "t=1", "t=1,v1=zz", "t=1,v1="] {
             assert_eq!(
                 verify(&[KEY], Some(h), b"{}", 1, 300),
                 Err(WebhookError::MalformedSignature),
@@ -117,6 +122,35 @@ mod tests {
             verify(&[KEY], None, b"{}", 1, 300),
             Err(WebhookError::MalformedSignature)
         );
+    }
+
+    #[test]
+    fn a_valid_v1_beside_a_non_hex_v1_verifies() {
+        let good = sign(KEY, 100, b"x");
+        let sig = good.split_once(",v1=").unwrap().1;
+        for h in [
+            format!("t=100,v1=not-hex,v1={sig}"),
+            format!("t=100,v1={sig},v1=zz"),
+            format!("t=100,v0=abc,v1=,v1={sig}"),
+        ] {
+            assert_eq!(verify(&[KEY], Some(&h), b"x", 100, 300), Ok(()), "{h}");
+        }
+        assert_eq!(
+            verify(&[KEY], Some("t=100,v1=zz,v1=00"), b"x", 100, 300),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale_not_wrapped() {
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, -1_000_000_000_000] {
+            let h = sign(KEY, t, b"x");
+            assert_eq!(
+                verify(&[KEY], Some(&h), b"x", 1_700_000_000, 300),
+                Err(WebhookError::Stale),
+                "t={t}"
+            );
+        }
     }
 
     #[test]

@@ -207,7 +207,7 @@ pub async fn gather(
                                  WHERE mine.order_id = $1 AND mine.status = 'succeeded'
                                    AND earlier.status = 'succeeded' AND earlier.email = $2 AND earlier.order_id <> $1
                                    AND e.status = 'delivered' LIMIT 1) AS k) AS known_payer,
-          (SELECT COUNT(*) FROM rate_limit_hits WHERE client_ip = $3 AND at > $5) AS limited",
+          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS limited",
         attempt = "COALESCE(card_fingerprint, id) || ':' || COALESCE(failure_code, '')",
         fraud = FRAUD_DECLINE_CODES
             .iter()

@@ -206,6 +206,7 @@ pub async fn submit(
         .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
     let q = Quote {
         idempotency_key: ids::new_secret_token(),
+        session: quote::session_binding(&csrf.0),
         coins: coins.get(),
         currency: currency.code().into(),
         tiktok_username: username.as_str().into(),
@@ -249,6 +250,7 @@ pub struct ConfirmForm {
 #[tracing::instrument(name = "checkout_confirm", skip_all)]
 pub async fn confirm(
     state: web::Data<AppState>,
+    csrf: CsrfToken,
     ip: ClientIp,
     form: SafeForm<ConfirmForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -260,6 +262,13 @@ pub async fn confirm(
             "This confirmation page is out of date. Please start your order again — nothing was charged.".into(),
         )
     })?;
+    if !quote::belongs_to(&q, &csrf.0) {
+        // A quote copied out of another browser: it must not lead to that buyer's order.
+        tracing::warn!("refused a confirm page submitted from another browser session");
+        return Err(AppError::Forbidden(
+            "This confirmation page was opened in another browser. Please start your order again here — nothing was charged.".into(),
+        ));
+    }
     let order = match orders::by_idempotency_key(state.db.pool(), &q.idempotency_key).await? {
         Some(existing) => existing,
         None => create_order(&state, &q, &form, ip, now).await?,

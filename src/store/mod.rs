@@ -15,15 +15,28 @@ use crate::web::AppError;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::payments::sandbox::page as sandbox;
     cfg.route("/", web::get().to(catalog::show))
-        .route("/checkout", web::post().to(checkout::submit))
-        .route("/checkout/confirm", web::post().to(checkout::confirm))
+        .service(
+            web::resource("/checkout")
+                .wrap(no_store())
+                .route(web::post().to(checkout::submit)),
+        )
+        .service(
+            web::resource("/checkout/confirm")
+                .wrap(no_store())
+                .route(web::post().to(checkout::confirm)),
+        )
         .route(
             "/checkout/return",
             web::get().to(checkout::back_from_provider),
         )
-        .route("/orders/lookup", web::get().to(orders::lookup_form))
-        .route("/orders/lookup", web::post().to(orders::lookup))
+        .service(
+            web::resource("/orders/lookup")
+                .wrap(no_store())
+                .route(web::get().to(orders::lookup_form))
+                .route(web::post().to(orders::lookup)),
+        )
         .route("/orders/{token}", web::get().to(orders::show))
         .route(
             "/orders/{token}/refund",
@@ -42,26 +55,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/policies/{name}", web::get().to(policies::show))
         .route("/static/{file}", web::get().to(assets::serve))
-        .route(
-            "/sandbox/pay/{session}",
-            web::get().to(crate::payments::sandbox::page::show),
+        .service(
+            web::resource("/sandbox/pay/{session}")
+                .wrap(no_store())
+                .route(web::get().to(sandbox::show))
+                .route(web::post().to(sandbox::pay)),
         )
-        .route(
-            "/sandbox/pay/{session}",
-            web::post().to(crate::payments::sandbox::page::pay),
+        .service(
+            web::resource("/sandbox/paypal/{session}")
+                .wrap(no_store())
+                .route(web::get().to(sandbox::paypal_show))
+                .route(web::post().to(sandbox::paypal_decide)),
         )
-        .route(
-            "/sandbox/paypal/{session}",
-            web::get().to(crate::payments::sandbox::page::paypal_show),
-        )
-        .route(
-            "/sandbox/paypal/{session}",
-            web::post().to(crate::payments::sandbox::page::paypal_decide),
-        )
-        .route(
-            "/sandbox/crypto/{session}",
-            web::post().to(crate::payments::sandbox::page::crypto_send),
+        .service(
+            web::resource("/sandbox/crypto/{session}")
+                .wrap(no_store())
+                .route(web::post().to(sandbox::crypto_send)),
         );
+}
+
+/// Pages that show a buyer's quote, order or payment are kept out of every cache (shared
+/// proxies and the back button alike).
+fn no_store() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {

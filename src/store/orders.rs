@@ -357,7 +357,7 @@ pub async fn request_refund(
             .take(MAX_MESSAGE + 100)
             .collect::<String>(),
     );
-    let message = form.message.trim();
+    let message = crate::domain::text::normalise(&form.message, true);
     let error = if !refund_rows::REASONS.iter().any(|(c, _)| *c == form.reason) {
         Some("Choose what went wrong.")
     } else if message.chars().count() > MAX_MESSAGE {
@@ -377,7 +377,7 @@ pub async fn request_refund(
         )
         .await;
     }
-    match crate::orders::refunds::request(&state, &order, &form.reason, message).await {
+    match crate::orders::refunds::request(&state, &order, &form.reason, &message).await {
         Ok(Ok(_)) => Ok(HttpResponse::SeeOther()
             .insert_header((
                 header::LOCATION,

@@ -14,6 +14,9 @@ use sha2::Sha256;
 pub struct Quote {
     /// One per confirm page: a double submit creates one order.
     pub idempotency_key: String,
+    /// The browser session the confirm page was shown to ([`session_binding`]): the quote
+    /// leads to its order from that session only, so a copied quote opens nothing.
+    pub session: String,
     pub coins: u64,
     pub currency: String,
     pub tiktok_username: String,
@@ -42,6 +45,24 @@ pub fn seal(key: &Secret, q: &Quote) -> String {
     format!("{body}.{sig}")
 }
 
+/// What binds a quote to the browser session that received it: a hash of the session's CSRF
+/// token (itself an HMAC of the session's cookie), so the quote never carries the token.
+pub fn session_binding(csrf_token: &str) -> String {
+    use sha2::Digest;
+    let digest = Sha256::new()
+        .chain_update(b"quote-session:")
+        .chain_update(csrf_token.as_bytes())
+        .finalize();
+    hex::encode(&digest[..16])
+}
+
+/// Whether `q` was issued to the session whose CSRF token is `csrf_token`.
+pub fn belongs_to(q: &Quote, csrf_token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = session_binding(csrf_token);
+    !csrf_token.is_empty() && bool::from(expected.as_bytes().ct_eq(q.session.as_bytes()))
+}
+
 /// The quote, if it is ours, unaltered and not older than `max_age_ms`.
 pub fn open(key: &Secret, sealed: &str, now: i64, max_age_ms: i64) -> Option<Quote> {
     let (body, sig) = sealed.split_once('.')?;
@@ -58,6 +79,7 @@ mod tests {
     fn quote() -> Quote {
         Quote {
             idempotency_key: "k".into(),
+            session: session_binding("t1"),
             coins: 70,
             currency: "USD".into(),
             tiktok_username: "ana".into(),
@@ -88,5 +110,12 @@ mod tests {
         );
         assert_eq!(open(&key, &tampered, 2_000, 10_000), None);
         assert_eq!(open(&key, "garbage", 2_000, 10_000), None);
+    }
+
+    #[test]
+    fn a_quote_belongs_only_to_the_session_it_was_issued_to() {
+        assert!(belongs_to(&quote(), "t1"));
+        assert!(!belongs_to(&quote(), "t2"));
+        assert!(!belongs_to(&quote(), ""));
     }
 }

@@ -4,6 +4,7 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use std::time::Instant;
@@ -29,7 +30,7 @@ pub async fn request_id(
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %log_path(req.path()));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %redact_path(req.path()));
     let started = Instant::now();
     async move {
         let mut res = next.call(req).await?;
@@ -48,15 +49,65 @@ pub async fn request_id(
     .await
 }
 
-/// The path as logged: secret order tokens are cut short so logs cannot open orders.
-fn log_path(path: &str) -> String {
-    match path.strip_prefix("/orders/") {
-        Some(rest) if rest.len() > 16 && !rest.starts_with("lookup") => {
-            let (token, tail) = rest.split_once('/').map_or((rest, ""), |(t, r)| (t, r));
-            format!("/orders/{}…/{}", &token[..token.len().min(6)], tail)
+/// Path segments that follow these prefixes are capabilities (whoever has the link can use it):
+/// an order's private page, a one-time console setup or reset link, a payment session.
+const SECRET_AFTER: &[&str] = &[
+    "/orders/",
+    "/console/setup/",
+    "/sandbox/pay/",
+    "/sandbox/paypal/",
+    "/sandbox/crypto/",
+];
+
+/// Segments of our own routes that are not secrets although they follow a prefix above.
+const PUBLIC_SEGMENTS: &[&str] = &["lookup"];
+
+/// Any other segment this long made of token characters is taken for a secret too, so a route
+/// added later does not leak its tokens before someone remembers to list it.
+const TOKEN_LIKE_LEN: usize = 24;
+
+pub const REDACTED: &str = "[redacted]";
+
+/// The path as logged: every secret-bearing segment replaced, so that no log reader can open
+/// an order, set a staff password or pay someone's session. The query string is never logged.
+pub fn redact_path(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut out = String::with_capacity(path.len().min(256));
+    let mut redact_next = false;
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
         }
-        _ => path.to_owned(),
+        let token_like = segment.len() >= TOKEN_LIKE_LEN
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'%' | b'.'));
+        if (redact_next && !segment.is_empty() && !PUBLIC_SEGMENTS.contains(&segment)) || token_like
+        {
+            out.push_str(REDACTED);
+        } else {
+            // Long junk (a scanner's probe) is cut, so one request cannot flood the log.
+            out.extend(segment.chars().take(64));
+        }
+        // The next segment is a secret when the path so far is one of the prefixes.
+        redact_next = SECRET_AFTER
+            .iter()
+            .any(|p| p.len() == out.len() + 1 && p.starts_with(out.as_str()));
     }
+    out
+}
+
+/// `HEAD` is answered wherever `GET` is (uptime checkers use it): the request is routed as a
+/// `GET`, and the HTTP layer, which saw the method the client sent, sends the same status and
+/// headers without the body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
 }
 
 pub async fn security_headers(
@@ -100,13 +151,60 @@ pub async fn security_headers(
 
 #[cfg(test)]
 mod tests {
-    use super::log_path;
+    use super::{redact_path, REDACTED};
 
     #[test]
-    fn order_tokens_are_not_logged_whole() {
-        let token = "a".repeat(64);
-        assert_eq!(log_path(&format!("/orders/{token}")), "/orders/aaaaaa…/");
-        assert_eq!(log_path("/orders/lookup"), "/orders/lookup");
-        assert_eq!(log_path("/"), "/");
+    fn every_secret_bearing_route_is_redacted() {
+        let token = "a1b2".repeat(16);
+        let session = format!("cs_test_{token}");
+        for (path, logged) in [
+            (format!("/orders/{token}"), format!("/orders/{REDACTED}")),
+            (
+                format!("/orders/{token}/refund"),
+                format!("/orders/{REDACTED}/refund"),
+            ),
+            (
+                format!("/orders/{token}/messages"),
+                format!("/orders/{REDACTED}/messages"),
+            ),
+            ("/orders/short".into(), format!("/orders/{REDACTED}")),
+            ("/orders/lookup".into(), "/orders/lookup".into()),
+            (
+                format!("/console/setup/{token}"),
+                format!("/console/setup/{REDACTED}"),
+            ),
+            (
+                format!("/sandbox/pay/{session}"),
+                format!("/sandbox/pay/{REDACTED}"),
+            ),
+            (
+                format!("/sandbox/paypal/{session}"),
+                format!("/sandbox/paypal/{REDACTED}"),
+            ),
+            (
+                format!("/sandbox/crypto/{session}"),
+                format!("/sandbox/crypto/{REDACTED}"),
+            ),
+            (
+                format!("/anything/{token}/else"),
+                format!("/anything/{REDACTED}/else"),
+            ),
+            (
+                format!("/orders/{token}?x={token}"),
+                format!("/orders/{REDACTED}"),
+            ),
+            ("/".into(), "/".into()),
+            (
+                "/console/orders/CF-1234".into(),
+                "/console/orders/CF-1234".into(),
+            ),
+            (
+                "/webhooks/payments/sandbox".into(),
+                "/webhooks/payments/sandbox".into(),
+            ),
+            ("/static/site.css".into(), "/static/site.css".into()),
+        ] {
+            assert_eq!(redact_path(&path), logged, "{path}");
+        }
     }
 }

@@ -116,8 +116,9 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_millis().div_ceil(1000).max(1) as u64
 }
 
-/// Applies `action`'s limit to this client. A refusal is recorded (a risk signal that other
-/// instances and later assessments see) and becomes a 429 page with `Retry-After`.
+/// Applies `action`'s limit to this client. A refusal is counted (a risk signal that other
+/// instances and later assessments see: one counter per address and minute, not a row per
+/// refusal) and becomes a 429 page with `Retry-After`.
 pub async fn enforce(
     state: &crate::startup::AppState,
     action: Action,
@@ -128,12 +129,7 @@ pub async fn enforce(
     };
     let retry_after_secs = retry_after_secs(wait);
     tracing::warn!(client_ip = %ip, action = action.as_str(), retry_after_secs, "rate limited");
-    sqlx::query("INSERT INTO rate_limit_hits (id, client_ip, route, at) VALUES ($1, $2, $3, $4)")
-        .bind(crate::domain::ids::new_id())
-        .bind(ip.to_string())
-        .bind(action.as_str())
-        .bind(state.now_ms())
-        .execute(state.db.pool())
+    crate::db::rate_limits::record_refusal(state.db.pool(), &ip.to_string(), state.now_ms())
         .await?;
     Err(crate::web::AppError::TooManyRequests { retry_after_secs })
 }

@@ -1,4 +1,4 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer() {
@@ -84,7 +84,10 @@ async fn the_stylesheet_is_served_and_cacheable() {
 
 #[tokio::test]
 async fn metrics_are_served_in_prometheus_format() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.metrics.token = Some(coinfront::config::Secret::new("scrape-token-0123456789"))
+    })
+    .await;
     let order = app.buy(&crate::helpers::Checkout::default()).await;
     app.wait_for_status(&order, "delivered").await;
     crate::helpers::eventually("the delivery job recorded as done", || async {
@@ -93,7 +96,13 @@ async fn metrics_are_served_in_prometheus_format() {
             == 1
     })
     .await;
-    let r = app.get("/metrics").await;
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("scrape-token-0123456789")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(

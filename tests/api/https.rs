@@ -90,7 +90,7 @@ async fn the_client_ip_comes_from_the_proxy_header_only_from_a_trusted_proxy() {
     assert!(send("203.0.113.2").await.unwrap().status().is_redirection());
     assert_eq!(send("203.0.113.1").await.unwrap().status(), 429);
     use sqlx::Row;
-    let ip: String = sqlx::query("SELECT client_ip FROM rate_limit_hits")
+    let ip: String = sqlx::query("SELECT client_ip FROM rate_limit_counts")
         .fetch_one(trusted.state.db.pool())
         .await
         .unwrap()

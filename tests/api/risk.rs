@@ -76,7 +76,8 @@ async fn a_card_testing_burst_is_blocked_and_then_rate_limited() {
         "{html}"
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM rate_limit_hits").await,
+        app.count("SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) FROM rate_limit_counts")
+            .await,
         1,
         "recorded as a risk signal"
     );

@@ -220,13 +220,9 @@ pub fn parse_expiry(
     Ok(Some(at))
 }
 
-/// Text from a form: trimmed, without control characters, at most `max` characters.
+/// Text from a form: one line, without invisible characters, trimmed, at most `max` characters.
 fn clean(text: &str, max: usize) -> String {
-    text.trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect()
+    crate::domain::text::normalise_at_most(text, false, max)
 }
 
 pub async fn add(

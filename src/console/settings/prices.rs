@@ -149,7 +149,8 @@ fn amounts(catalog: &Catalog, risk: &RiskSettings) -> Vec<AmountLine> {
     sizes
         .into_iter()
         .map(|(coins, what)| {
-            let total = catalog.base_total(coins);
+            // Prices saved here are capped, so the sum fits; zero is only a fallback.
+            let total = catalog.base_total(coins).unwrap_or_default();
             let per_coin = (total / Decimal::from(coins.get().max(1))).round_dp(8);
             let signals = Signals {
                 price_per_coin: per_coin,

@@ -681,7 +681,7 @@ impl PaymentProvider for SandboxProvider {
         .await
         .and_then(|r| col(&r, "total"))
         .map_err(unavailable)?;
-        if req.amount.minor() <= 0 || refunded + req.amount.minor() > s.amount_minor {
+        if req.amount.minor() <= 0 || refunded.saturating_add(req.amount.minor()) > s.amount_minor {
             tx.rollback().await.map_err(unavailable)?;
             return Ok(RefundOutcome::Failed {
                 reason: "the refund is more than what is left of the payment".into(),

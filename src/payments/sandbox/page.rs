@@ -283,24 +283,9 @@ pub async fn crypto_send(
     if s.status != "open" || s.method != "crypto" {
         return Ok(back_to_shop(&s));
     }
-    let scale = s
-        .currency
-        .parse::<Currency>()
-        .map(|c| c.minor_units())
-        .unwrap_or(2);
-    let amount = form
-        .amount
-        .trim()
-        .parse::<rust_decimal::Decimal>()
-        .ok()
-        .and_then(|d| {
-            (d * rust_decimal::Decimal::from(10i64.pow(scale)))
-                .trunc()
-                .to_string()
-                .parse::<i64>()
-                .ok()
-        })
-        .filter(|m| *m > 0);
+    // An unknown currency (not possible for sessions this shop made) counts in cents.
+    let currency = s.currency.parse::<Currency>().unwrap_or(Currency::Usd);
+    let amount = Money::parse_major_truncated(&form.amount, currency).map(|m| m.minor());
     let Some(amount) = amount else {
         let quote = sandbox(&state)?
             .current_crypto_quote(&s.id)
