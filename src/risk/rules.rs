@@ -207,11 +207,9 @@ pub fn recipient_funnel(s: &Signals, r: &RiskSettings) -> Option<Reason> {
     };
     let span = s
         .recipient
-        .first_paid_at
-        .zip(s.assessed_at)
-        .map(|(first, now)| (now - first).max(0) / 60_000)
+        .span_minutes_1h
         .filter(|_| window == "hour")
-        .map(|m| format!("in {}", plural(m.clamp(1, 60) as u32, "minute", "minutes")))
+        .map(|m| format!("in {}", plural(m.max(1), "minute", "minutes")))
         .unwrap_or_else(|| format!("in the last {window}"));
     // A forced hold, not points: added to other points it must not become a block, since the
     // earliest payers of a funnel and a family's gift look alike.
@@ -505,9 +503,19 @@ mod tests {
         assert_eq!(with(0, 6), Some(Decision::Review));
         assert_eq!(with(0, 11), Some(Decision::Review));
         assert_eq!(with(0, 12), Some(Decision::Block));
+        // Failures from the address do not count: strangers share addresses.
+        let from_address = Signals {
+            failed_payments_1h: PerScope {
+                ip: 40,
+                order: 1,
+                ..Default::default()
+            },
+            ..clean()
+        };
+        assert_eq!(repeated_failed_payments(&from_address, &r), None);
         let s = Signals {
             failed_payments_1h: PerScope {
-                ip: 4,
+                email: 4,
                 order: 1,
                 ..Default::default()
             },
@@ -515,7 +523,7 @@ mod tests {
         };
         assert_eq!(
             repeated_failed_payments(&s, &r).unwrap().sentence,
-            "4 failed payments for this IP address in the last hour"
+            "4 failed payments for this email in the last hour"
         );
     }
 
@@ -602,15 +610,13 @@ mod tests {
     #[test]
     fn many_payers_to_one_recipient_are_held_and_one_payer_for_many_is_not() {
         let r = settings();
-        let now = 1_800_000_000_000;
         let with = |payers_1h, payers_24h| Signals {
-            assessed_at: Some(now),
             recipient: Recipient {
                 payers_1h,
                 payers_24h,
                 amount_1h_minor: 106_000,
                 amount_24h_minor: 212_000,
-                first_paid_at: Some(now - 40 * 60_000),
+                span_minutes_1h: Some(40),
             },
             ..clean()
         };

@@ -74,8 +74,9 @@ pub struct Recipient {
     /// Base-currency minor units paid to the username in the last hour and 24 hours.
     pub amount_1h_minor: i64,
     pub amount_24h_minor: i64,
-    /// The first payment in the last 24 hours, for "… in 40 minutes".
-    pub first_paid_at: Option<i64>,
+    /// Minutes since the first of those payments in the last hour, for "… in 40 minutes"
+    /// (a span, not a time: snapshots hold no timestamps).
+    pub span_minutes_1h: Option<u32>,
 }
 
 /// The order matches something the shop-wide surge response tightened.
@@ -93,8 +94,6 @@ pub struct SurgeMatch {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Signals {
-    /// When the signals were gathered.
-    pub assessed_at: Option<Millis>,
     pub coins: u64,
     /// The order's amount in the base currency's minor units.
     pub amount_base_minor: i64,
@@ -200,7 +199,7 @@ pub async fn gather(
           (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE tiktok_username = $4 AND status = 'succeeded' AND created_at > $6) AS r24_cards,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r1_amount,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r24_amount,
-          (SELECT MIN(paid_at) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r_first,
+          (SELECT MIN(paid_at) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r_first,
           (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1 LIMIT $7) AS p) AS prior_paid,
           (SELECT COUNT(*) FROM (SELECT 1 FROM payments mine JOIN payments earlier ON earlier.card_fingerprint = mine.card_fingerprint
                                    JOIN orders e ON e.id = earlier.order_id
@@ -251,7 +250,6 @@ pub async fn gather(
     .max()
     .unwrap_or(0);
     Ok(Signals {
-        assessed_at: Some(now),
         coins: order.coins.get(),
         amount_base_minor: order.base_amount_minor,
         price_per_coin: price_per_coin.round_dp(8),
@@ -295,7 +293,8 @@ pub async fn gather(
             payers_24h: n(&row, "r24_emails")?.max(n(&row, "r24_cards")?),
             amount_1h_minor: col(&row, "r1_amount")?,
             amount_24h_minor: col(&row, "r24_amount")?,
-            first_paid_at: col(&row, "r_first")?,
+            span_minutes_1h: col::<Option<i64>>(&row, "r_first")?
+                .map(|first| ((now - first).max(0) / 60_000).clamp(0, 60) as u32),
         },
         prior_paid_orders: n(&row, "prior_paid")?,
         known_payer: n(&row, "known_payer")? > 0,

@@ -287,7 +287,7 @@ mod tests {
         }
         assert_eq!(
             CardNumber::parse("4000 0566 5566 5556").unwrap().bin(),
-            "400056"
+            "400005"
         );
     }
 
