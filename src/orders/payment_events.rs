@@ -52,8 +52,11 @@ pub fn method_summary(method: &str, brand: Option<&str>, last4: Option<&str>) ->
     match (method, card) {
         ("card", Some(c)) => c,
         ("wallet", Some(c)) => format!("Wallet ({c})"),
-        ("bank_transfer", _) => "Bank transfer".into(),
-        (other, _) => other.replace('_', " "),
+        // The method's own name ("PayPal", "Gift card or voucher"), never the stored code.
+        (other, _) => other
+            .parse::<crate::domain::PaymentMethod>()
+            .map(|m| m.label().to_owned())
+            .unwrap_or_else(|_| other.replace('_', " ")),
     }
 }
 

@@ -18,6 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(catalog::show))
         .route("/checkout", web::post().to(checkout::submit))
         .route("/checkout/confirm", web::post().to(checkout::confirm))
+        .route("/checkout/back", web::post().to(checkout::back_to_form))
         .route(
             "/checkout/return",
             web::get().to(checkout::back_from_provider),
