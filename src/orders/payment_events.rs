@@ -242,3 +242,22 @@ async fn on_succeeded(
     crate::orders::screening::after_payment(state, tx, &order.id, late, now).await?;
     Ok(Applied::Paid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::method_summary;
+
+    #[test]
+    fn methods_are_named_as_buyers_know_them() {
+        assert_eq!(method_summary("paypal", None, None), "PayPal");
+        assert_eq!(
+            method_summary("gift_card", None, None),
+            "Gift card or voucher"
+        );
+        assert_eq!(
+            method_summary("card", Some("visa"), Some("4242")),
+            "Visa •••• 4242"
+        );
+        assert_eq!(method_summary("something_new", None, None), "something new");
+    }
+}

@@ -112,7 +112,8 @@ fn next_step(s: OrderStatus, expires: &str) -> String {
     match s {
         AwaitingPayment => format!("Waiting for your payment. The payment page stays open until {expires}."),
         Paid | Queued => "Your payment arrived. The coins are on their way to your TikTok account — usually within minutes.".into(),
-        InReview => "Your payment arrived. Before sending the coins we are making a routine check, which our support team usually finishes within a few hours. You don't need to do anything: we email you as soon as the coins are on their way.".into(),
+        // No promise of its own here: the expected time below is the one the page gives.
+        InReview => "Your payment arrived. Before sending the coins we are making a routine check. You don't need to do anything: we email you as soon as the coins are on their way.".into(),
         Fulfilling => "Sending the coins to your TikTok account now.".into(),
         Delivered => "Done — the coins are in your TikTok account. Open TikTok and check your coin balance.".into(),
         Blocked | Rejected => "We could not complete this order. Your payment is being refunded in full to the way you paid.".into(),
@@ -158,7 +159,7 @@ fn failed_payment_text(detail: &str) -> String {
         "processing_error" => "it could not be processed",
         "invalid_code" => "the gift card code is not valid",
         "insufficient_balance" => "the gift card balance is too low",
-        "underpaid" => "less than the quoted amount arrived",
+        "underpaid" => "less than the quoted amount arrived, so it is not a payment",
         _ => "declined",
     };
     format!("Payment not accepted: {what} — {why}")
@@ -276,11 +277,7 @@ async fn order_page(
         order.status,
         OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling | OrderStatus::InReview
     );
-    // A held order waits for a person, not for the delivery times the estimate is made from.
-    let (expected, late) = match (
-        waiting && order.status != OrderStatus::InReview,
-        order.paid_at,
-    ) {
+    let (expected, late) = match (waiting, order.paid_at) {
         (true, Some(paid_at)) => {
             let typical = crate::store::delivery::typical_minutes(state).await?;
             let by = paid_at + typical as i64 * 60_000;
@@ -558,4 +555,25 @@ pub async fn lookup(
     }
     page.sent = true;
     Ok(render(StatusCode::OK, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_payment_text;
+
+    #[test]
+    fn a_failed_payment_reads_without_the_providers_code() {
+        assert_eq!(
+            failed_payment_text("Visa •••• 0002 declined (card_declined)"),
+            "Payment not accepted: Visa •••• 0002 — declined"
+        );
+        assert_eq!(
+            failed_payment_text("Visa •••• 9995 declined (insufficient_funds)"),
+            "Payment not accepted: Visa •••• 9995 — not enough funds"
+        );
+        assert_eq!(
+            failed_payment_text("PayPal declined (some_new_code)"),
+            "Payment not accepted: PayPal — declined"
+        );
+    }
 }
