@@ -262,7 +262,7 @@ impl Browser {
             .await
             .expect("a Chromium session through chromedriver");
         std::fs::create_dir_all(screenshot_dir()).expect("screenshot folder");
-        let b = Browser {
+        Browser {
             client,
             width: viewport.width,
             _profile: profile,
@@ -270,8 +270,7 @@ impl Browser {
             axe,
             step: Mutex::new(0),
             report,
-        };
-        b
+        }
     }
 
     pub async fn goto(&self, url: &str) {
