@@ -61,7 +61,11 @@ async fn main() -> ExitCode {
         }
     };
     coinfront::telemetry::init(settings.log_format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // A staff command's operator reads its error once, on the terminal; the server's and the
+    // migration's errors also go to the log, where a collector reads them.
+    let log_errors = !matches!(command, Command::Staff { .. });
+    let result = match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Staff {
@@ -74,7 +78,9 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            if log_errors {
+                tracing::error!("{e:#}");
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -171,3 +171,16 @@ pub async fn resend_receipt(
     let outcome = review::resend_receipt(&state, &order.id, &current.actor()).await?;
     after(&order, &form.back, "resent", outcome)
 }
+
+pub async fn resend_email(
+    state: web::Data<AppState>,
+    staff: Staff,
+    path: web::Path<(String, String)>,
+    form: ConsoleForm<DecisionForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (Staff(current), ConsoleForm(form)) = (staff, form);
+    let (key, email_id) = path.into_inner();
+    let order = find(&state, &key).await?;
+    let outcome = review::resend_email(&state, &order.id, &email_id, &current.actor()).await?;
+    after(&order, &form.back, "email-resent", outcome)
+}

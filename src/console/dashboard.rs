@@ -83,6 +83,19 @@ async fn queue(
     })
 }
 
+fn waiting_queue(
+    (n, oldest): (i64, Option<(String, i64)>),
+    name: &'static str,
+    link: &'static str,
+) -> Queue {
+    Queue {
+        name,
+        link,
+        n,
+        oldest: oldest.map(|(number, since)| (number, format_utc(since))),
+    }
+}
+
 pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpResponse, ConsoleError> {
     let Staff(current) = staff;
     let pool = state.db.pool();
@@ -130,7 +143,16 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
             "/console/orders?status=fulfillment_failed",
         )
         .await?,
-        // MERGE(refunds): the refund-request queue (`/console/refunds`) joins this list.
+        waiting_queue(
+            crate::db::refunds::waiting(pool).await?,
+            "Refund requests",
+            "/console/refunds",
+        ),
+        waiting_queue(
+            crate::orders::support::waiting(pool).await?,
+            "Support messages",
+            "/console/support",
+        ),
     ];
     let page = DashboardPage {
         meta: ConsoleMeta::for_staff(&state, &current, "Dashboard"),

@@ -72,6 +72,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/orders/{key}/resend-receipt",
                 web::post().to(actions::resend_receipt),
             )
+            .route(
+                "/orders/{key}/emails/{email}/resend",
+                web::post().to(actions::resend_email),
+            )
             // Admin pages (staff, lists, risk rules, prices, history) live under /settings.
             .configure(settings::routes)
             .default_service(web::to(not_found)),

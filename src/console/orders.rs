@@ -261,6 +261,19 @@ struct OrderPage {
     risk: Vec<RiskView>,
     notes: Vec<NoteLine>,
     others: Vec<OrderLine>,
+    emails: Vec<EmailLine>,
+}
+
+/// One of the order's emails as the console lists it.
+struct EmailLine {
+    id: String,
+    kind: String,
+    to: String,
+    subject: String,
+    written: String,
+    /// "Sent …" or "Queued …" (with the attempts so far).
+    state: String,
+    sent: bool,
 }
 
 pub async fn show(
@@ -272,11 +285,28 @@ pub async fn show(
     let Staff(current) = staff;
     let order = find(&state, &key).await?;
     let pool = state.db.pool();
-    let (timeline, attempts, notes) = tokio::try_join!(
+    let (timeline, attempts, notes, emails) = tokio::try_join!(
         events::for_order(pool, &order.id),
         payments::for_order(pool, &order.id),
         notes::for_order(pool, &order.id),
+        crate::mail::outbox::for_order(pool, &order.id),
     )?;
+    let emails = emails
+        .into_iter()
+        .map(|e| EmailLine {
+            kind: e.kind.replace('_', " "),
+            to: e.to_address,
+            subject: e.subject,
+            written: format_utc(e.created_at),
+            state: match e.sent_at {
+                Some(at) => format!("Sent {}", format_utc(at)),
+                None if e.attempts == 0 => "Queued".into(),
+                None => format!("Queued — {} failed attempts so far", e.attempts),
+            },
+            sent: e.sent_at.is_some(),
+            id: e.id,
+        })
+        .collect();
     let currency = order.amount.currency();
     let timeline = timeline
         .into_iter()
@@ -327,6 +357,7 @@ pub async fn show(
         in_review: order.status == OrderStatus::InReview,
         can_retry: order.status == OrderStatus::FulfillmentFailed,
         can_resend: order.status == OrderStatus::Delivered,
+        emails,
         timeline,
         payments,
         risk: views::assessments(&state, &order.id).await?,

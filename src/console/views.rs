@@ -263,6 +263,7 @@ pub fn flash(done: Option<&str>, order: Option<&str>) -> Option<String> {
         "noted" => format!("Note added to {n}."),
         "retried" => format!("Delivery of {n} is being tried again."),
         "resent" => format!("The receipt for {n} was sent again."),
+        "email-resent" => format!("The email is queued to be sent again to the buyer of {n}."),
         _ => return None,
     })
 }

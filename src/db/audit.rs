@@ -70,6 +70,32 @@ pub async fn record(
     Ok(())
 }
 
+/// An agent's action on an order (an approval, a rejection, a note, a refund decision…), in the
+/// caller's transaction, with the order's number as its subject: the history then holds what
+/// staff did to orders as well as to settings.
+pub async fn order_action(
+    conn: &mut AnyConnection,
+    actor: &str,
+    action: &str,
+    order_id: &str,
+    detail: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, action, subject, detail, old_value, new_value, client_ip)
+         SELECT $1, $2, $3, $4, order_number, $5, NULL, NULL, NULL FROM orders WHERE id = $6",
+    )
+    .bind(crate::domain::ids::new_id())
+    .bind(now)
+    .bind(actor)
+    .bind(action)
+    .bind(detail)
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The newest entries, optionally about one subject.
 pub async fn recent(
     pool: &AnyPool,

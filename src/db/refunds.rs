@@ -91,6 +91,30 @@ pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<RefundReque
         .collect()
 }
 
+/// How many requests wait for an agent (new, or whose refund failed), and the order number of
+/// the oldest with when it was asked.
+pub async fn waiting(pool: &AnyPool) -> Result<(i64, Option<(String, i64)>), sqlx::Error> {
+    let n: i64 = col(
+        &sqlx::query(
+            "SELECT COUNT(*) AS n FROM refund_requests WHERE status IN ('open', 'failed')",
+        )
+        .fetch_one(pool)
+        .await?,
+        "n",
+    )?;
+    let oldest = sqlx::query(
+        "SELECT o.order_number, r.created_at FROM refund_requests r JOIN orders o ON o.id = r.order_id
+         WHERE r.status IN ('open', 'failed') ORDER BY r.created_at, r.id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(|r| -> Result<(String, i64), sqlx::Error> {
+        Ok((col(&r, "order_number")?, col(&r, "created_at")?))
+    })
+    .transpose()?;
+    Ok((n, oldest))
+}
+
 /// Requests waiting for an agent (new, or whose refund failed), oldest first.
 pub async fn queue(pool: &AnyPool, limit: i64) -> Result<Vec<RefundRequest>, sqlx::Error> {
     let sql = format!(

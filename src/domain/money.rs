@@ -60,6 +60,16 @@ impl Currency {
         }
     }
 
+    /// Decimals prices are rounded to and shown with. The rupiah keeps ISO 4217's two minor
+    /// units at rest, but in practice it is priced and written in whole rupiah.
+    pub fn shown_decimals(self) -> u32 {
+        match self {
+            Currency::Idr => 0,
+            other => other.minor_units(),
+        }
+    }
+
+    /// A symbol that names the currency on its own (`US$`, not `$`), so amounts need no code.
     pub fn symbol(self) -> &'static str {
         match self {
             Currency::Usd => "US$",
@@ -118,7 +128,7 @@ impl Money {
     /// unit. This is the one rounding step of every price computation.
     pub fn round_from_major(amount: Decimal, currency: Currency) -> Option<Self> {
         let rounded = amount.round_dp_with_strategy(
-            currency.minor_units(),
+            currency.shown_decimals(),
             RoundingStrategy::MidpointAwayFromZero,
         );
         let minor = rounded.checked_mul(Decimal::from(10i64.pow(currency.minor_units())))?;
@@ -165,21 +175,25 @@ impl Money {
         ))
     }
 
-    /// The amount without symbol, with thousands separators: `1,234.50`.
+    /// The amount without symbol, with thousands separators: `1,234.50`. A currency shown with
+    /// fewer decimals than it stores (the rupiah) drops them when they are zero, and only then.
     pub fn amount_text(&self) -> String {
-        group_thousands(&self.to_major().to_string())
+        let major = self.to_major();
+        let shown = major.round_dp(self.currency.shown_decimals());
+        let exact = if shown == major {
+            let mut s = shown;
+            s.rescale(self.currency.shown_decimals());
+            s
+        } else {
+            major
+        };
+        group_thousands(&exact.to_string())
     }
 }
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{} {}",
-            self.currency.symbol(),
-            self.amount_text(),
-            self.currency.code()
-        )
+        write!(f, "{}{}", self.currency.symbol(), self.amount_text())
     }
 }
 
@@ -244,14 +258,29 @@ mod tests {
     }
 
     #[test]
-    fn displays_with_symbol_code_and_separators() {
+    fn displays_with_symbol_and_separators() {
         assert_eq!(
             Money::from_minor(123456, Currency::Usd).to_string(),
-            "US$1,234.56 USD"
+            "US$1,234.56"
         );
         assert_eq!(
             Money::from_minor(1234567, Currency::Jpy).to_string(),
-            "¥1,234,567 JPY"
+            "¥1,234,567"
+        );
+        // Whole rupiah, stored in ISO 4217's two minor units; a stored fraction still shows.
+        assert_eq!(
+            Money::from_minor(11_502_400, Currency::Idr).to_string(),
+            "Rp115,024"
+        );
+        assert_eq!(
+            Money::from_minor(11_502_440, Currency::Idr).to_string(),
+            "Rp115,024.40"
+        );
+        assert_eq!(
+            Money::round_from_major(dec!(11502.40), Currency::Idr)
+                .unwrap()
+                .minor(),
+            1_150_200
         );
         assert_eq!(Money::from_minor(5, Currency::Usd).amount_text(), "0.05");
         assert_eq!(group_thousands("-1234567.891"), "-1,234,567.891");

@@ -82,7 +82,7 @@ pub struct Facts {
     pub coins: String,
     /// Without the leading `@`.
     pub username: String,
-    /// "US$7.28 USD"
+    /// "US$7.28"
     pub amount: String,
     /// "Visa •••• 4242", "Bank transfer"
     pub method: String,

@@ -135,6 +135,34 @@ pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<StoredEmail
     rows.iter().map(from_row).collect()
 }
 
+/// Sends an order's email again, the same row (same Message-ID, so mail clients thread it with
+/// the first): its sent mark cleared and a send job queued, in the caller's transaction.
+/// False when the order has no such email.
+pub async fn requeue(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    email_id: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let changed = sqlx::query("UPDATE emails SET sent_at = NULL WHERE id = $1 AND order_id = $2")
+        .bind(email_id)
+        .bind(order_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    let job = NewJob {
+        kind: SEND_JOB,
+        payload: serde_json::json!({ "email_id": email_id }),
+        dedupe_key: None,
+        run_at: now,
+    };
+    jobs::enqueue(conn, job, now).await?;
+    Ok(true)
+}
+
 pub async fn mark_sent(pool: &AnyPool, id: &str, now: Millis) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE emails SET sent_at = $1, attempts = attempts + 1, last_error = NULL

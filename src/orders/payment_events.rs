@@ -52,8 +52,11 @@ pub fn method_summary(method: &str, brand: Option<&str>, last4: Option<&str>) ->
     match (method, card) {
         ("card", Some(c)) => c,
         ("wallet", Some(c)) => format!("Wallet ({c})"),
-        ("bank_transfer", _) => "Bank transfer".into(),
-        (other, _) => other.replace('_', " "),
+        // The method's own name ("PayPal", "Gift card or voucher"), never the stored code.
+        (other, _) => other
+            .parse::<crate::domain::PaymentMethod>()
+            .map(|m| m.label().to_owned())
+            .unwrap_or_else(|_| other.replace('_', " ")),
     }
 }
 
@@ -257,4 +260,23 @@ async fn on_succeeded(
     crate::orders::notify::payment_received(state, tx, order, now).await?;
     crate::orders::screening::after_payment(state, tx, &order.id, late, now).await?;
     Ok(Applied::Paid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_summary;
+
+    #[test]
+    fn methods_are_named_as_buyers_know_them() {
+        assert_eq!(method_summary("paypal", None, None), "PayPal");
+        assert_eq!(
+            method_summary("gift_card", None, None),
+            "Gift card or voucher"
+        );
+        assert_eq!(
+            method_summary("card", Some("visa"), Some("4242")),
+            "Visa •••• 4242"
+        );
+        assert_eq!(method_summary("something_new", None, None), "something new");
+    }
 }

@@ -274,6 +274,15 @@ pub async fn approve(
         created_at: now,
     };
     reserve(&mut tx, &order, amount, &refund, now).await?;
+    crate::db::audit::order_action(
+        &mut tx,
+        staff,
+        "refund_approved",
+        &order.id,
+        &format!("Refund request approved: {amount}"),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Ok(ask_provider(state, &order, &refund).await?))
 }
@@ -318,6 +327,15 @@ pub async fn deny(
     )
     .await?;
     crate::orders::notify::refund_denied(state, &mut tx, &order, message, now).await?;
+    crate::db::audit::order_action(
+        &mut tx,
+        staff,
+        "refund_denied",
+        &order.id,
+        &format!("Refund request denied: {message}"),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Ok(()))
 }

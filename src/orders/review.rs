@@ -5,7 +5,7 @@
 //! lets exactly one through; the other gets `Outcome::AlreadyMoved` and nothing happens.
 
 use crate::db::orders::{self, Order};
-use crate::db::{events, notes, Tx};
+use crate::db::{audit, events, notes, Tx};
 use crate::domain::OrderStatus;
 use crate::orders::screening::{self, REFUND_JOB};
 use crate::risk::lists::{self, List, ListKind, NewEntry};
@@ -60,6 +60,7 @@ pub async fn approve(
         return Ok(outcome);
     }
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
+    audit::order_action(&mut tx, actor, "order_approved", order_id, &detail, now).await?;
     tx.commit().await?;
     state.jobs_ready.notify_one();
     Ok(Outcome::Done)
@@ -103,6 +104,12 @@ pub async fn reject(
             block_buyer(&mut tx, &order, actor, reason, now).await?;
         }
     }
+    let action = if fraud {
+        "order_rejected_fraud"
+    } else {
+        "order_rejected"
+    };
+    audit::order_action(&mut tx, actor, action, order_id, &detail, now).await?;
     tx.commit().await?;
     state.jobs_ready.notify_one();
     Ok(Outcome::Done)
@@ -211,6 +218,15 @@ pub async fn retry_fulfillment(
         });
     }
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
+    audit::order_action(
+        &mut tx,
+        actor,
+        "delivery_retried",
+        order_id,
+        "Delivery retried by support",
+        now,
+    )
+    .await?;
     tx.commit().await?;
     state.jobs_ready.notify_one();
     Ok(Outcome::Done)
@@ -245,6 +261,15 @@ pub async fn resend_receipt(
         &format!("Receipt sent again to {}", order.email),
     )
     .await?;
+    audit::order_action(
+        &mut tx,
+        actor,
+        "receipt_resent",
+        order_id,
+        "Receipt sent again",
+        now,
+    )
+    .await?;
     // The receipt row is unique per order: send that same email again (same Message-ID, so
     // mail clients thread it with the first) by clearing its sent mark and queueing a send.
     let receipt = sqlx::query("SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered'")
@@ -268,6 +293,45 @@ pub async fn resend_receipt(
         }
         None => crate::orders::notify::delivered(state, &mut tx, &order, now).await?,
     }
+    tx.commit().await?;
+    state.jobs_ready.notify_one();
+    Ok(Outcome::Done)
+}
+
+/// Sends one of the order's emails again (any kind, sent or still queued), with an event in
+/// the order's timeline.
+pub async fn resend_email(
+    state: &AppState,
+    order_id: &str,
+    email_id: &str,
+    actor: &str,
+) -> Result<Outcome, sqlx::Error> {
+    let now = state.now_ms();
+    let mut tx = state.db.begin().await?;
+    if !crate::mail::outbox::requeue(&mut tx, order_id, email_id, now).await? {
+        tx.rollback().await?;
+        return Ok(Outcome::NotFound);
+    }
+    events::record(
+        &mut tx,
+        order_id,
+        now,
+        actor,
+        "email_resent",
+        None,
+        None,
+        &format!("Email {email_id} queued to be sent again"),
+    )
+    .await?;
+    audit::order_action(
+        &mut tx,
+        actor,
+        "email_resent",
+        order_id,
+        &format!("Email {email_id} queued to be sent again"),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     state.jobs_ready.notify_one();
     Ok(Outcome::Done)
@@ -304,6 +368,7 @@ pub async fn add_note(
         &detail,
     )
     .await?;
+    audit::order_action(&mut tx, actor, "note_added", order_id, &detail, now).await?;
     tx.commit().await?;
     Ok(Outcome::Done)
 }

@@ -137,6 +137,15 @@ pub async fn staff_replies(
     )
     .await?;
     crate::orders::notify::support_reply(state, &mut tx, &order, &body, now).await?;
+    crate::db::audit::order_action(
+        &mut tx,
+        staff,
+        "support_reply",
+        order_id,
+        "Support replied",
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -155,6 +164,28 @@ pub async fn conversation(pool: &AnyPool, order_id: &str) -> Result<Vec<Message>
             })
         })
         .collect()
+}
+
+/// How many conversations wait for an answer, and the order number of the one waiting longest
+/// with since when.
+pub async fn waiting(pool: &AnyPool) -> Result<(i64, Option<(String, i64)>), sqlx::Error> {
+    let n: i64 = col(
+        &sqlx::query("SELECT COUNT(*) AS n FROM support_threads WHERE status = 'open'")
+            .fetch_one(pool)
+            .await?,
+        "n",
+    )?;
+    let oldest = sqlx::query(
+        "SELECT o.order_number, t.waiting_since FROM support_threads t JOIN orders o ON o.id = t.order_id
+         WHERE t.status = 'open' ORDER BY t.waiting_since, t.order_id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(|r| -> Result<(String, i64), sqlx::Error> {
+        Ok((col(&r, "order_number")?, col(&r, "waiting_since")?))
+    })
+    .transpose()?;
+    Ok((n, oldest))
 }
 
 /// Open conversations, longest waiting first: (order id, waiting since).

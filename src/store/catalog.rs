@@ -81,6 +81,12 @@ pub struct FieldErrors {
     pub age: Option<String>,
 }
 
+/// One line of the error summary at the top of the form: the message, linking to its field.
+pub struct SummaryLine {
+    pub href: String,
+    pub message: String,
+}
+
 impl FieldErrors {
     pub fn any(&self) -> bool {
         self.amount.is_some()
@@ -147,6 +153,46 @@ impl CatalogPage {
             .unwrap_or_default()
     }
 
+    /// The id of the first package's radio button (where an amount error that is not about
+    /// the custom box points).
+    pub fn first_package_id(&self) -> String {
+        self.packages()
+            .first()
+            .map(|p| format!("package-{}", p.row.coins))
+            .unwrap_or_else(|| "package-custom".into())
+    }
+
+    /// Every error, in the order of the fields, each linking to the field it is about (the
+    /// GOV.UK error summary).
+    pub fn error_summary(&self) -> Vec<SummaryLine> {
+        let amount_href = if self.custom_checked {
+            "#coins".to_owned()
+        } else {
+            format!("#{}", self.first_package_id())
+        };
+        let first_method = self
+            .methods
+            .first()
+            .map(|m| format!("#method-{}", m.value))
+            .unwrap_or_default();
+        [
+            (&self.errors.currency, "#currency-pick".to_owned()),
+            (&self.errors.amount, amount_href),
+            (&self.errors.tiktok_username, "#tiktok_username".to_owned()),
+            (&self.errors.email, "#email".to_owned()),
+            (&self.errors.payment_method, first_method),
+            (&self.errors.age, "#age_confirmed".to_owned()),
+        ]
+        .into_iter()
+        .filter_map(|(e, href)| {
+            e.as_ref().map(|m| SummaryLine {
+                href,
+                message: m.clone(),
+            })
+        })
+        .collect()
+    }
+
     /// The page as `live` prices it: the caller's snapshot, so one request sees one catalog.
     pub fn new(
         state: &AppState,
@@ -194,9 +240,15 @@ impl CatalogPage {
             }
         }
         let (min, max) = catalog.custom_limits();
+        // A screen reader announces the title first: it says at once that the form came back.
+        let title = if errors.any() {
+            "Error: Top up TikTok coins"
+        } else {
+            "Top up TikTok coins"
+        };
         CatalogPage {
             live,
-            meta: state.meta("Top up TikTok coins", csrf),
+            meta: state.meta(title, csrf),
             currency: currency.code().into(),
             currencies,
             price_currency: currency,

@@ -42,6 +42,10 @@ pub struct CheckoutForm {
     /// The "I am old enough" checkbox: present only when ticked.
     #[serde(default)]
     age_confirmed: Option<String>,
+    /// Present when the buyer pressed "Check price" at the custom amount rather than
+    /// "Continue": the page comes back with that amount priced and everything else kept.
+    #[serde(default)]
+    check_price: Option<String>,
 }
 
 #[derive(Template)]
@@ -59,7 +63,6 @@ struct ConfirmPage {
     per_coin: String,
     method: String,
     email: String,
-    back_url: String,
 }
 
 /// What the buyer pays with a method: the coins' price plus the method's fee.
@@ -123,6 +126,9 @@ pub async fn submit(
     let SafeForm(form) = form;
     // One snapshot of the prices for the whole request.
     let live = state.live.current();
+    if form.check_price.is_some() {
+        return Ok(price_check(&state, live, &csrf.0, form));
+    }
     let mut errors = FieldErrors::default();
     let currency = chosen_currency(&live.catalog, Some(&form.currency))
         .map_err(|e| errors.currency = Some(e))
@@ -231,9 +237,94 @@ pub async fn submit(
         per_coin: charge.per_coin_text(coins),
         method: method.label().into(),
         email: email.as_str().into(),
-        back_url: format!("/?currency={}", currency.code()),
     };
     Ok(render(StatusCode::OK, &page))
+}
+
+/// "Check price" at the custom amount: the form again with that amount priced (or its error at
+/// the Custom box), everything the buyer typed kept, and nothing else checked yet.
+fn price_check(
+    state: &AppState,
+    live: std::sync::Arc<crate::live_settings::Snapshot>,
+    csrf: &str,
+    form: CheckoutForm,
+) -> HttpResponse {
+    let mut errors = FieldErrors::default();
+    let currency = chosen_currency(&live.catalog, Some(&form.currency))
+        .map_err(|e| errors.currency = Some(e))
+        .unwrap_or(live.catalog.base_currency());
+    let values = CheckoutValues {
+        package: "custom".into(),
+        coins: form.coins,
+        tiktok_username: form.tiktok_username,
+        email: form.email,
+        payment_method: form.payment_method,
+        age_confirmed: form.age_confirmed.is_some(),
+    };
+    let page = CatalogPage::new(state, live, csrf, currency, values, errors);
+    let status = if page.errors.any() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct BackForm {
+    #[serde(default)]
+    quote: String,
+}
+
+/// "No, go back and change it" on the confirm page: the form again with everything the buyer
+/// chose, read from the sealed quote the confirm page carries (so nothing personal goes into
+/// a URL).
+pub async fn back_to_form(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    form: SafeForm<BackForm>,
+) -> HttpResponse {
+    let SafeForm(form) = form;
+    let live = state.live.current();
+    // An old page still brings the buyer back to the form; only the charge needs a fresh quote.
+    // A quote from another browser opens an empty form: it must not show someone's email.
+    let Some(q) = quote::open(
+        &state.secrets.cookie_key,
+        &form.quote,
+        state.now_ms(),
+        i64::MAX,
+    )
+    .filter(|q| quote::belongs_to(q, &csrf.0)) else {
+        return see_other("/");
+    };
+    let currency =
+        chosen_currency(&live.catalog, Some(&q.currency)).unwrap_or(live.catalog.base_currency());
+    let is_package = live.catalog.packages().iter().any(|p| p.get() == q.coins);
+    let values = CheckoutValues {
+        package: if is_package {
+            q.coins.to_string()
+        } else {
+            "custom".into()
+        },
+        coins: if is_package {
+            String::new()
+        } else {
+            q.coins.to_string()
+        },
+        tiktok_username: q.tiktok_username,
+        email: q.email,
+        payment_method: q.payment_method,
+        age_confirmed: true,
+    };
+    let page = CatalogPage::new(
+        &state,
+        live,
+        &csrf.0,
+        currency,
+        values,
+        FieldErrors::default(),
+    );
+    render(StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]

@@ -27,6 +27,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .wrap(no_store())
                 .route(web::post().to(checkout::confirm)),
         )
+        .service(
+            web::resource("/checkout/back")
+                .wrap(no_store())
+                .route(web::post().to(checkout::back_to_form)),
+        )
         .route(
             "/checkout/return",
             web::get().to(checkout::back_from_provider),

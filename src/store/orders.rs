@@ -54,9 +54,11 @@ struct OrderPage {
     status_class: &'static str,
     next_step: String,
     pay_url: Option<String>,
-    /// While something is about to happen, the page reloads itself (no JavaScript needed), so
-    /// the buyer sees the delivery as soon as it happens.
-    refresh: bool,
+    /// While something is about to happen, the page reloads itself every this many seconds (no
+    /// JavaScript needed), so the buyer sees the delivery as soon as it happens.
+    refresh: Option<u32>,
+    /// The page would update itself (so it offers to stop, or to start again).
+    updates_stoppable: bool,
     created: String,
     token: String,
     /// The buyer may ask for a refund (a paid order with no request under way).
@@ -92,6 +94,8 @@ struct Extras {
     message_notice: bool,
     message_error: Option<String>,
     message_value: String,
+    /// The buyer asked the page not to update itself.
+    refresh_off: bool,
 }
 
 fn status_class(s: OrderStatus) -> &'static str {
@@ -108,7 +112,8 @@ fn next_step(s: OrderStatus, expires: &str) -> String {
     match s {
         AwaitingPayment => format!("Waiting for your payment. The payment page stays open until {expires}."),
         Paid | Queued => "Your payment arrived. The coins are on their way to your TikTok account — usually within minutes.".into(),
-        InReview => "Your payment arrived. We are making a routine check before sending the coins; this usually takes less than a few hours. You don't need to do anything.".into(),
+        // No promise of its own here: the expected time below is the one the page gives.
+        InReview => "Your payment arrived. Before sending the coins we are making a routine check. You don't need to do anything: we email you as soon as the coins are on their way.".into(),
         Fulfilling => "Sending the coins to your TikTok account now.".into(),
         Delivered => "Done — the coins are in your TikTok account. Open TikTok and check your coin balance.".into(),
         Blocked | Rejected => "We could not complete this order. Your payment is being refunded in full to the way you paid.".into(),
@@ -124,7 +129,7 @@ fn next_step(s: OrderStatus, expires: &str) -> String {
 fn describe(e: &events::OrderEvent) -> Option<String> {
     match (e.kind.as_str(), e.to_status.as_deref()) {
         ("order_created", _) => Some("Order placed".into()),
-        ("payment_failed", _) => Some(format!("Payment attempt not accepted: {}", e.detail)),
+        ("payment_failed", _) => Some(failed_payment_text(&e.detail)),
         ("payment_pending", _) => Some(e.detail.clone()),
         ("refund_succeeded", _) => Some(e.detail.clone()),
         ("status_changed", Some(to)) => {
@@ -140,10 +145,32 @@ fn describe(e: &events::OrderEvent) -> Option<String> {
     }
 }
 
+/// A failed attempt as the buyer reads it. The event's detail ends in the provider's code
+/// (`Visa •••• 0002 declined (card_declined)`), which is for staff; the buyer gets words.
+fn failed_payment_text(detail: &str) -> String {
+    let (what, code) = match detail.rsplit_once(" declined (") {
+        Some((what, code)) => (what, code.trim_end_matches(')')),
+        None => (detail, ""),
+    };
+    let why = match code {
+        "insufficient_funds" => "not enough funds",
+        "expired_card" => "the card has expired",
+        "incorrect_cvc" => "the security code was wrong",
+        "processing_error" => "it could not be processed",
+        "invalid_code" => "the gift card code is not valid",
+        "insufficient_balance" => "the gift card balance is too low",
+        "underpaid" => "less than the quoted amount arrived, so it is not a payment",
+        _ => "declined",
+    };
+    format!("Payment not accepted: {what} — {why}")
+}
+
 #[derive(Deserialize)]
 pub struct ShowQuery {
     refund: Option<String>,
     message: Option<String>,
+    /// `off` stops the page's automatic updates (WCAG 2.2.1: a way to turn off a time limit).
+    refresh: Option<String>,
 }
 
 async fn order_for_token(state: &AppState, token: &str) -> Result<orders::Order, AppError> {
@@ -168,6 +195,7 @@ pub async fn show(
     let extras = Extras {
         refund_notice: notice,
         message_notice: query.message.as_deref() == Some("sent"),
+        refresh_off: query.refresh.as_deref() == Some("off"),
         ..Default::default()
     };
     order_page(&state, &csrf.0, &token, order, extras).await
@@ -187,6 +215,7 @@ async fn order_page(
         message_notice,
         message_error,
         message_value,
+        refresh_off,
     } = extras;
     let (events, payments, requests, conversation) = tokio::try_join!(
         events::for_order(state.db.pool(), &order.id),
@@ -281,6 +310,20 @@ async fn order_page(
             decision: r.decision_message.clone(),
         })
         .collect();
+    // While something is about to happen the page reloads itself; a held order waits for a
+    // person, so it checks less often.
+    let refresh_seconds = if order.status == OrderStatus::InReview {
+        Some(60)
+    } else if matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling
+    ) || (order.status == OrderStatus::AwaitingPayment
+        && payments.iter().any(|p| p.status == "pending"))
+    {
+        Some(10)
+    } else {
+        None
+    };
     let page = OrderPage {
         meta: state.meta(format!("Order {}", order.order_number), csrf),
         order_number: order.order_number.clone(),
@@ -295,11 +338,8 @@ async fn order_page(
         status_class: status_class(order.status),
         next_step: next_step(order.status, &format_utc(order.expires_at)),
         pay_url,
-        refresh: matches!(
-            order.status,
-            OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling
-        ) || (order.status == OrderStatus::AwaitingPayment
-            && payments.iter().any(|p| p.status == "pending")),
+        refresh: refresh_seconds.filter(|_| !refresh_off),
+        updates_stoppable: refresh_seconds.is_some(),
         created: format_utc(order.created_at),
         timeline,
         token: token.to_owned(),
@@ -515,4 +555,25 @@ pub async fn lookup(
     }
     page.sent = true;
     Ok(render(StatusCode::OK, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_payment_text;
+
+    #[test]
+    fn a_failed_payment_reads_without_the_providers_code() {
+        assert_eq!(
+            failed_payment_text("Visa •••• 0002 declined (card_declined)"),
+            "Payment not accepted: Visa •••• 0002 — declined"
+        );
+        assert_eq!(
+            failed_payment_text("Visa •••• 9995 declined (insufficient_funds)"),
+            "Payment not accepted: Visa •••• 9995 — not enough funds"
+        );
+        assert_eq!(
+            failed_payment_text("PayPal declined (some_new_code)"),
+            "Payment not accepted: PayPal — declined"
+        );
+    }
 }

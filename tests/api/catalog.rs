@@ -18,13 +18,13 @@ async fn catalog_shows_every_package_with_price_and_price_per_coin() {
         assert!(html.contains(coins), "missing package {coins}");
     }
     // 70 coins at US$0.0104 = 0.728 -> US$0.73; per coin 0.73 / 70 = 0.010428...
-    assert!(html.contains("US$0.73 USD"), "70-coin price");
+    assert!(html.contains("US$0.73"), "70-coin price");
     assert!(
         html.contains("0.01043 USD per coin"),
         "70-coin price per coin"
     );
     // 1,400 coins: 1,000 at 0.0104 + 400 at 0.0102 = 14.48
-    assert!(html.contains("US$14.48 USD"));
+    assert!(html.contains("US$14.48"));
     assert!(html.contains("never ask for your TikTok password"));
     assert!(!html.to_lowercase().contains("type=\"password\""));
     assert!(!html.contains("<script"), "the page needs no JavaScript");
@@ -39,13 +39,13 @@ async fn prices_switch_currency_with_its_own_minor_unit() {
     let app = spawn_app().await;
     let html = app.get_html("/?currency=JPY").await;
     // 0.728 USD * 150 = 109.2 -> ¥109, no decimals.
-    assert!(html.contains("¥109 JPY"), "yen price");
+    assert!(html.contains("¥109"), "yen price");
     let html = app.get_html("/?currency=eur").await;
     // 0.728 * 0.92 = 0.66976 -> €0.67
-    assert!(html.contains("€0.67 EUR"));
+    assert!(html.contains("€0.67"));
     let html = app.get_html("/?currency=IDR").await;
-    // 0.728 * 15800 = 11502.4 -> Rp11,502.40
-    assert!(html.contains("Rp11,502.40 IDR"));
+    // 0.728 * 15800 = 11502.4 -> Rp11,502: the rupiah is priced and shown in whole rupiah
+    assert!(html.contains("Rp11,502<"));
     for code in ["USD", "EUR", "GBP", "JPY", "IDR", "PHP", "BRL", "MXN"] {
         assert!(
             html.contains(&format!("value=\"{code}\"")),
@@ -71,7 +71,7 @@ async fn custom_amounts_are_priced_and_bad_ones_explained() {
     let app = spawn_app().await;
     let html = app.get_html("/?coins=2500").await;
     // 1,000 at 0.0104 + 1,500 at 0.0102 = 25.70
-    assert!(html.contains("US$25.70 USD"));
+    assert!(html.contains("US$25.70"));
 
     for (input, message) in [
         ("abc", "Enter a number of coins, like 1500."),

@@ -1240,6 +1240,13 @@ async fn staff_add_reads_the_password_from_stdin() {
     let weak = run("ops@example.com", "password1234");
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("common passwords"));
+    // Said once, not once as a log line and again as the error.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&weak.stdout),
+        String::from_utf8_lossy(&weak.stderr)
+    );
+    assert_eq!(said.matches("common passwords").count(), 1, "{said}");
     let ok = run("ops@example.com", STAFF_PASSWORD);
     assert!(
         ok.status.success(),

@@ -325,7 +325,7 @@ fn facts_for(b: &Bought) -> Facts {
         order_number: b.order_number.clone(),
         coins: "700".into(),
         username: "ana_buyer".into(),
-        amount: "US$7.28 USD".into(),
+        amount: "US$7.28".into(),
         method: "Visa •••• 4242".into(),
         placed: "2026-11-24 16:10 UTC".into(),
         at: "2026-11-24 16:12 UTC".into(),
@@ -671,7 +671,7 @@ async fn the_message_is_multipart_text_and_html() {
         order.order_number.as_str(),
         "700",
         "@ana_buyer",
-        "US$7.28 USD",
+        "US$7.28",
         "Visa •••• 4242",
         order.link.as_str(),
     ] {

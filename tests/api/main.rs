@@ -17,6 +17,7 @@ mod fulfillment;
 mod health;
 mod https;
 mod mail;
+mod pages;
 mod payment_methods;
 mod payments;
 mod process;
