@@ -195,19 +195,26 @@ pub async fn gather(
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_a,
           (SELECT COUNT(DISTINCT email) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r1_emails,
           (SELECT COUNT(DISTINCT email) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r24_emails,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE tiktok_username = $4 AND status = 'succeeded' AND created_at > $5) AS r1_cards,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE tiktok_username = $4 AND status = 'succeeded' AND created_at > $6) AS r24_cards,
+          (SELECT COUNT(DISTINCT {succeeded_card}) FROM payments WHERE tiktok_username = $4 AND created_at > $5) AS r1_cards,
+          (SELECT COUNT(DISTINCT {succeeded_card}) FROM payments WHERE tiktok_username = $4 AND created_at > $6) AS r24_cards,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r1_amount,
           (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r24_amount,
           (SELECT MIN(paid_at) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r_first,
           (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1 LIMIT $7) AS p) AS prior_paid,
-          (SELECT COUNT(*) FROM (SELECT 1 FROM payments mine JOIN payments earlier ON earlier.card_fingerprint = mine.card_fingerprint
-                                   JOIN orders e ON e.id = earlier.order_id
-                                 WHERE mine.order_id = $1 AND mine.status = 'succeeded'
-                                   AND earlier.status = 'succeeded' AND earlier.email = $2 AND earlier.order_id <> $1
-                                   AND e.status = 'delivered' LIMIT 1) AS k) AS known_payer,
+          (SELECT COUNT(*) FROM (SELECT 1 FROM payments mine
+                                 WHERE mine.order_id = $1 AND {mine_succeeded} AND mine.card_fingerprint IS NOT NULL
+                                   AND EXISTS (SELECT 1 FROM payments earlier JOIN orders e ON e.id = earlier.order_id
+                                               WHERE earlier.card_fingerprint = mine.card_fingerprint
+                                                 AND {earlier_succeeded} AND earlier.email = $2
+                                                 AND earlier.order_id <> $1 AND e.status = 'delivered')
+                                 LIMIT 1) AS k) AS known_payer,
           (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS limited",
         attempt = "COALESCE(card_fingerprint, id) || ':' || COALESCE(failure_code, '')",
+        // Status tests the planner cannot turn into a scan of every successful payment of the
+        // window (`payments_status_created`): the username or card index is the narrow one.
+        succeeded_card = "CASE WHEN status = 'succeeded' THEN card_fingerprint END",
+        earlier_succeeded = "CASE WHEN earlier.status = 'succeeded' THEN 1 ELSE 0 END = 1",
+        mine_succeeded = "CASE WHEN mine.status = 'succeeded' THEN 1 ELSE 0 END = 1",
         fraud = FRAUD_DECLINE_CODES
             .iter()
             .map(|c| format!("'{c}'"))
