@@ -1,5 +1,5 @@
 //! coinfront: a self-hosted storefront for topping up TikTok coins by username, with fraud
-//! screening before anything is delivered. See DESIGN.md for the map of modules.
+//! screening before anything is delivered. The README's Layout table is the map of modules.
 
 pub mod clock;
 pub mod config;
