@@ -373,6 +373,8 @@ async fn admin_enrols_two_factor(b: &Browser, server: &Server, viewport: Viewpor
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs() as i64;
+    // Turning two-factor on asks for the password again (ASVS 7.5.1).
+    b.type_into("#password", STAFF_PASSWORD).await;
     b.type_into("#code", &coinfront::console::totp::code_at(&secret, now))
         .await;
     b.submit_text("Turn on").await;
