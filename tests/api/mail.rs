@@ -846,12 +846,12 @@ async fn a_send_that_ran_out_of_tries_is_revived_while_the_email_is_unsent() {
     app.state.jobs_ready.notify_waiters();
     wait_until_sent(&app, &id).await;
     assert!(received.recv_timeout(Duration::from_secs(10)).is_ok());
-    // Sent emails are never revived.
+    // Sent emails are never revived. (The order's other emails may die again against the
+    // one-message server above and be revived: only this one is known to be sent.)
     app.clock.advance_ms(outbox::REVIVE_AFTER_MS * 2);
-    assert_eq!(
-        outbox::revive_dead_sends(pool, app.now_ms()).await.unwrap(),
-        0
-    );
+    outbox::revive_dead_sends(pool, app.now_ms()).await.unwrap();
+    assert_eq!(job_status().await, "done");
+    assert!(progress(&app, &id).await.sent_at.is_some());
 }
 
 /// The SMTP path against a real SMTP server process: `.ci/run` starts a sink and sets
