@@ -70,8 +70,6 @@ struct Outcome {
     session: Option<String>,
     /// Refused before any payment page: "declined" (screening), "limited" (429), "other".
     refused_at_checkout: Option<String>,
-    /// A payment attempt was refused outright (429, 503).
-    attempts_refused: u32,
     paid: bool,
     done: bool,
 }
@@ -748,13 +746,11 @@ impl Driver {
         ip: &str,
         session: &str,
         card: &str,
-        out: &mut Outcome,
     ) -> anyhow::Result<bool> {
         let c = self.client(person);
         let url = format!("{}{session}", self.base);
         let page = c.get(&url).header("X-Forwarded-For", ip).send().await?;
         if page.status().as_u16() == 429 {
-            out.attempts_refused += 1;
             return Ok(false);
         }
         let page = page.text().await?;
@@ -774,10 +770,6 @@ impl Driver {
             .form(&form)
             .send()
             .await?;
-        let code = r.status().as_u16();
-        if code == 429 || code == 503 {
-            out.attempts_refused += 1;
-        }
         Ok(r.status().is_redirection())
     }
 }
@@ -866,7 +858,7 @@ async fn replay(
         let out = &mut outcomes[ev.order];
         if !out.done {
             if let (Some(session), Some(card)) = (out.session.clone(), o.cards.get(ev.attempt)) {
-                if d.pay(o.person, &person.ip, &session, card, out).await? {
+                if d.pay(o.person, &person.ip, &session, card).await? {
                     out.paid = true;
                     out.done = true;
                 } else if ev.attempt + 1 < o.cards.len() {
@@ -949,7 +941,6 @@ async fn replay(
         if let (Some(p), Some(dl)) = (paid_at, delivered_at) {
             t.waits.push(dl - p);
         }
-        let _ = out.attempts_refused;
     }
     if std::env::var("BENCH_WHY").is_ok_and(|v| v == "1") {
         for e in coinfront::risk::surge::recent(&state.db, 0, 100).await? {

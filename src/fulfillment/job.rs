@@ -75,7 +75,7 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
             force: Some(crate::risk::Decision::Review),
             sentence: format!("{why} (checked just before crediting)"),
         };
-        return hold_before_credit(state, &order, vec![reason], &why, now).await;
+        return hold_before_credit(state, &order, vec![reason], None, &why, now).await;
     }
     // A held-back order (a new payer's large order): the screening runs again, since what
     // happened meanwhile — other payers for the same account, a wave of failures — counts.
@@ -88,7 +88,8 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
                 "Held at the check just before crediting: {}",
                 crate::risk::summary(&again)
             );
-            return hold_before_credit(state, &order, again.reasons, &why, now).await;
+            return hold_before_credit(state, &order, again.reasons, Some(signals), &why, now)
+                .await;
         }
     }
     let receipt = state
@@ -121,16 +122,23 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
 }
 
 /// Moves a fulfilling order to review instead of crediting, with an assessment that says why
-/// (the review queue shows the newest one).
+/// (the review queue shows the newest one), stored with `signals` (gathered here when the
+/// caller has none).
 async fn hold_before_credit(
     state: &AppState,
     order: &Order,
     reasons: Vec<crate::risk::Reason>,
+    signals: Option<crate::risk::Signals>,
     why: &str,
     now: i64,
 ) -> Result<(), JobError> {
-    let live = state.live.current();
-    let signals = crate::risk::signals::gather(&state.db, &live.catalog, order, now).await?;
+    let signals = match signals {
+        Some(s) => s,
+        None => {
+            let live = state.live.current();
+            crate::risk::signals::gather(&state.db, &live.catalog, order, now).await?
+        }
+    };
     let score = reasons.iter().map(|r| r.points).sum::<u32>().min(100);
     let assessment = crate::risk::Assessment {
         score,

@@ -225,13 +225,12 @@ pub fn recipient_funnel(s: &Signals, r: &RiskSettings) -> Option<Reason> {
 }
 
 /// The order shares what a wave of failures shares, and its payer is not known to the shop.
-pub fn surge(s: &Signals, r: &RiskSettings) -> Option<Reason> {
+pub fn surge(s: &Signals, _: &RiskSettings) -> Option<Reason> {
     let m = s.surge.as_ref()?;
     if s.known_payer {
         return None;
     }
     // A forced hold, not points: sharing a trait with a wave is not evidence enough to refuse.
-    let _ = r;
     Some(Reason::new(
         "surge",
         0,

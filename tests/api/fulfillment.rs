@@ -132,7 +132,7 @@ async fn without_automatic_refunds_a_failed_order_waits_for_support() {
         .await;
     app.wait_for_status_advancing(&order_path, "fulfillment_failed")
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.wait_until_idle().await;
     assert_eq!(app.order_status(&order_path).await, "fulfillment_failed");
     assert_eq!(app.count("SELECT COUNT(*) FROM sandbox_refunds").await, 0);
 }

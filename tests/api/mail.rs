@@ -403,7 +403,7 @@ async fn order_lookup_writes_one_eml_with_the_order_link() {
     // Asked again at once: the same window, so nothing new is written.
     let again = lookup(&app, &order.order_number, "ana@example.com").await;
     assert_eq!(again.status(), 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_until_idle().await;
     assert_eq!(emails_of_kind(&app, "order_link").await.len(), 1);
     assert_eq!(order_link_files(&dir).len(), 1);
 

@@ -170,7 +170,7 @@ async fn crypto_pays_on_confirmation_of_the_exact_amount() {
         .order_path_after(send(&app, &started, "7.28").await)
         .await;
     // Not yet confirmed: waiting.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.wait_until_idle().await;
     assert_eq!(app.order_status(&path).await, "awaiting_payment");
     app.clock.advance_secs(61);
     app.wait_for_status_advancing(&path, "delivered").await;
