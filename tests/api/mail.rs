@@ -846,6 +846,11 @@ async fn a_send_that_ran_out_of_tries_is_revived_while_the_email_is_unsent() {
     app.state.jobs_ready.notify_waiters();
     wait_until_sent(&app, &id).await;
     assert!(received.recv_timeout(Duration::from_secs(10)).is_ok());
+    // The send is recorded before its job is marked done (two commits): wait for both.
+    eventually("the send job to finish", || async {
+        job_status().await == "done"
+    })
+    .await;
     // Sent emails are never revived. (The order's other emails may die again against the
     // one-message server above and be revived: only this one is known to be sent.)
     app.clock.advance_ms(outbox::REVIVE_AFTER_MS * 2);
