@@ -31,7 +31,10 @@ pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         tasks.push(tokio::spawn(work(state.clone(), worker, shutdown.clone())));
     }
     tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(schedule_digests(state.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(schedule_digests(
+        state.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(reload_live_settings(state, shutdown)));
     tasks
 }

@@ -378,7 +378,10 @@ pub async fn save_other(
 ) -> Result<HttpResponse, ConsoleError> {
     let (Admin(current), ConsoleForm(form)) = (admin, form);
     let member = member_by_id(&state, &id).await?;
-    let done = format!("/console/settings/staff/{}/notifications?saved=1", member.id);
+    let done = format!(
+        "/console/settings/staff/{}/notifications?saved=1",
+        member.id
+    );
     save_for(&state, ip, &current, &member, &form, &done).await
 }
 
@@ -402,14 +405,33 @@ mod tests {
     #[test]
     fn only_offered_intervals_and_at_least_one_kind() {
         let offered = [15, 60];
-        assert_eq!(form("15", true, true).parse(&offered, 60).unwrap().every_minutes, 15);
+        assert_eq!(
+            form("15", true, true)
+                .parse(&offered, 60)
+                .unwrap()
+                .every_minutes,
+            15
+        );
         assert!(form("16", true, true).parse(&offered, 60).is_err());
         assert!(form("-1", true, true).parse(&offered, 60).is_err());
-        assert!(form("99999999999999999999", true, true).parse(&offered, 60).is_err());
+        assert!(form("99999999999999999999", true, true)
+            .parse(&offered, 60)
+            .is_err());
         // A saved interval no longer offered can be kept.
-        assert_eq!(form("30", true, true).parse(&offered, 30).unwrap().every_minutes, 30);
+        assert_eq!(
+            form("30", true, true)
+                .parse(&offered, 30)
+                .unwrap()
+                .every_minutes,
+            30
+        );
         assert!(form("60", true, false).parse(&offered, 60).is_err());
-        assert!(!form("60", false, false).parse(&offered, 60).unwrap().enabled);
+        assert!(
+            !form("60", false, false)
+                .parse(&offered, 60)
+                .unwrap()
+                .enabled
+        );
     }
 
     #[test]

@@ -303,7 +303,7 @@ pub async fn dead_jobs(
     found(
         conn,
         "SELECT COUNT(*) AS n FROM jobs WHERE status = 'dead' AND updated_at >= $1 AND updated_at < $2",
-        "SELECT NULL AS order_number, updated_at AS at,
+        "SELECT CAST(NULL AS TEXT) AS order_number, updated_at AS at,
                 kind || ': ' || COALESCE(last_error, '') AS detail
          FROM jobs WHERE status = 'dead' AND updated_at >= $1 AND updated_at < $2
          ORDER BY updated_at, id LIMIT $3",
@@ -324,7 +324,7 @@ pub async fn screening_events(
     found(
         conn,
         "SELECT COUNT(*) AS n FROM screening_events WHERE started_at >= $1 AND started_at < $2",
-        "SELECT NULL AS order_number, started_at AS at, detail FROM screening_events
+        "SELECT CAST(NULL AS TEXT) AS order_number, started_at AS at, detail FROM screening_events
          WHERE started_at >= $1 AND started_at < $2
          ORDER BY started_at, id LIMIT $3",
         from,
