@@ -261,7 +261,8 @@ mod tests {
     #[test]
     fn a_period_is_covered_once_it_is_over_and_settled() {
         let start = 1_800_000 * HOUR; // on an hour
-        assert_eq!(covered_to(start + 30 * 60_000, 60), start - HOUR);
+        assert_eq!(covered_to(start + 30 * 60_000, 60), start);
+        assert_eq!(covered_to(start + 30_000, 60), start - HOUR);
         // The hour ended, but not a minute ago yet.
         assert_eq!(covered_to(start + HOUR + 59_999, 60), start);
         assert_eq!(covered_to(start + HOUR + SETTLE_MS, 60), start + HOUR);
