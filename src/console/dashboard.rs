@@ -6,7 +6,7 @@ use super::ConsoleError;
 use crate::clock::format_utc;
 use crate::db::col;
 use crate::domain::OrderStatus;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

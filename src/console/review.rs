@@ -6,7 +6,7 @@ use super::session::Staff;
 use super::views::{self, OrderLine, RiskView};
 use super::ConsoleError;
 use crate::db::orders;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

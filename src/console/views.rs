@@ -5,7 +5,7 @@ use crate::db::col;
 use crate::db::orders::{self, Order};
 use crate::domain::{Money, OrderStatus};
 use crate::risk::{Reason, Signals};
-use crate::startup::AppState;
+use crate::state::AppState;
 use rust_decimal::Decimal;
 
 /// One order in a list.

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod events;
 pub mod notes;
 pub mod orders;
+pub mod params;
 pub mod payments;
 pub mod rate_limits;
 pub mod refunds;

@@ -1,5 +1,6 @@
 //! Orders: rows, look-ups, and guarded state changes.
 
+use super::params::{like_prefix, where_all, Params};
 use crate::clock::Millis;
 use crate::db::{col, events};
 use crate::domain::{Coins, Currency, Money, OrderStatus, PaymentMethod};
@@ -264,4 +265,69 @@ pub async fn due_to_expire(
     .fetch_all(pool)
     .await?;
     rows.iter().map(|r| col(r, "id")).collect()
+}
+/// What to look for in the console's order search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// Normalised (`CF-…`).
+    OrderNumber(String),
+    /// Any payment of the order with these last four digits.
+    CardLast4(String),
+    /// Lower-case; matched as a prefix.
+    EmailPrefix(String),
+    /// Lower-case, without `@`; matched as a prefix.
+    UsernamePrefix(String),
+}
+
+/// The console's order search: every given condition, newest first.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub term: Option<Term>,
+    pub status: Option<OrderStatus>,
+    pub created_from: Option<Millis>,
+    pub created_before: Option<Millis>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub async fn search(pool: &AnyPool, s: &Search) -> Result<Vec<Order>, sqlx::Error> {
+    let mut p = Params::new();
+    let mut conditions = Vec::new();
+    match &s.term {
+        None => {}
+        Some(Term::OrderNumber(n)) => {
+            conditions.push(format!("order_number = {}", p.add(n.as_str())))
+        }
+        Some(Term::CardLast4(l)) => conditions.push(format!(
+            "id IN (SELECT order_id FROM payments WHERE card_last4 = {})",
+            p.add(l.as_str())
+        )),
+        Some(Term::EmailPrefix(e)) => {
+            conditions.push(format!("email LIKE {} ESCAPE '\\'", p.add(like_prefix(e))))
+        }
+        Some(Term::UsernamePrefix(u)) => conditions.push(format!(
+            "tiktok_username LIKE {} ESCAPE '\\'",
+            p.add(like_prefix(u))
+        )),
+    }
+    if let Some(status) = s.status {
+        conditions.push(format!("status = {}", p.add(status.as_str())));
+    }
+    if let Some(from) = s.created_from {
+        conditions.push(format!("created_at >= {}", p.add(from)));
+    }
+    if let Some(before) = s.created_before {
+        conditions.push(format!("created_at < {}", p.add(before)));
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders{} ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
+        where_all(&conditions),
+        p.add(s.limit),
+        p.add(s.offset)
+    );
+    let rows = p
+        .bind_to(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
 }

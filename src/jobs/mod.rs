@@ -3,30 +3,59 @@
 //! again once the lease ends), retried with exponential backoff and jitter, and marked dead
 //! after its last try. Handlers must be idempotent: execution is at least once.
 //!
+//! What a job is: [`Job`], one enum of every kind (`job.rs`); who runs each kind: the one
+//! `match` in `workers`.
+//!
 //! `run_at` is "when someone should next look at this job": for a pending job the time it may
 //! run, for a running job the end of its lease. One index serves both.
+
+mod job;
+
+pub use job::Job;
 
 use crate::clock::Millis;
 use crate::db::{col, Backend, Db};
 use rand::Rng;
 use sqlx::AnyConnection;
 
+/// What a job handler says about a failure.
+#[derive(Debug, Clone)]
+pub enum JobError {
+    /// Try again after a backoff (until the last attempt).
+    Retry(String),
+    /// Retrying cannot help: dead at once.
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        JobError::Retry(e.to_string())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub kind: &'static str,
-    pub payload: serde_json::Value,
+    pub job: Job,
     /// At most one job ever per key (e.g. one fulfillment per order); `None` for no limit.
     pub dedupe_key: Option<String>,
     pub run_at: Millis,
 }
 
+/// A job row a worker has claimed. `payload` is as stored: `job()` reads it.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct Claimed {
     pub id: String,
     pub kind: String,
-    pub payload: serde_json::Value,
+    pub payload: String,
     /// Including this one.
     pub attempts: u32,
+}
+
+impl Claimed {
+    /// The typed job, or why the row cannot be one (which retrying cannot change).
+    pub fn job(&self) -> Result<Job, JobError> {
+        Job::decode(&self.kind, &self.payload).map_err(JobError::Permanent)
+    }
 }
 
 /// Adds a job inside the caller's transaction. A duplicate `dedupe_key` is a no-op.
@@ -41,8 +70,12 @@ pub async fn enqueue(
          ON CONFLICT DO NOTHING",
     )
     .bind(crate::domain::ids::new_id())
-    .bind(job.kind)
-    .bind(job.payload.to_string())
+    .bind(job.job.kind())
+    .bind(
+        job.job
+            .payload()
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+    )
     .bind(job.dedupe_key)
     .bind(job.run_at)
     .bind(now)
@@ -58,7 +91,7 @@ pub async fn claim(
     worker: &str,
     now: Millis,
     lease_ms: i64,
-) -> Result<Option<Job>, sqlx::Error> {
+) -> Result<Option<Claimed>, sqlx::Error> {
     // On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without waiting on
     // each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain form is safe.
     let sql = match db.backend() {
@@ -103,11 +136,10 @@ pub async fn claim(
         .await?;
     tx.commit().await?;
     let Some(row) = row else { return Ok(None) };
-    let payload: String = col(&row, "payload")?;
-    Ok(Some(Job {
+    Ok(Some(Claimed {
         id: col(&row, "id")?,
         kind: col(&row, "kind")?,
-        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        payload: col(&row, "payload")?,
         attempts: col::<i64>(&row, "attempts")? as u32,
     }))
 }
@@ -115,7 +147,7 @@ pub async fn claim(
 /// Marks a job done, if this worker still holds it.
 pub async fn complete(
     conn: &mut AnyConnection,
-    job: &Job,
+    job: &Claimed,
     worker: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
@@ -133,7 +165,7 @@ pub async fn complete(
 /// Schedules another try after a backoff, or marks the job dead. Returns true if dead.
 pub async fn fail(
     conn: &mut AnyConnection,
-    job: &Job,
+    job: &Claimed,
     worker: &str,
     error: &str,
     retry_at: Option<Millis>,

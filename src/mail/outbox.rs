@@ -7,12 +7,9 @@ use super::render::render;
 use super::Mailer;
 use crate::clock::Millis;
 use crate::db::col;
-use crate::jobs::{self, NewJob};
+use crate::jobs::{self, Job, NewJob};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
-
-/// The job kind that delivers one email.
-pub const SEND_JOB: &str = "send_email";
 
 /// How long an order-link email stands for repeated look-ups of the same order: asking again
 /// within the same window sends nothing new (a throttle on mail to one address).
@@ -83,8 +80,9 @@ pub async fn enqueue(
     jobs::enqueue(
         conn,
         NewJob {
-            kind: SEND_JOB,
-            payload: serde_json::json!({ "email_id": id }),
+            job: Job::SendEmail {
+                email_id: id.clone(),
+            },
             dedupe_key: Some(send_job_key(&id)),
             run_at: now,
         },
@@ -95,7 +93,7 @@ pub async fn enqueue(
 }
 
 fn send_job_key(email_id: &str) -> String {
-    format!("{SEND_JOB}:{email_id}")
+    format!("{}:{email_id}", Job::SEND_EMAIL)
 }
 
 const COLUMNS: &str = "id, order_id, kind, to_address, subject, text_body, html_body, message_id, created_at, sent_at, attempts";
@@ -154,8 +152,9 @@ pub async fn requeue(
         return Ok(false);
     }
     let job = NewJob {
-        kind: SEND_JOB,
-        payload: serde_json::json!({ "email_id": email_id }),
+        job: Job::SendEmail {
+            email_id: email_id.into(),
+        },
         dedupe_key: None,
         run_at: now,
     };
@@ -209,9 +208,9 @@ pub async fn revive_dead_sends(pool: &AnyPool, now: Millis) -> Result<u64, sqlx:
            AND dedupe_key IN (SELECT $4 || id FROM emails WHERE sent_at IS NULL AND abandoned_at IS NULL)",
     )
     .bind(now)
-    .bind(SEND_JOB)
+    .bind(Job::SEND_EMAIL)
     .bind(now - REVIVE_AFTER_MS)
-    .bind(format!("{SEND_JOB}:"))
+    .bind(format!("{}:", Job::SEND_EMAIL))
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

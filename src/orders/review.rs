@@ -7,9 +7,9 @@
 use crate::db::orders::{self, Order};
 use crate::db::{audit, events, notes, Tx};
 use crate::domain::OrderStatus;
-use crate::orders::screening::{self, REFUND_JOB};
+use crate::orders::screening;
 use crate::risk::lists::{self, List, ListKind, NewEntry};
-use crate::startup::AppState;
+use crate::services::Services;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -32,7 +32,7 @@ async fn current_status(tx: &mut Tx, order_id: &str) -> Result<Outcome, sqlx::Er
 
 /// `in_review → queued`, with its fulfillment job.
 pub async fn approve(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
     note: &str,
@@ -70,7 +70,7 @@ pub async fn approve(
 /// emails the buyer when the provider accepts it). As fraud, the order's card fingerprints,
 /// email and TikTok username also go on the block list, signed by the agent.
 pub async fn reject(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
     reason: &str,
@@ -181,7 +181,7 @@ async fn block_buyer(
 
 /// `fulfillment_failed → queued` with a new fulfillment job — unless a refund is under way.
 pub async fn retry_fulfillment(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
 ) -> Result<Outcome, sqlx::Error> {
@@ -192,7 +192,7 @@ pub async fn retry_fulfillment(
         return Ok(Outcome::NotFound);
     };
     let refund = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key = $1")
-        .bind(format!("{REFUND_JOB}:{order_id}:full"))
+        .bind(screening::full_refund_key(order_id))
         .fetch_one(&mut *tx)
         .await?;
     if order.status == OrderStatus::FulfillmentFailed
@@ -234,7 +234,7 @@ pub async fn retry_fulfillment(
 
 /// Sends the receipt of a delivered order again.
 pub async fn resend_receipt(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
 ) -> Result<Outcome, sqlx::Error> {
@@ -284,8 +284,7 @@ pub async fn resend_receipt(
                 .execute(&mut *tx)
                 .await?;
             let job = crate::jobs::NewJob {
-                kind: crate::mail::SEND_JOB,
-                payload: serde_json::json!({ "email_id": email_id }),
+                job: crate::jobs::Job::SendEmail { email_id },
                 dedupe_key: None,
                 run_at: now,
             };
@@ -301,7 +300,7 @@ pub async fn resend_receipt(
 /// Sends one of the order's emails again (any kind, sent or still queued), with an event in
 /// the order's timeline.
 pub async fn resend_email(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     email_id: &str,
     actor: &str,
@@ -339,7 +338,7 @@ pub async fn resend_email(
 
 /// An internal note, also in the order's timeline.
 pub async fn add_note(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
     body: &str,

@@ -3,7 +3,7 @@
 
 use crate::db::orders::{self, Order};
 use crate::db::{col, events};
-use crate::startup::AppState;
+use crate::services::Services;
 use sqlx::AnyPool;
 
 pub const MAX_MESSAGE: usize = 4000;
@@ -21,7 +21,7 @@ impl Message {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SupportError {
     #[error("Write a message first.")]
     Empty,
@@ -29,6 +29,9 @@ pub enum SupportError {
     TooLong,
     #[error("There is no such conversation.")]
     NoSuchOrder,
+    /// Nothing was written: the database failed (a server error, not the writer's).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// Plain text, normalised first (invisible characters dropped), then checked.
@@ -62,15 +65,8 @@ async fn insert(
 }
 
 /// The buyer writes. Opens (or keeps open) the conversation.
-pub async fn buyer_writes(
-    state: &AppState,
-    order: &Order,
-    body: &str,
-) -> Result<Result<(), SupportError>, sqlx::Error> {
-    let body = match clean(body) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    };
+pub async fn buyer_writes(state: &Services, order: &Order, body: &str) -> Result<(), SupportError> {
+    let body = clean(body)?;
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
     insert(&mut tx, &order.id, "buyer", &body, now).await?;
@@ -97,22 +93,19 @@ pub async fn buyer_writes(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// An agent answers; the buyer gets the reply by email.
 pub async fn staff_replies(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     staff: &str,
     body: &str,
-) -> Result<Result<(), SupportError>, sqlx::Error> {
-    let body = match clean(body) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<(), SupportError> {
+    let body = clean(body)?;
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
-        return Ok(Err(SupportError::NoSuchOrder));
+        return Err(SupportError::NoSuchOrder);
     };
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
@@ -147,7 +140,7 @@ pub async fn staff_replies(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 pub async fn conversation(pool: &AnyPool, order_id: &str) -> Result<Vec<Message>, sqlx::Error> {

@@ -1,7 +1,7 @@
 //! Delivery expectations from the shop's own recent deliveries.
 
 use crate::db::col;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How many recent deliveries the estimate looks at.
 const SAMPLE: i64 = 100;

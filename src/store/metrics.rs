@@ -4,7 +4,7 @@
 //! not at all (404) when none is configured.
 
 use crate::db::col;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::AppError;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -9,13 +9,14 @@ pub mod metrics;
 pub mod orders;
 pub mod policies;
 pub mod quote;
+pub mod sandbox_page;
 pub mod webhooks;
 
 use crate::web::AppError;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use crate::payments::sandbox::page as sandbox;
+    use self::sandbox_page as sandbox;
     cfg.route("/", web::get().to(catalog::show))
         .service(
             web::resource("/checkout")

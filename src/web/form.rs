@@ -36,7 +36,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for SafeForm<T> {
     }
 }
 
-async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
+/// Reads a form body, refusing one over the size limit.
+pub async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -47,6 +48,15 @@ async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The submitted CSRF token of a decoded form (empty when missing).
+pub fn csrf_field(pairs: &[(String, String)]) -> &str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
 }
 
 /// Checks and decodes a urlencoded form body.
@@ -74,12 +84,7 @@ pub fn parse_form<T: DeserializeOwned>(
     let key = req
         .app_data::<web::Data<CsrfKey>>()
         .expect("CsrfKey is registered");
-    let token = pairs
-        .iter()
-        .find(|(k, _)| k == CSRF_FIELD)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if !key.verify(req, token) {
+    if !key.verify(req, csrf_field(&pairs)) {
         return Err(AppError::Forbidden(
             "This form's security token is missing or out of date, so it was not sent.".into(),
         ));

@@ -60,7 +60,6 @@ async fn a_conversation_end_to_end_with_plain_text_safely_shown() {
         "They arrived at 16:02 — check your balance.",
     )
     .await
-    .unwrap()
     .unwrap();
     assert_eq!(
         coinfront::orders::support::open_queue(app.state.db.pool(), 10)
