@@ -44,11 +44,11 @@ pub async fn show(
     let Staff(current) = staff;
     let pool = state.db.pool();
     let mut threads = Vec::new();
-    for (order_id, since) in support::open_queue(pool, 50).await? {
+    for (order_id, since) in crate::db::support::open_queue(pool, 50).await? {
         let Some(order) = orders::by_id(pool, &order_id).await? else {
             continue;
         };
-        let messages = support::conversation(pool, &order_id)
+        let messages = crate::db::support::conversation(pool, &order_id)
             .await?
             .into_iter()
             .map(|m| {

@@ -13,6 +13,7 @@ pub mod refunds;
 pub mod sign_in_throttle;
 pub mod staff;
 pub mod staff_sessions;
+pub mod support;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};

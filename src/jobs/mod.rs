@@ -144,6 +144,15 @@ pub async fn claim(
     }))
 }
 
+/// Whether a job with this dedupe key was ever enqueued.
+pub async fn exists_with_key(conn: &mut AnyConnection, key: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key = $1")
+        .bind(key)
+        .fetch_one(conn)
+        .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
+}
+
 /// Marks a job done, if this worker still holds it.
 pub async fn complete(
     conn: &mut AnyConnection,
@@ -210,6 +219,29 @@ pub fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64) -> u64 {
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
         .min(max_ms);
     rand::thread_rng().gen_range(exp / 2..=exp.max(1))
+}
+
+/// How many jobs there are of each kind and status (for the metrics).
+pub async fn count_by_kind_and_status(
+    pool: &sqlx::AnyPool,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "kind")?, col(r, "status")?, col(r, "n")?)))
+        .collect()
+}
+
+/// How many jobs wait (pending or running) and how many are dead, for the dashboard.
+pub async fn waiting_and_dead(pool: &sqlx::AnyPool) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'running')) AS waiting,
+                (SELECT COUNT(*) FROM jobs WHERE status = 'dead') AS dead",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((col(&row, "waiting")?, col(&row, "dead")?))
 }
 
 /// Whether no job is due at `now` and none is running: everything already asked of the queue

@@ -198,6 +198,27 @@ pub async fn record_failure(
     Ok(())
 }
 
+/// The order's receipt email (the `delivered` kind, one per order), if it was written.
+pub async fn receipt_of(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered'")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| col(&r, "id")).transpose()
+}
+
+/// Clears an email's sent mark, so its next send job sends it again.
+pub async fn mark_unsent(conn: &mut AnyConnection, email_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE emails SET sent_at = NULL WHERE id = $1")
+        .bind(email_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Gives the send jobs that ran out of tries another round, for emails still unsent and not
 /// abandoned, once they have been dead for `REVIVE_AFTER_MS`: an SMTP outage longer than the
 /// queue's backoff delays an email but never drops it. Returns how many were revived.

@@ -320,6 +320,25 @@ pub async fn entries(
     rows.iter().map(entry_from_row).collect()
 }
 
+/// Whether `value` (normalised here) is on the block list, in force at `now`.
+pub async fn is_blocked(
+    conn: &mut AnyConnection,
+    kind: ListKind,
+    value: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM risk_lists WHERE list = 'block' AND kind = $1 AND value = $2
+         AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(kind.as_str())
+    .bind(normalise(kind, value))
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
+}
+
 pub async fn entry_by_id(pool: &AnyPool, id: &str) -> Result<Option<Entry>, sqlx::Error> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM risk_lists WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))

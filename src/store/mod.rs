@@ -1,4 +1,5 @@
-//! The buyer's side of the shop: catalog, checkout, order pages, health endpoints.
+//! The buyer's side of the shop: catalog, checkout, order pages, payment webhooks, the sandbox
+//! provider's hosted pages (when it is the provider), health endpoints.
 
 pub mod assets;
 pub mod catalog;

@@ -221,7 +221,7 @@ async fn order_page(
         events::for_order(state.db.pool(), &order.id),
         payments::for_order(state.db.pool(), &order.id),
         refund_rows::for_order(state.db.pool(), &order.id),
-        crate::orders::support::conversation(state.db.pool(), &order.id)
+        crate::db::support::conversation(state.db.pool(), &order.id)
     )?;
     let messages = message_views(&conversation, &state.settings.shop_name);
     let refund_notice = refund_notice.or_else(|| {
@@ -311,7 +311,7 @@ async fn order_page(
 }
 
 fn message_views(
-    conversation: &[crate::orders::support::Message],
+    conversation: &[crate::db::support::Message],
     shop_name: &str,
 ) -> Vec<MessageView> {
     conversation
