@@ -121,16 +121,20 @@ impl ResponseError for ConsoleError {
                 )
             }
         };
-        let page = ErrorPage {
-            meta: ConsoleMeta::bare(heading),
-            heading,
-            message,
-            back,
-        };
+        let meta = ConsoleMeta::bare(heading);
         let retry_after = match self {
             ConsoleError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
-        error_page(self.status_code(), &page, retry_after)
+        error_page(
+            self.status_code(),
+            &ErrorPage {
+                meta,
+                heading,
+                message,
+                back,
+            },
+            retry_after,
+        )
     }
 }

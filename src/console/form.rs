@@ -5,7 +5,7 @@
 use super::session::{csrf_for, token_of};
 use super::ConsoleError;
 use crate::state::AppState;
-use crate::web::form::{csrf_field, read_body};
+use crate::web::form::{csrf_field, with_body};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -31,10 +31,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ConsoleForm<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&mut payload).await?;
+        with_body(req, payload, |req, body| {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .cloned()
@@ -69,10 +66,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for AnonForm<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&mut payload).await?;
+        with_body(req, payload, |req, body| {
             crate::web::form::parse_form(&req, &body, true)
                 .map(AnonForm)
                 .map_err(ConsoleError::from)

@@ -96,9 +96,10 @@ impl ResponseError for AppError {
             message,
             hint,
         };
-        let retry_after = match self {
-            AppError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
-            _ => None,
+        let retry_after = if let AppError::TooManyRequests { retry_after_secs } = self {
+            Some(*retry_after_secs)
+        } else {
+            None
         };
         error_page(self.status_code(), &page, retry_after)
     }

@@ -27,13 +27,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for SafeForm<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&mut payload).await?;
+        with_body(req, payload, |req, body| {
             parse_form(&req, &body, false).map(SafeForm)
         })
     }
+}
+
+/// The shared half of every form extractor: reads the body (bounded), then `check`s and
+/// decodes it. The shop's and the console's forms differ only in `check`.
+pub fn with_body<T: 'static, E: From<AppError> + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    check: impl FnOnce(HttpRequest, Vec<u8>) -> Result<T, E> + 'static,
+) -> LocalBoxFuture<'static, Result<T, E>> {
+    let req = req.clone();
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let body = read_body(&mut payload).await?;
+        check(req, body)
+    })
 }
 
 /// Reads a form body, refusing one over the size limit.
