@@ -30,7 +30,7 @@ LAYERS = [
     ["config", "secrets", "telemetry"],
     ["mail", "payments", "live_settings", "staff"],
     ["services"],
-    ["orders"],
+    ["orders", "staff_digest"],
     ["workers"],
     ["web"],
     ["state"],

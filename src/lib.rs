@@ -17,6 +17,7 @@ pub mod risk;
 pub mod secrets;
 pub mod services;
 pub mod staff;
+pub mod staff_digest;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -16,6 +16,10 @@ pub fn spawn(state: Arc<Services>, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         tasks.push(tokio::spawn(work(state.clone(), worker, shutdown.clone())));
     }
     tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(schedule_digests(
+        state.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(reload_live_settings(state, shutdown)));
     tasks
 }
@@ -130,6 +134,9 @@ async fn dispatch(state: &Services, job: &Job) -> Result<(), JobError> {
         Job::SendEmail { email_id } => {
             crate::mail::send::send(&state.mail_context(), email_id).await
         }
+        Job::StaffDigest { staff_id, from } => {
+            crate::staff_digest::run(state, staff_id, *from).await
+        }
     }
 }
 
@@ -172,7 +179,10 @@ async fn on_dead(
             )
             .await?;
         }
-        Job::SendEmail { .. } | Job::SandboxWebhook { .. } | Job::SandboxSettle { .. } => {}
+        Job::SendEmail { .. }
+        | Job::SandboxWebhook { .. }
+        | Job::SandboxSettle { .. }
+        | Job::StaffDigest { .. } => {}
     }
     Ok(())
 }
@@ -190,6 +200,29 @@ async fn reload_live_settings(state: Arc<Services>, mut shutdown: watch::Receive
         }
         if let Err(e) = state.live.reload_if_changed(&state.db).await {
             tracing::warn!(error = %e, "could not check for changed live settings");
+        }
+    }
+}
+
+/// Queues the staff notification digests that are due (every instance does; each digest is
+/// queued once per staff member and period).
+async fn schedule_digests(state: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.settings.notifications.check_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let settings = &state.settings.notifications;
+        match crate::staff_digest::schedule_due(&state.db, settings, state.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(digests = n, "staff digests queued");
+                state.jobs_ready.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "staff digest check failed"),
         }
     }
 }

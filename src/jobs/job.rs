@@ -39,6 +39,9 @@ pub enum Job {
         session_id: String,
         payment_id: String,
     },
+    /// One staff member's notification digest for the period starting at `from`
+    /// (`staff_digest`).
+    StaffDigest { staff_id: String, from: i64 },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -58,6 +61,7 @@ impl Job {
     pub const SEND_EMAIL: &'static str = "send_email";
     pub const SANDBOX_WEBHOOK: &'static str = "sandbox_webhook";
     pub const SANDBOX_SETTLE: &'static str = "sandbox_settle";
+    pub const STAFF_DIGEST: &'static str = "staff_digest";
 
     /// The `kind` column: the serde tag of the variant.
     pub fn kind(&self) -> &'static str {
@@ -68,6 +72,7 @@ impl Job {
             Job::SendEmail { .. } => Job::SEND_EMAIL,
             Job::SandboxWebhook { .. } => Job::SANDBOX_WEBHOOK,
             Job::SandboxSettle { .. } => Job::SANDBOX_SETTLE,
+            Job::StaffDigest { .. } => Job::STAFF_DIGEST,
         }
     }
 
@@ -77,7 +82,10 @@ impl Job {
             Job::ScreenOrder { order_id, .. }
             | Job::FulfillOrder { order_id, .. }
             | Job::RefundOrder { order_id, .. } => Some(order_id),
-            Job::SendEmail { .. } | Job::SandboxWebhook { .. } | Job::SandboxSettle { .. } => None,
+            Job::SendEmail { .. }
+            | Job::SandboxWebhook { .. }
+            | Job::SandboxSettle { .. }
+            | Job::StaffDigest { .. } => None,
         }
     }
 
@@ -135,6 +143,10 @@ mod tests {
                 session_id: "s1".into(),
                 payment_id: "p1".into(),
             },
+            Job::StaffDigest {
+                staff_id: "st1".into(),
+                from: 1_700_000_000_000,
+            },
         ]
     }
 
@@ -163,6 +175,7 @@ mod tests {
             ("send_email", r#"{"email_id":"e1"}"#),
             ("sandbox_webhook", r#"{"url":"http://x/w","body":"{}"}"#),
             ("sandbox_settle", r#"{"session_id":"s1","payment_id":"p1"}"#),
+            ("staff_digest", r#"{"staff_id":"st1","from":1700000000000}"#),
         ];
         for (kind, payload) in rows {
             let job = Job::decode(kind, payload).unwrap();
