@@ -6,6 +6,7 @@ pub mod audit;
 pub mod events;
 pub mod notes;
 pub mod orders;
+pub mod params;
 pub mod payments;
 pub mod rate_limits;
 pub mod refunds;
@@ -13,6 +14,7 @@ pub mod sign_in_throttle;
 pub mod staff;
 pub mod staff_digests;
 pub mod staff_sessions;
+pub mod support;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};

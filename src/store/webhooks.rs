@@ -3,7 +3,7 @@
 //! on our side is 500, so the provider retries.
 
 use crate::orders::payment_events;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub async fn receive(
