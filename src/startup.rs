@@ -40,6 +40,8 @@ pub struct AppState {
     pub provider: Arc<dyn PaymentProvider>,
     /// The sandbox provider's own side (hosted page, settlement), when it is the provider.
     pub sandbox: Option<Arc<SandboxProvider>>,
+    /// Stripe, when it is the provider (resuming a hosted page needs Stripe's URL for it).
+    pub stripe: Option<Arc<crate::payments::stripe::StripeProvider>>,
     pub supplier: Arc<dyn Supplier>,
     /// Sends the outbox's emails (file or SMTP transport, From and Reply-To).
     pub mailer: crate::mail::Mailer,
@@ -62,8 +64,12 @@ impl AppState {
         self.clock.now_ms()
     }
 
+    /// No real money moves: the sandbox, or Stripe with test-mode keys.
     pub fn test_mode(&self) -> bool {
-        self.settings.payments.provider == "sandbox"
+        match &self.stripe {
+            Some(stripe) => !stripe.live_mode(),
+            None => self.settings.payments.provider == "sandbox",
+        }
     }
 
     pub fn meta(&self, title: impl Into<String>, csrf: impl Into<String>) -> crate::web::Meta {
@@ -128,6 +134,24 @@ impl Application {
             &settings.payments,
             jobs_ready.clone(),
         ));
+        // The sandbox is the provider unless Stripe is configured (then its pages are off).
+        let (provider, sandbox, stripe): (Arc<dyn PaymentProvider>, _, _) =
+            match settings.payments.provider.as_str() {
+                "stripe" => {
+                    let stripe = Arc::new(crate::payments::stripe::StripeProvider::new(
+                        &settings.payments.stripe,
+                        settings.payments.webhook_tolerance_seconds,
+                        base_url.clone(),
+                    )?);
+                    tracing::info!(
+                        live = stripe.live_mode(),
+                        api = %settings.payments.stripe.api_base,
+                        "payments go through Stripe"
+                    );
+                    (stripe.clone(), None, Some(stripe))
+                }
+                _ => (sandbox.clone(), Some(sandbox), None),
+            };
         let supplier = Arc::new(SandboxSupplier::new(
             db.clone(),
             clock.clone(),
@@ -144,8 +168,9 @@ impl Application {
             clock,
             base_url,
             secrets,
-            provider: sandbox.clone(),
-            sandbox: Some(sandbox),
+            provider,
+            sandbox,
+            stripe,
             supplier,
             mailer,
             http,
@@ -198,6 +223,11 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
         state.cookie_policy(),
     ));
     let hsts = web::Data::new(HstsPolicy(state.settings.http.effective_hsts()));
+    let csp = web::Data::new(
+        crate::web::middleware::ContentSecurityPolicy::with_form_action(
+            state.provider.checkout_origin(),
+        ),
+    );
     let proxies = web::Data::new(TrustedProxies {
         proxies: state.settings.http.trusted_proxies.clone(),
         header: state.settings.http.client_ip_header.clone(),
@@ -207,6 +237,7 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
             .app_data(data.clone())
             .app_data(csrf_key.clone())
             .app_data(hsts.clone())
+            .app_data(csp.clone())
             .app_data(proxies.clone())
             .wrap(from_fn(crate::web::middleware::head_as_get))
             .wrap(from_fn(crate::web::csrf::csrf_cookie))

@@ -1,6 +1,7 @@
 //! The order lifecycle: every state change with its audit event and follow-up jobs, in one
 //! transaction. Handlers and workers call these; none of them writes order state directly.
 
+pub mod disputes;
 pub mod expiry;
 pub mod notify;
 pub mod payment_events;

@@ -84,8 +84,14 @@ async fn ask_provider(
     let Some(session_id) = order.provider_session_id.clone() else {
         return Ok(Started::Failed("the order has no payment session".into()));
     };
+    let payment_ref = {
+        let mut conn = state.db.pool().acquire().await?;
+        crate::db::disputes::settled_payment_ref(&mut conn, &order.id).await?
+    };
     let request = ProviderRefund {
         session_id,
+        order_reference: order.id.clone(),
+        payment_ref,
         amount: Money::from_minor(refund.amount_minor, order.amount.currency()),
         idempotency_key: refund.id.clone(),
     };

@@ -122,6 +122,19 @@ async fn block_buyer(
     reason: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let why = format!("Fraud on order {}: {reason}", order.order_number);
+    block_buyer_because(tx, order, actor, &why, now).await
+}
+
+/// Puts the order's card fingerprints, email and TikTok username on the block list with `why`,
+/// and leaves a `block_listed` event on the order (backtests count such orders as fraud).
+pub async fn block_buyer_because(
+    tx: &mut Tx,
+    order: &Order,
+    actor: &str,
+    why: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let rows = sqlx::query(
         "SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL",
     )
@@ -137,7 +150,6 @@ async fn block_buyer(
     }
     values.push((ListKind::Email, order.email.clone()));
     values.push((ListKind::TiktokUsername, order.tiktok_username.clone()));
-    let why = format!("Fraud on order {}: {reason}", order.order_number);
     let mut listed = Vec::new();
     for (kind, value) in values {
         let existing = sqlx::query(
@@ -156,7 +168,7 @@ async fn block_buyer(
                     list: List::Block,
                     kind,
                     value: &value,
-                    reason: &why,
+                    reason: why,
                     added_by: actor,
                     expires_at: None,
                 },

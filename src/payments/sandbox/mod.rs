@@ -310,6 +310,8 @@ impl SandboxProvider {
             card: card.clone(),
             reference: None,
             late: false,
+            payment_ref: None,
+            dispute: None,
         };
         match outcome {
             AttemptResult::Succeeded => {
@@ -393,6 +395,8 @@ impl SandboxProvider {
                 card: None,
                 reference: None,
                 late: false,
+                payment_ref: None,
+                dispute: None,
             };
             self.queue_event(&mut tx, s, EventKind::PaymentPending, data, now, now)
                 .await?;
@@ -457,6 +461,8 @@ impl SandboxProvider {
             card: None,
             reference: None,
             late,
+            payment_ref: None,
+            dispute: None,
         };
         let kind = if underpaid {
             EventKind::PaymentFailed
@@ -505,6 +511,8 @@ impl SandboxProvider {
                 card: None,
                 reference: None,
                 late: false,
+                payment_ref: None,
+                dispute: None,
             };
             self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now)
                 .await?;
@@ -726,6 +734,8 @@ impl PaymentProvider for SandboxProvider {
             card: None,
             reference: Some(req.idempotency_key.clone()),
             late: false,
+            payment_ref: None,
+            dispute: None,
         };
         let kind = if fails {
             EventKind::RefundFailed
