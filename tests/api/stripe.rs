@@ -157,9 +157,23 @@ async fn a_full_purchase_goes_through_a_checkout_session() {
         "{csp}"
     );
 
+    // Back on the shop before paying: the order page's payment link resumes Stripe's page.
+    let path = order_path(&app).await;
+    let page = app.get_html(&path).await;
+    let resume = format!("/checkout/stripe/{session}");
+    assert!(
+        page.contains(&resume),
+        "the order page links to its payment"
+    );
+    let r = app.get(&resume).await;
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("https://checkout.stripe.com/c/pay/"));
+
     fake.set_card("pi_full_purchase", "4242", "US", "fpFullPurchase1");
     pay(&app, &fake, &session, "pi_full_purchase", "paid").await;
-    let path = order_path(&app).await;
     app.wait_for_status(&path, "delivered").await;
     let row =
         sqlx::query("SELECT status, card_fingerprint, card_last4, provider_ref FROM payments")
@@ -656,9 +670,11 @@ async fn ls_card(ls: &str, number: &str) -> String {
     pm["id"].as_str().unwrap().to_owned()
 }
 
-/// localstripe signs its webhooks with the secret it is given, and delivers them here.
-async fn ls_register_webhook(ls: &str, app: &TestApp) {
-    let id = format!("coinfront{}", uuid::Uuid::new_v4().simple());
+/// localstripe signs its webhooks with the secret it is given, and delivers them here. It
+/// keeps every endpoint it was given and sends each event to all that want it, so each test
+/// registers under its own name (replacing its previous run's app) for only its events.
+async fn ls_register_webhook(ls: &str, app: &TestApp, name: &str, event: &str) {
+    let id = format!("coinfront-{name}");
     let url = app.url("/webhooks/payments/stripe");
     let (status, _) = ls_post(
         ls,
@@ -666,8 +682,7 @@ async fn ls_register_webhook(ls: &str, app: &TestApp) {
         &[
             ("url", &url),
             ("secret", WEBHOOK_SECRET),
-            ("events[]", "payment_intent.payment_failed"),
-            ("events[]", "payment_intent.succeeded"),
+            ("events[]", event),
         ],
     )
     .await;
@@ -679,7 +694,7 @@ async fn localstripe_delivers_a_declined_attempt_as_a_signed_webhook() {
     let Some(ls) = localstripe() else { return };
     let fake = FakeStripe::start().await;
     let app = stripe_app(&fake).await;
-    ls_register_webhook(&ls, &app).await;
+    ls_register_webhook(&ls, &app, "declined", "payment_intent.payment_failed").await;
     start(&app, &fake, &Checkout::default()).await;
     let (order_id, amount, currency, _) = app.only_order().await;
     // 4000 0000 0000 0341: attaches, then the charge is declined.
@@ -713,7 +728,6 @@ async fn localstripe_refunds_a_payment_in_part_and_in_full() {
     let Some(ls) = localstripe() else { return };
     let fake = FakeStripe::start().await;
     let app = stripe_app(&fake).await;
-    ls_register_webhook(&ls, &app).await;
     let confirm = app.post_checkout(&Checkout::default()).await;
     let _ = app.confirm(&confirm.text().await.unwrap()).await;
     let (order_id, amount, currency, session) = app.only_order().await;

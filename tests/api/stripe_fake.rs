@@ -36,12 +36,15 @@ pub struct Recorded {
     pub status: u16,
 }
 
+/// The parameters a key was first used with, and the answer then given.
+type FirstAnswer = (Vec<(String, String)>, u16, Value);
+
 #[derive(Default)]
 pub struct FakeState {
     pub requests: Vec<Recorded>,
     /// Everything a request did that Stripe's API reference does not allow.
     pub violations: Vec<String>,
-    idempotent: HashMap<String, (Vec<(String, String)>, u16, Value)>,
+    idempotent: HashMap<String, FirstAnswer>,
     pub sessions: HashMap<String, Value>,
     /// Answers to give instead of the real one, in order, for a path prefix.
     failures: VecDeque<(String, u16)>,
@@ -582,7 +585,14 @@ async fn execute(
         }
         ("POST", ["v1", "refunds"]) => {
             check_refund_params(params, &mut fake.state.lock().unwrap().violations);
-            if let Some(ls) = &fake.localstripe {
+            // Payments made in localstripe are refunded there; a test's fixture payment here.
+            let fixture_payment = fake
+                .state
+                .lock()
+                .unwrap()
+                .cards
+                .contains_key(&get("payment_intent"));
+            if let (Some(ls), false) = (&fake.localstripe, fixture_payment) {
                 return forward(ls, method, path, params).await;
             }
             let mut s = fake.state.lock().unwrap();
@@ -646,14 +656,13 @@ async fn execute(
             (200, pm)
         }
         ("GET", ["v1", "charges", id]) => {
-            let s = fake.state.lock().unwrap();
-            if let Some(pi) = s.charges.get(*id) {
+            let known = fake.state.lock().unwrap().charges.get(*id).cloned();
+            if let Some(pi) = known {
                 let mut ch = fixture("charge");
                 ch["id"] = json!(id);
                 ch["payment_intent"] = json!(pi);
                 return (200, ch);
             }
-            drop(s);
             match &fake.localstripe {
                 Some(ls) => forward(ls, method, path, params).await,
                 None => stripe_error(

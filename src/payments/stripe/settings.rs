@@ -188,10 +188,12 @@ mod tests {
         )])
     }
 
+    type Change = Box<dyn Fn(&mut StripeSettings)>;
+
     #[test]
     fn good_settings_pass_and_each_bad_key_is_named() {
         good().validate(&offered(&["card", "paypal"])).unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut StripeSettings)>, &str)> = vec![
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|s| s.secret_key = None),
                 "payments.stripe.secret_key",
