@@ -16,6 +16,9 @@ use crate::workers::JobError;
 pub enum RefundError {
     #[error("This order has no payment to refund.")]
     NotPaid,
+    /// The card issuer is already returning the money: a refund would pay it back twice.
+    #[error("This payment is disputed with the card issuer, who is returning it to the buyer; it cannot also be refunded.")]
+    Disputed,
     #[error("Nothing is left to refund on this order.")]
     NothingLeft,
     #[error("The amount must be more than zero and at most {max}.")]
@@ -154,6 +157,9 @@ pub async fn request(
     if !order.status.is_paid() {
         return Err(RefundError::NotPaid);
     }
+    if order.status == OrderStatus::Disputed {
+        return Err(RefundError::Disputed);
+    }
     let now = state.now_ms();
     let r = RefundRequest {
         id: crate::domain::ids::new_id(),
@@ -237,6 +243,10 @@ pub async fn approve(
     if !order.status.is_paid() {
         tx.rollback().await?;
         return Ok(Err(RefundError::NotPaid));
+    }
+    if order.status == OrderStatus::Disputed {
+        tx.rollback().await?;
+        return Ok(Err(RefundError::Disputed));
     }
     let left = refundable(&mut tx, &order).await?;
     if left.minor() == 0 {
@@ -358,6 +368,9 @@ pub async fn run_full_refund_job(
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
+    if order.status == OrderStatus::Disputed {
+        return Err(JobError::Permanent(RefundError::Disputed.to_string()));
+    }
     let now = state.now_ms();
     let refund_id = format!("auto_{}_{}", order.id, order.refunded_minor);
     let mut tx = state.db.begin().await?;

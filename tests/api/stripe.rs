@@ -517,6 +517,18 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
             .get(0);
         assert_eq!(n, 1, "{kind} block-listed with the dispute as the reason");
     }
+    // The issuer is returning the money: the shop cannot refund it a second time.
+    let (order_id, _, _, _) = app.only_order().await;
+    let order = coinfront::db::orders::by_id(app.state.db.pool(), &order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        coinfront::orders::refunds::request(&app.state, &order, "other", "refund please")
+            .await
+            .unwrap_err(),
+        coinfront::orders::refunds::RefundError::Disputed
+    );
     // The same dispute again (updated) adds nothing but its status.
     dispute["status"] = json!("under_review");
     assert_eq!(
@@ -574,6 +586,14 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
         .await;
     assert!(flash.contains("was already submitted"), "{flash}");
     assert_eq!(fake.requests_to("POST", "/v1/disputes/").len(), 1);
+
+    // Won: the order is delivered again; the block-list entries stay for an agent to judge.
+    let mut closed = fake.state.lock().unwrap().disputes["dp_test_1"].clone();
+    closed["status"] = json!("won");
+    closed["payment_intent"] = json!("pi_disputed");
+    assert_eq!(deliver(&app, "charge.dispute.closed", closed).await.0, 200);
+    assert_eq!(app.order_status(&path).await, "delivered");
+    assert!(agent.get_html(&console_page).await.contains("won"));
     fake.assert_no_violations();
 }
 
