@@ -45,7 +45,8 @@ use std::time::{Duration, Instant};
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
-const GOAL_P99: Duration = Duration::from_millis(2);
+/// Issue 13: under 1 ms on SQLite with 100,000 orders.
+const GOAL_P99: Duration = Duration::from_millis(1);
 
 struct Config {
     history: usize,

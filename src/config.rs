@@ -135,6 +135,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub console: ConsoleSettings,
     pub metrics: MetricsSettings,
+    pub notifications: NotificationSettings,
 }
 
 impl Default for Settings {
@@ -160,6 +161,7 @@ impl Default for Settings {
             secrets: SecretSettings::default(),
             console: ConsoleSettings::default(),
             metrics: MetricsSettings::default(),
+            notifications: NotificationSettings::default(),
         }
     }
 }
@@ -659,6 +661,77 @@ impl Default for ConsoleSettings {
     }
 }
 
+/// Staff notification digests: an email listing work that waits (held orders, refund
+/// requests, support messages, dead jobs, screening events), per staff member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// How often each instance looks for digests that are due.
+    pub check_seconds: u64,
+    /// A held order is listed once it has waited this long for review.
+    pub held_after_minutes: u64,
+    /// The digest intervals a staff member can choose from.
+    pub every_minutes_choices: Vec<u64>,
+    /// The interval of a staff member who has not chosen one (one of the choices).
+    pub default_every_minutes: u64,
+    /// Whether admins get digests before they choose (agents never do).
+    pub admins_by_default: bool,
+    /// Items listed per kind in one digest; the rest are counted.
+    pub max_items: u32,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        NotificationSettings {
+            check_seconds: 60,
+            held_after_minutes: 30,
+            every_minutes_choices: vec![15, 60, 240, 1440],
+            default_every_minutes: 60,
+            admins_by_default: true,
+            max_items: 20,
+        }
+    }
+}
+
+impl NotificationSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.check_seconds == 0 {
+            return Err(ConfigError::new(
+                "notifications.check_seconds",
+                "must be at least 1",
+            ));
+        }
+        if self.every_minutes_choices.is_empty()
+            || self.every_minutes_choices.len() > 10
+            || self
+                .every_minutes_choices
+                .iter()
+                .any(|m| !(1..=10_080).contains(m))
+        {
+            return Err(ConfigError::new(
+                "notifications.every_minutes_choices",
+                "needs 1 to 10 intervals, each 1 to 10080 minutes (a week)",
+            ));
+        }
+        if !self
+            .every_minutes_choices
+            .contains(&self.default_every_minutes)
+        {
+            return Err(ConfigError::new(
+                "notifications.default_every_minutes",
+                "must be one of notifications.every_minutes_choices",
+            ));
+        }
+        if !(1..=200).contains(&self.max_items) {
+            return Err(ConfigError::new(
+                "notifications.max_items",
+                "must be 1 to 200",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Durations are turned into milliseconds and added to the clock at run time: anything beyond
 /// ten years is a typo, and refusing it keeps that arithmetic far from overflowing.
 const MAX_DURATION_MS: u64 = 10 * 366 * 24 * 3_600_000;
@@ -717,6 +790,16 @@ impl Settings {
                 "console.settings_reload_seconds",
                 c.settings_reload_seconds,
                 1_000,
+            ),
+            (
+                "notifications.check_seconds",
+                self.notifications.check_seconds,
+                1_000,
+            ),
+            (
+                "notifications.held_after_minutes",
+                self.notifications.held_after_minutes,
+                60_000,
             ),
             (
                 "shop.refund_window_days",
@@ -986,6 +1069,7 @@ impl Settings {
         }
         self.risk.validate()?;
         self.console.validate()?;
+        self.notifications.validate()?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ pub mod orders;
 pub mod payments;
 pub mod risk;
 pub mod secrets;
+pub mod staff_digest;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -31,6 +31,10 @@ pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         tasks.push(tokio::spawn(work(state.clone(), worker, shutdown.clone())));
     }
     tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(schedule_digests(
+        state.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(reload_live_settings(state, shutdown)));
     tasks
 }
@@ -143,6 +147,7 @@ async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
             crate::orders::refunds::run_full_refund_job(state, &job.payload).await
         }
         crate::mail::SEND_JOB => crate::mail::send::run(state, &job.payload).await,
+        crate::staff_digest::JOB => crate::staff_digest::run(state, &job.payload).await,
         other => Err(JobError::Permanent(format!(
             "no handler for job kind {other:?}"
         ))),
@@ -200,6 +205,29 @@ async fn reload_live_settings(state: Arc<AppState>, mut shutdown: watch::Receive
         }
         if let Err(e) = state.live.reload_if_changed(&state.db).await {
             tracing::warn!(error = %e, "could not check for changed live settings");
+        }
+    }
+}
+
+/// Queues the staff notification digests that are due (every instance does; each digest is
+/// queued once per staff member and period).
+async fn schedule_digests(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.settings.notifications.check_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let settings = &state.settings.notifications;
+        match crate::staff_digest::schedule_due(&state.db, settings, state.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(digests = n, "staff digests queued");
+                state.jobs_ready.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "staff digest check failed"),
         }
     }
 }

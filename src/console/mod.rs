@@ -15,6 +15,7 @@ pub mod error;
 pub mod form;
 pub mod hashing;
 pub mod login;
+pub mod notifications;
 pub mod orders;
 pub mod page;
 pub mod password;
@@ -51,6 +52,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/account/password",
                 web::post().to(account::change_password),
+            )
+            .route(
+                "/account/notifications",
+                web::get().to(notifications::show_own),
+            )
+            .route(
+                "/account/notifications",
+                web::post().to(notifications::save_own),
             )
             .route("/account/totp", web::get().to(account::enrol_form))
             .route("/account/totp", web::post().to(account::enrol))

@@ -12,6 +12,7 @@ pub mod rate_limits;
 pub mod refunds;
 pub mod sign_in_throttle;
 pub mod staff;
+pub mod staff_digests;
 pub mod staff_sessions;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -3,7 +3,7 @@
 //! transaction, and nothing is lost when the mail server is down: the row waits.
 
 use super::kinds::{Email, Facts};
-use super::render::render;
+use super::render::{render, Rendered};
 use super::Mailer;
 use crate::clock::Millis;
 use crate::db::col;
@@ -58,6 +58,37 @@ pub async fn enqueue(
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
     let rendered = render(&new.email, &new.facts).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let row = Outgoing {
+        order_id: new.order_id.as_deref(),
+        kind: new.email.kind(),
+        dedupe_key: &new.dedupe_key,
+        to: &new.to,
+        rendered: &rendered,
+    };
+    enqueue_rendered(conn, mailer, &row, now).await
+}
+
+/// An already rendered email for [`enqueue_rendered`] (mail that is not one of the buyer
+/// emails of [`Email`], such as the staff digest).
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub order_id: Option<&'a str>,
+    pub kind: &'a str,
+    /// A second email with the same key is not written.
+    pub dedupe_key: &'a str,
+    pub to: &'a str,
+    pub rendered: &'a Rendered,
+}
+
+/// Writes a rendered email with its `send_email` job, inside the caller's transaction.
+/// Returns false (and writes nothing) when an email with the same dedupe key exists.
+pub async fn enqueue_rendered(
+    conn: &mut AnyConnection,
+    mailer: &Mailer,
+    new: &Outgoing<'_>,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let rendered = new.rendered;
     let id = crate::domain::ids::new_id();
     let inserted = sqlx::query(
         "INSERT INTO emails (id, order_id, kind, dedupe_key, to_address, subject, text_body, html_body,
@@ -66,10 +97,10 @@ pub async fn enqueue(
          ON CONFLICT DO NOTHING",
     )
     .bind(&id)
-    .bind(&new.order_id)
-    .bind(new.email.kind())
-    .bind(&new.dedupe_key)
-    .bind(&new.to)
+    .bind(new.order_id)
+    .bind(new.kind)
+    .bind(new.dedupe_key)
+    .bind(new.to)
     .bind(&rendered.subject)
     .bind(&rendered.text)
     .bind(&rendered.html)

@@ -63,7 +63,7 @@ pub fn header_text(s: &str) -> String {
 
 /// Template tags leave stray blank lines and trailing spaces in plain text: keep at most one
 /// blank line in a row and none at either end.
-fn tidy(text: &str) -> String {
+pub(crate) fn tidy(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank = true;
     for line in text.lines().map(str::trim_end) {

@@ -148,7 +148,7 @@ fn n(row: &sqlx::any::AnyRow, name: &str) -> Result<u32, sqlx::Error> {
 pub const PRIOR_PAID_CAP: u32 = 100;
 
 /// Gathers the signals for `order` as of `now`: on one connection, one statement for every
-/// count, one for the block and allow lists, and one for the surge response (a tiny table).
+/// count (one index range scan per key), one for the block and allow lists, and one for the surge response (a tiny table).
 pub async fn gather(
     db: &Db,
     catalog: &Catalog,
@@ -158,61 +158,68 @@ pub async fn gather(
     let mut conn = db.pool().acquire().await?;
     let h1 = now - HOUR;
     let d1 = now - DAY;
-    // Every sub-query is a range scan on a (key, created_at) index. The card scope looks at
-    // the worst card tried on this order (none for a new order): webhooks arrive in any
-    // order, so "the latest card" is not a fact the shop knows. A failure is counted once per
-    // card and decline code, so a buyer retrying one card is one failure, not five.
+    // One range scan per key, on its (key, created_at) index, each computing every count
+    // that key feeds with conditional aggregates: a key's rows are read once, not once per
+    // count. The card scope looks at the worst card tried on this order (none for a new
+    // order): webhooks arrive in any order, so "the latest card" is not a fact the shop
+    // knows. A failure is counted once per card and decline code, so a buyer retrying one
+    // card is one failure, not five.
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT
-          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $5) AS f1_order,
-          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS f1_email,
-          (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $5) AS f1_ip,
-          (SELECT COALESCE(MAX((SELECT COUNT(DISTINCT f.order_id) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
-                                    AND f.status = 'failed' AND f.created_at > $5)), 0)
-           FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS f1_card,
-          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS f1_user,
-          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE order_id = $1 AND status = 'failed' AND created_at > $6) AS f24_order,
-          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS f24_email,
-          (SELECT COUNT(*) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $6) AS f24_ip,
-          (SELECT COALESCE(MAX((SELECT COUNT(DISTINCT f.order_id) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
-                                    AND f.status = 'failed' AND f.created_at > $6)), 0)
-           FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS f24_card,
-          (SELECT COUNT(DISTINCT {attempt}) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6) AS f24_user,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $5) AS fc_email,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $5) AS fc_user,
-          (SELECT COUNT(DISTINCT card_fingerprint) FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $5) AS fc_ip,
-          (SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status = 'failed' AND failure_code IN ({fraud})) AS fraud_order,
-          (SELECT COUNT(*) FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6 AND failure_code IN ({fraud})) AS fraud_email,
-          (SELECT COUNT(*) FROM payments WHERE tiktok_username = $4 AND status = 'failed' AND created_at > $6 AND failure_code IN ({fraud})) AS fraud_user,
-          (SELECT COALESCE(MAX((SELECT COUNT(*) FROM payments f WHERE f.card_fingerprint = c.card_fingerprint
-                                    AND f.status = 'failed' AND f.created_at > $6 AND f.failure_code IN ({fraud}))), 0)
-           FROM (SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS c) AS fraud_card,
-          (SELECT COUNT(*) FROM orders WHERE tiktok_username = $4 AND created_at > $6) AS v_user_n,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $6) AS v_user_a,
-          (SELECT COUNT(*) FROM orders WHERE email = $2 AND created_at > $6) AS v_email_n,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE email = $2 AND created_at > $6) AS v_email_a,
-          (SELECT COUNT(*) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_n,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE client_ip = $3 AND created_at > $6) AS v_ip_a,
-          (SELECT COUNT(DISTINCT email) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r1_emails,
-          (SELECT COUNT(DISTINCT email) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r24_emails,
-          (SELECT COUNT(DISTINCT {succeeded_card}) FROM payments WHERE tiktok_username = $4 AND created_at > $5) AS r1_cards,
-          (SELECT COUNT(DISTINCT {succeeded_card}) FROM payments WHERE tiktok_username = $4 AND created_at > $6) AS r24_cards,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r1_amount,
-          (SELECT CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $6) AS r24_amount,
-          (SELECT MIN(paid_at) FROM orders WHERE tiktok_username = $4 AND created_at > $8 AND paid_at > $5) AS r_first,
-          (SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1 LIMIT $7) AS p) AS prior_paid,
-          (SELECT COUNT(*) FROM (SELECT 1 FROM payments mine
+        "SELECT * FROM
+          (SELECT COUNT(DISTINCT CASE WHEN {failed} AND created_at > $5 THEN {attempt} END) AS f1_order,
+                  COUNT(DISTINCT CASE WHEN {failed} AND created_at > $6 THEN {attempt} END) AS f24_order,
+                  COUNT(CASE WHEN {failed} AND failure_code IN ({fraud}) THEN 1 END) AS fraud_order
+           FROM payments WHERE order_id = $1) AS o,
+          (SELECT COUNT(DISTINCT CASE WHEN created_at > $5 THEN {attempt} END) AS f1_email,
+                  COUNT(DISTINCT {attempt}) AS f24_email,
+                  COUNT(DISTINCT CASE WHEN created_at > $5 THEN card_fingerprint END) AS fc_email,
+                  COUNT(CASE WHEN failure_code IN ({fraud}) THEN 1 END) AS fraud_email
+           FROM payments WHERE email = $2 AND status = 'failed' AND created_at > $6) AS e,
+          (SELECT COUNT(CASE WHEN created_at > $5 THEN 1 END) AS f1_ip,
+                  COUNT(*) AS f24_ip,
+                  COUNT(DISTINCT CASE WHEN created_at > $5 THEN card_fingerprint END) AS fc_ip
+           FROM payments WHERE client_ip = $3 AND status = 'failed' AND created_at > $6) AS i,
+          (SELECT COUNT(DISTINCT CASE WHEN {failed} AND created_at > $5 THEN {attempt} END) AS f1_user,
+                  COUNT(DISTINCT CASE WHEN {failed} THEN {attempt} END) AS f24_user,
+                  COUNT(DISTINCT CASE WHEN {failed} AND created_at > $5 THEN card_fingerprint END) AS fc_user,
+                  COUNT(CASE WHEN {failed} AND failure_code IN ({fraud}) THEN 1 END) AS fraud_user,
+                  COUNT(DISTINCT CASE WHEN {succeeded} AND created_at > $5 THEN card_fingerprint END) AS r1_cards,
+                  COUNT(DISTINCT CASE WHEN {succeeded} THEN card_fingerprint END) AS r24_cards
+           FROM payments WHERE tiktok_username = $4 AND created_at > $6) AS u,
+          (SELECT COALESCE(MAX(c1), 0) AS f1_card, COALESCE(MAX(c24), 0) AS f24_card, COALESCE(MAX(cf), 0) AS fraud_card
+           FROM (SELECT COUNT(DISTINCT CASE WHEN f.created_at > $5 THEN f.order_id END) AS c1,
+                        COUNT(DISTINCT f.order_id) AS c24,
+                        COUNT(CASE WHEN f.failure_code IN ({fraud}) THEN 1 END) AS cf
+                 FROM payments f
+                 WHERE f.card_fingerprint IN (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL)
+                   AND f.status = 'failed' AND f.created_at > $6
+                 GROUP BY f.card_fingerprint) AS per_card) AS c,
+          (SELECT COUNT(CASE WHEN created_at > $6 THEN 1 END) AS v_user_n,
+                  CAST(COALESCE(SUM(CASE WHEN created_at > $6 THEN base_amount_minor END), 0) AS BIGINT) AS v_user_a,
+                  COUNT(DISTINCT CASE WHEN paid_at > $5 THEN email END) AS r1_emails,
+                  COUNT(DISTINCT CASE WHEN paid_at > $6 THEN email END) AS r24_emails,
+                  CAST(COALESCE(SUM(CASE WHEN paid_at > $5 THEN base_amount_minor END), 0) AS BIGINT) AS r1_amount,
+                  CAST(COALESCE(SUM(CASE WHEN paid_at > $6 THEN base_amount_minor END), 0) AS BIGINT) AS r24_amount,
+                  MIN(CASE WHEN paid_at > $5 THEN paid_at END) AS r_first
+           FROM orders WHERE tiktok_username = $4 AND created_at > $8) AS ou,
+          (SELECT COUNT(*) AS v_email_n, CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) AS v_email_a
+           FROM orders WHERE email = $2 AND created_at > $6) AS oe,
+          (SELECT COUNT(*) AS v_ip_n, CAST(COALESCE(SUM(base_amount_minor), 0) AS BIGINT) AS v_ip_a
+           FROM orders WHERE client_ip = $3 AND created_at > $6) AS oi,
+          (SELECT COUNT(*) AS prior_paid FROM (SELECT 1 FROM orders WHERE email = $2 AND paid_at IS NOT NULL AND id <> $1 LIMIT $7) AS p) AS pp,
+          (SELECT COUNT(*) AS known_payer FROM (SELECT 1 FROM payments mine
                                  WHERE mine.order_id = $1 AND {mine_succeeded} AND mine.card_fingerprint IS NOT NULL
                                    AND EXISTS (SELECT 1 FROM payments earlier JOIN orders e ON e.id = earlier.order_id
                                                WHERE earlier.card_fingerprint = mine.card_fingerprint
                                                  AND {earlier_succeeded} AND earlier.email = $2
                                                  AND earlier.order_id <> $1 AND e.status = 'delivered')
-                                 LIMIT 1) AS k) AS known_payer,
-          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS limited",
+                                 LIMIT 1) AS k) AS kp,
+          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) AS limited FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS rl",
         attempt = "COALESCE(card_fingerprint, id) || ':' || COALESCE(failure_code, '')",
-        // Status tests the planner cannot turn into a scan of every successful payment of the
-        // window (`payments_status_created`): the username or card index is the narrow one.
-        succeeded_card = "CASE WHEN status = 'succeeded' THEN card_fingerprint END",
+        failed = "status = 'failed'",
+        succeeded = "status = 'succeeded'",
+        // Status tests the planner cannot turn into a scan of every successful payment
+        // (`payments_status_created`): the order and card indexes are the narrow ones.
         earlier_succeeded = "CASE WHEN earlier.status = 'succeeded' THEN 1 ELSE 0 END = 1",
         mine_succeeded = "CASE WHEN mine.status = 'succeeded' THEN 1 ELSE 0 END = 1",
         fraud = FRAUD_DECLINE_CODES

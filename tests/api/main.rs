@@ -12,6 +12,7 @@ mod catalog;
 mod checkout;
 mod console;
 mod crash;
+mod digests;
 mod edge_security;
 mod fulfillment;
 mod health;

@@ -48,11 +48,37 @@ fn require(path: &Path, what: &str) {
     );
 }
 
-/// A child process that is killed when the test ends, however it ends.
+/// A child process in a process group of its own, ended together with everything it started
+/// (chromedriver's Chromium and Chromium's helpers) when the test ends, however it ends: a
+/// panicking test drops it while unwinding. Killing chromedriver alone left its Chromium
+/// running.
 struct Process(Child);
+
+impl Process {
+    fn spawn(cmd: &mut Command) -> std::io::Result<Process> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().map(Process)
+    }
+
+    /// Signals the group this process leads (its id is the group's). Only called while the
+    /// leader is not yet reaped, so the id cannot have been given to anyone else.
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), "--", &format!("-{}", self.0.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // Politely first (Chromium removes its temporary files), then for sure.
+            self.signal_group("TERM");
+            std::thread::sleep(Duration::from_millis(300));
+            self.signal_group("KILL");
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -126,13 +152,12 @@ impl Server {
         }
         let mut cmd = Command::new(&bin);
         Self::env(&mut cmd, data_dir.path(), port);
-        let process = Process(
+        let process = Process::spawn(
             cmd.arg("serve")
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start coinfront"),
-        );
+                .stderr(Stdio::inherit()),
+        )
+        .expect("start coinfront");
         let base = format!("http://127.0.0.1:{port}");
         wait_until_answers(&format!("{base}/readyz"), "the coinfront server").await;
         Server {
@@ -167,8 +192,9 @@ async fn wait_until_answers(url: &str, what: &str) {
 pub struct Browser {
     pub client: Client,
     pub width: u32,
-    _profile: tempfile::TempDir,
+    /// Fields drop in order: Chromium ends before its profile folder is removed.
     _driver: Process,
+    _profile: tempfile::TempDir,
     axe: String,
     step: Mutex<u32>,
     report: &'static Mutex<Vec<String>>,
@@ -224,14 +250,13 @@ impl Browser {
         require(&axe, "axe-core's axe.min.js");
         let axe = std::fs::read_to_string(&axe).expect("read axe.min.js");
         let port = free_port();
-        let driver = Process(
+        let driver = Process::spawn(
             Command::new(&driver)
                 .arg(format!("--port={port}"))
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start chromedriver"),
-        );
+                .stderr(Stdio::null()),
+        )
+        .expect("start chromedriver");
         wait_until_answers(&format!("http://127.0.0.1:{port}/status"), "chromedriver").await;
         let profile = tempfile::tempdir().expect("a fresh Chromium profile");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();

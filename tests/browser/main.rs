@@ -357,6 +357,14 @@ async fn agent(b: &Browser, server: &Server, viewport: Viewport, held: &str, ord
     b.check_page("console-refunds", &[]).await;
     b.goto(&server.url("/console/account")).await;
     b.check_page("console-account", &[]).await;
+    // The agent turns on the notification digest (off by default for agents).
+    b.goto(&server.url("/console/account/notifications")).await;
+    b.check_page("console-notifications", &[]).await;
+    b.click("#enabled").await;
+    b.submit_text("Save").await;
+    let text = b.text().await;
+    assert!(text.contains("Saved."), "{text}");
+    b.check_page("console-notifications-saved", &[]).await;
     b.submit_text("Sign out").await;
 }
 

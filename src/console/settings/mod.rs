@@ -42,6 +42,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/settings/staff/{id}/enable", web::post().to(staff::enable))
         .route("/settings/staff/{id}/reset", web::post().to(staff::reset))
+        .route(
+            "/settings/staff/{id}/notifications",
+            web::get().to(super::notifications::show_other),
+        )
+        .route(
+            "/settings/staff/{id}/notifications",
+            web::post().to(super::notifications::save_other),
+        )
         .route("/settings/lists", web::get().to(lists::show))
         .route("/settings/lists", web::post().to(lists::add))
         .route("/settings/lists/{id}/remove", web::post().to(lists::remove))
