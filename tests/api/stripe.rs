@@ -802,10 +802,49 @@ async fn localstripe_refunds_a_payment_in_part_and_in_full() {
     assert_eq!(refunds.len(), 1, "{listed}");
     assert_eq!(refunds[0]["amount"], json!(amount / 2));
     assert_eq!(refunds[0]["status"], json!("succeeded"));
+    let first_id = refunds[0]["id"].clone();
     assert_eq!(
         deliver(&app, "refund.updated", refunds[0].clone()).await.0,
         200
     );
     app.wait_for_status(&path, "partially_refunded").await;
+
+    // The buyer asks again; the agent refunds the rest in full.
+    let order = coinfront::db::orders::by_id(app.state.db.pool(), &order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let second =
+        coinfront::orders::refunds::request(&app.state, &order, "other", "the rest please")
+            .await
+            .unwrap()
+            .unwrap();
+    let outcome =
+        coinfront::orders::refunds::approve(&app.state, &second.id, None, "staff:a@shop.test")
+            .await
+            .unwrap();
+    assert_eq!(outcome, Ok(coinfront::orders::refunds::Started::Pending));
+    let listed = reqwest::Client::new()
+        .get(format!("{ls}/v1/refunds"))
+        .query(&[("payment_intent", &pi_id)])
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
+        .unwrap();
+    let refunds = listed["data"].as_array().unwrap().clone();
+    assert_eq!(refunds.len(), 2, "{listed}");
+    let rest = refunds
+        .iter()
+        .find(|r| r["id"] != json!(first_id))
+        .unwrap()
+        .clone();
+    assert_eq!(rest["amount"], json!(amount - amount / 2));
+    assert_eq!(deliver(&app, "refund.updated", rest).await.0, 200);
+    app.wait_for_status(&path, "refunded").await;
+    assert_eq!(app.count("SELECT refunded_minor FROM orders").await, amount);
     fake.assert_no_violations();
 }
