@@ -688,8 +688,10 @@ async fn raw_order(db: &Db, proto: &RawProto, i: usize) -> anyhow::Result<()> {
     jobs::enqueue(
         &mut tx,
         NewJob {
-            kind: "screen_order",
-            payload: serde_json::json!({ "order_id": order.id, "late": false }),
+            job: jobs::Job::ScreenOrder {
+                order_id: order.id.clone(),
+                late: false,
+            },
             dedupe_key: Some(format!("screen_order:{}", order.id)),
             run_at: now,
         },

@@ -7,99 +7,17 @@ use crate::domain::Currency;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// A bad setting: which key, and what is wrong with it. Shown as one line at start-up.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error: {key}: {problem}")]
-pub struct ConfigError {
-    pub key: String,
-    pub problem: String,
-}
+pub use crate::domain::setting::{ConfigError, Dec, ProxyRange, Secret};
 
-impl ConfigError {
-    pub fn new(key: impl Into<String>, problem: impl fmt::Display) -> Self {
-        ConfigError {
-            key: key.into(),
-            problem: problem.to_string(),
-        }
-    }
-}
-
-/// A secret string whose `Debug` never prints it.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Serialised only as a placeholder (the settings are serialised for documentation checks,
-/// never to store them), so a secret cannot leak that way either.
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-/// A decimal written in the config as a string ("0.0104"), an integer, or a TOML float
-/// (taken by its shortest decimal spelling, so `0.92` is exactly 0.92 and never a binary
-/// approximation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dec(pub Decimal);
-
-/// Written as a string in its shortest form ("0.01", never "0.0100"), so a stored value reads
-/// back exactly and equal values are spelled alike.
-impl Serialize for Dec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.normalize())
-    }
-}
-
-impl<'de> Deserialize<'de> for Dec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Dec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a decimal number such as \"0.0104\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dec, E> {
-                Decimal::from_str(v.trim())
-                    .or_else(|_| Decimal::from_scientific(v.trim()))
-                    .map(Dec)
-                    .map_err(|_| E::custom(format!("{v:?} is not a decimal number")))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dec, E> {
-                Ok(Dec(Decimal::from(v)))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dec, E> {
-                Ok(Dec(Decimal::from(v)))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dec, E> {
-                self.visit_str(&v.to_string())
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+/// `[payments.stripe]` (here, not in `payments`, because the settings sit below the providers).
+pub mod stripe;
+pub use stripe::StripeSettings;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -285,7 +203,7 @@ pub struct PaymentSettings {
     /// How long the sandbox takes to confirm a crypto transfer.
     pub sandbox_crypto_confirm_seconds: u64,
     /// Stripe's keys and method mapping, used when `provider = "stripe"`.
-    pub stripe: crate::payments::stripe::StripeSettings,
+    pub stripe: StripeSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -344,7 +262,7 @@ impl Default for PaymentSettings {
 pub struct HttpSettings {
     /// Peers whose client-IP header is believed (a reverse proxy on the same host, say):
     /// addresses or CIDR ranges.
-    pub trusted_proxies: Vec<crate::web::client_ip::ProxyRange>,
+    pub trusted_proxies: Vec<ProxyRange>,
     /// The header a trusted proxy puts the client's IP in (read from the right, over every
     /// line of it, walking back through trusted proxies).
     pub client_ip_header: String,
@@ -1017,9 +935,9 @@ impl Settings {
                 "must be \"file\" or \"smtp\"",
             ));
         }
-        crate::mail::mailer::parse_mailbox("mail.from", &self.mail.from)?;
+        parse_mailbox("mail.from", &self.mail.from)?;
         if let Some(reply_to) = &self.mail.reply_to {
-            crate::mail::mailer::parse_mailbox("mail.reply_to", reply_to)?;
+            parse_mailbox("mail.reply_to", reply_to)?;
         }
         if !matches!(
             self.mail.smtp_security.as_str(),
@@ -1088,6 +1006,13 @@ impl Settings {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("outbox"))
     }
+}
+
+/// Parses a configured address such as `Coin Shop <shop@example.com>`.
+pub fn parse_mailbox(key: &str, value: &str) -> Result<lettre::message::Mailbox, ConfigError> {
+    value
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| ConfigError::new(key, format!("{value:?} is not an email address ({e})")))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! coinfront: a self-hosted storefront for topping up TikTok coins by username, with fraud
 //! screening before anything is delivered. The README's Layout table is the map of modules.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
@@ -14,8 +15,11 @@ pub mod orders;
 pub mod payments;
 pub mod risk;
 pub mod secrets;
+pub mod services;
+pub mod staff;
 pub mod staff_digest;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -11,9 +11,9 @@
 use crate::clock::Millis;
 use crate::config::{CatalogSettings, ConfigError, Dec, Settings, TierSettings};
 use crate::db::{audit, col, Db};
+use crate::domain::pricing::PriceRow;
 use crate::domain::{Catalog, Currency};
 use crate::risk::RiskSettings;
-use crate::store::catalog::PriceRow;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -89,7 +89,7 @@ impl LiveSettings {
     pub async fn load(db: &Db, settings: &Settings) -> anyhow::Result<LiveSettings> {
         let catalog = settings.catalog.build()?;
         let first = Snapshot {
-            price_rows: crate::store::catalog::price_rows(&catalog),
+            price_rows: crate::domain::pricing::price_rows(&catalog),
             catalog,
             risk: settings.risk.clone(),
             prices: Prices::of(&settings.catalog),
@@ -208,7 +208,7 @@ impl LiveSettings {
         }
         tracing::info!(?versions, risk = ?risk, "live settings loaded");
         Snapshot {
-            price_rows: crate::store::catalog::price_rows(&catalog),
+            price_rows: crate::domain::pricing::price_rows(&catalog),
             catalog,
             risk,
             prices,

@@ -70,10 +70,10 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(settings).await,
         Command::Staff {
             command: StaffCommand::Add { email, role },
-        } => coinfront::console::cli::add(settings, &email, &role).await,
+        } => coinfront::cli::add(settings, &email, &role).await,
         Command::Staff {
             command: StaffCommand::Disable { email },
-        } => coinfront::console::cli::disable(settings, &email).await,
+        } => coinfront::cli::disable(settings, &email).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

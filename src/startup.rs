@@ -6,13 +6,13 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::fulfillment::sandbox::SandboxSupplier;
-use crate::fulfillment::Supplier;
 use crate::live_settings::LiveSettings;
 use crate::payments::sandbox::SandboxProvider;
 use crate::payments::PaymentProvider;
 use crate::secrets::Secrets;
+use crate::services::Services;
 use crate::web::client_ip::TrustedProxies;
-use crate::web::csrf::{CookiePolicy, CsrfKey};
+use crate::web::csrf::CsrfKey;
 use crate::web::middleware::HstsPolicy;
 use crate::web::rate_limit::RateLimits;
 use actix_web::dev::Server;
@@ -24,63 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
-/// Everything a handler or worker needs, shared by all of them.
-pub struct AppState {
-    /// The config file's settings, fixed while the shop runs.
-    pub settings: Settings,
-    /// Risk rules and prices, which admins change at runtime: read them from here, never
-    /// from `settings`.
-    pub live: LiveSettings,
-    pub db: Db,
-    pub clock: SharedClock,
-    pub limits: RateLimits,
-    /// Where buyers and the payment provider reach the shop, without a trailing slash.
-    pub base_url: String,
-    pub secrets: Secrets,
-    pub provider: Arc<dyn PaymentProvider>,
-    /// The sandbox provider's own side (hosted page, settlement), when it is the provider.
-    pub sandbox: Option<Arc<SandboxProvider>>,
-    /// Stripe, when it is the provider (resuming a hosted page needs Stripe's URL for it).
-    pub stripe: Option<Arc<crate::payments::stripe::StripeProvider>>,
-    pub supplier: Arc<dyn Supplier>,
-    /// Sends the outbox's emails (file or SMTP transport, From and Reply-To).
-    pub mailer: crate::mail::Mailer,
-    /// Outgoing HTTP (webhook deliveries today; a real provider's API later).
-    pub http: reqwest::Client,
-    /// Woken (`notify_one`) when a transaction enqueued jobs, so an idle worker starts at once;
-    /// a worker that claims a job wakes the next, while there is work.
-    pub jobs_ready: Arc<Notify>,
-    /// Paces this instance's checks for a shop-wide surge of failed payments.
-    pub surge: crate::risk::surge::Monitor,
-}
-
-impl AppState {
-    /// How every cookie is set (`Secure`, `__Host-` names): the one source of truth.
-    pub fn cookie_policy(&self) -> CookiePolicy {
-        CookiePolicy::of(&self.settings.http)
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    /// No real money moves: the sandbox, or Stripe with test-mode keys.
-    pub fn test_mode(&self) -> bool {
-        match &self.stripe {
-            Some(stripe) => !stripe.live_mode(),
-            None => self.settings.payments.provider == "sandbox",
-        }
-    }
-
-    pub fn meta(&self, title: impl Into<String>, csrf: impl Into<String>) -> crate::web::Meta {
-        crate::web::Meta {
-            shop_name: self.settings.shop_name.clone(),
-            title: title.into(),
-            csrf: csrf.into(),
-            test_mode: self.test_mode(),
-        }
-    }
-}
+/// The HTTP state, named here too because tests and benches reach it through `Application`.
+pub use crate::state::AppState;
 
 pub struct Application {
     port: u16,
@@ -161,8 +106,8 @@ impl Application {
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("coinfront/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let state = Arc::new(AppState {
-            limits: RateLimits::new(&settings.rate_limits, clock.clone()),
+        let limits = RateLimits::new(&settings.rate_limits, clock.clone());
+        let services = Arc::new(Services {
             live,
             db,
             clock,
@@ -177,6 +122,10 @@ impl Application {
             jobs_ready,
             surge: Default::default(),
             settings,
+        });
+        let state = Arc::new(AppState {
+            services: services.clone(),
+            limits,
         });
         crate::console::on_start(&state)
             .await
@@ -294,5 +243,20 @@ fn spawn_background(
     state: Arc<AppState>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    crate::workers::spawn(state, shutdown)
+    let mut tasks = crate::workers::spawn(state.services.clone(), shutdown.clone());
+    tasks.push(tokio::spawn(forget_idle_limits(state, shutdown)));
+    tasks
+}
+
+/// Every minute, drops the rate limiters' buckets of clients gone quiet (memory stays bounded).
+async fn forget_idle_limits(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        state.limits.forget_idle();
+    }
 }

@@ -1,29 +1,14 @@
 //! Background work inside the server process: job workers, and the periodic sweeps. Every
 //! instance runs them; the database (leases, guarded updates) keeps them from colliding.
 
-use crate::jobs::{self, Job};
-use crate::startup::AppState;
+use crate::jobs::{self, Claimed, Job, JobError};
+use crate::services::Services;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// What a job handler says about a failure.
-#[derive(Debug)]
-pub enum JobError {
-    /// Try again after a backoff (until the last attempt).
-    Retry(String),
-    /// Retrying cannot help: dead at once.
-    Permanent(String),
-}
-
-impl From<sqlx::Error> for JobError {
-    fn from(e: sqlx::Error) -> Self {
-        JobError::Retry(e.to_string())
-    }
-}
-
-pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+pub fn spawn(state: Arc<Services>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let instance = uuid::Uuid::new_v4().simple().to_string();
     for n in 0..state.settings.jobs.workers {
@@ -39,7 +24,7 @@ pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Vec<JoinH
     tasks
 }
 
-async fn work(state: Arc<AppState>, worker: String, mut shutdown: watch::Receiver<bool>) {
+async fn work(state: Arc<Services>, worker: String, mut shutdown: watch::Receiver<bool>) {
     let poll = Duration::from_millis(state.settings.jobs.poll_interval_ms.max(10));
     let lease_ms = state.settings.jobs.lease_seconds as i64 * 1000;
     loop {
@@ -72,33 +57,42 @@ async fn work(state: Arc<AppState>, worker: String, mut shutdown: watch::Receive
     }
 }
 
-#[tracing::instrument(name = "job", skip_all, fields(kind = %job.kind, id = %job.id, attempt = job.attempts))]
-async fn run_one(state: &AppState, worker: &str, job: Job) {
-    let result = dispatch(state, &job).await;
+#[tracing::instrument(name = "job", skip_all, fields(kind = %claimed.kind, id = %claimed.id, attempt = claimed.attempts))]
+async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
+    let job = claimed.job();
+    let result = match &job {
+        Ok(job) => dispatch(state, job).await,
+        Err(unreadable) => {
+            tracing::error!(error = ?unreadable, payload = %claimed.payload, "job payload does not parse: failing it for good");
+            Err(unreadable.clone())
+        }
+    };
     let now = state.now_ms();
     let settings = &state.settings.jobs;
     let outcome: Result<(), sqlx::Error> = async {
         let mut tx = state.db.begin().await?;
         match &result {
             Ok(()) => {
-                jobs::complete(&mut tx, &job, worker, now).await?;
+                jobs::complete(&mut tx, &claimed, worker, now).await?;
             }
             Err(err) => {
                 let (message, retry) = match err {
-                    JobError::Retry(m) => (m.as_str(), job.attempts < settings.max_attempts),
+                    JobError::Retry(m) => (m.as_str(), claimed.attempts < settings.max_attempts),
                     JobError::Permanent(m) => (m.as_str(), false),
                 };
                 let retry_at = retry.then(|| {
                     now + jobs::backoff_ms(
-                        job.attempts,
+                        claimed.attempts,
                         settings.backoff_base_ms,
                         settings.backoff_max_ms,
                     ) as i64
                 });
-                let dead = jobs::fail(&mut tx, &job, worker, message, retry_at, now).await?;
+                let dead = jobs::fail(&mut tx, &claimed, worker, message, retry_at, now).await?;
                 if dead {
                     tracing::error!(error = message, "job failed for the last time");
-                    on_dead(state, &mut tx, &job, message, now).await?;
+                    if let Ok(job) = &job {
+                        on_dead(state, &mut tx, job, message, now).await?;
+                    }
                 } else {
                     tracing::warn!(error = message, "job failed; will retry");
                 }
@@ -113,67 +107,65 @@ async fn run_one(state: &AppState, worker: &str, job: Job) {
     }
 }
 
-async fn dispatch(state: &AppState, job: &Job) -> Result<(), JobError> {
-    match job.kind.as_str() {
-        crate::payments::sandbox::WEBHOOK_JOB => {
-            let sandbox = state
-                .sandbox
-                .as_ref()
-                .ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
-            sandbox
-                .deliver(&state.http, &job.payload)
-                .await
-                .map_err(JobError::Retry)
+/// Runs one job: every kind has its handler here, and the compiler checks that none is missed.
+async fn dispatch(state: &Services, job: &Job) -> Result<(), JobError> {
+    match job {
+        Job::SandboxWebhook { url, body } => sandbox(state)?
+            .deliver(&state.http, url, body)
+            .await
+            .map_err(JobError::Retry),
+        Job::SandboxSettle {
+            session_id,
+            payment_id,
+        } => sandbox(state)?
+            .settle(session_id, payment_id)
+            .await
+            .map_err(JobError::from),
+        Job::ScreenOrder { order_id, late } => {
+            crate::orders::screening::screen(state, order_id, *late).await
         }
-        crate::payments::sandbox::SETTLE_JOB => {
-            let sandbox = state
-                .sandbox
-                .as_ref()
-                .ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))?;
-            let session = job.payload["session_id"].as_str().unwrap_or_default();
-            let payment = job.payload["payment_id"].as_str().unwrap_or_default();
-            sandbox
-                .settle(session, payment)
-                .await
-                .map_err(JobError::from)
+        Job::FulfillOrder {
+            order_id,
+            recheck_recipient,
+        } => crate::orders::fulfillment::run(state, order_id, *recheck_recipient).await,
+        Job::RefundOrder { order_id, reason } => {
+            crate::orders::refunds::run_full_refund_job(state, order_id, reason).await
         }
-        crate::orders::screening::SCREEN_JOB => {
-            crate::orders::screening::screen(state, &job.payload).await
+        Job::SendEmail { email_id } => {
+            crate::mail::send::send(&state.mail_context(), email_id).await
         }
-        crate::orders::screening::FULFILL_JOB => {
-            crate::fulfillment::job::run(state, &job.payload).await
+        Job::StaffDigest { staff_id, from } => {
+            crate::staff_digest::run(state, staff_id, *from).await
         }
-        crate::orders::screening::REFUND_JOB => {
-            crate::orders::refunds::run_full_refund_job(state, &job.payload).await
-        }
-        crate::mail::SEND_JOB => crate::mail::send::run(state, &job.payload).await,
-        crate::staff_digest::JOB => crate::staff_digest::run(state, &job.payload).await,
-        other => Err(JobError::Permanent(format!(
-            "no handler for job kind {other:?}"
-        ))),
     }
+}
+
+fn sandbox(state: &Services) -> Result<&crate::payments::sandbox::SandboxProvider, JobError> {
+    state
+        .sandbox
+        .as_deref()
+        .ok_or_else(|| JobError::Permanent("sandbox provider is off".into()))
 }
 
 /// A job's last try failed: whatever it was for must not be left hanging silently.
 async fn on_dead(
-    state: &AppState,
+    state: &Services,
     tx: &mut crate::db::Tx,
     job: &Job,
     message: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    tracing::error!(kind = %job.kind, id = %job.id, error = message, "job is dead");
-    let order_id = job.payload["order_id"].as_str().unwrap_or_default();
-    match job.kind.as_str() {
-        crate::orders::screening::FULFILL_JOB => {
+    tracing::error!(kind = job.kind(), error = message, "job is dead");
+    match job {
+        Job::FulfillOrder { order_id, .. } => {
             if let Some(order) = crate::db::orders::by_id_in(tx, order_id).await? {
-                crate::fulfillment::job::gave_up(state, tx, &order, message, now).await?;
+                crate::orders::fulfillment::gave_up(state, tx, &order, message, now).await?;
             }
         }
-        crate::orders::screening::REFUND_JOB | crate::orders::screening::SCREEN_JOB => {
+        Job::RefundOrder { order_id, .. } | Job::ScreenOrder { order_id, .. } => {
             let detail = format!(
                 "Needs attention: {} failed for good ({message})",
-                job.kind.replace('_', " ")
+                job.kind().replace('_', " ")
             );
             crate::db::events::record(
                 tx,
@@ -187,14 +179,17 @@ async fn on_dead(
             )
             .await?;
         }
-        _ => {}
+        Job::SendEmail { .. }
+        | Job::SandboxWebhook { .. }
+        | Job::SandboxSettle { .. }
+        | Job::StaffDigest { .. } => {}
     }
     Ok(())
 }
 
 /// Periodic housekeeping: expire unpaid orders, forget idle rate-limit buckets.
 /// Picks up risk rules and prices saved on another instance (the saving one reloads at once).
-async fn reload_live_settings(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+async fn reload_live_settings(state: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let every = Duration::from_secs(state.settings.console.settings_reload_seconds.max(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -211,7 +206,7 @@ async fn reload_live_settings(state: Arc<AppState>, mut shutdown: watch::Receive
 
 /// Queues the staff notification digests that are due (every instance does; each digest is
 /// queued once per staff member and period).
-async fn schedule_digests(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+async fn schedule_digests(state: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let every = Duration::from_secs(state.settings.notifications.check_seconds.max(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -232,7 +227,7 @@ async fn schedule_digests(state: Arc<AppState>, mut shutdown: watch::Receiver<bo
     }
 }
 
-async fn sweep(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+async fn sweep(state: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut rounds: u64 = 0;
     loop {
@@ -247,7 +242,6 @@ async fn sweep(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
         if rounds % 12 == 0 {
-            state.limits.forget_idle();
             if let Err(e) = crate::db::rate_limits::prune(state.db.pool(), state.now_ms()).await {
                 tracing::warn!(error = %e, "rate-limit count sweep failed");
             }

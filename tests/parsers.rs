@@ -281,7 +281,7 @@ fn sealed_quotes_and_tokens() {
                 open(&key, &s, now, age).is_none(),
                 "a forged quote never opens"
             );
-            let _ = coinfront::orders::tokens::well_formed(&s);
+            let _ = coinfront::domain::order_token::well_formed(&s);
             let _ = coinfront::domain::ids::normalise_order_number(&s);
             Ok(())
         },
@@ -444,8 +444,8 @@ fn form_bodies() {
             use serde_urlencoded::from_bytes;
             let _ = from_bytes::<coinfront::store::checkout::CheckoutForm>(&body);
             let _ = from_bytes::<coinfront::store::checkout::ConfirmForm>(&body);
-            let _ = from_bytes::<coinfront::payments::sandbox::page::PayForm>(&body);
-            let _ = from_bytes::<coinfront::payments::sandbox::page::TransferForm>(&body);
+            let _ = from_bytes::<coinfront::store::sandbox_page::PayForm>(&body);
+            let _ = from_bytes::<coinfront::store::sandbox_page::TransferForm>(&body);
             let _ = from_bytes::<coinfront::store::orders::RefundForm>(&body);
             let _ = from_bytes::<coinfront::store::orders::LookupForm>(&body);
             Ok(())

@@ -9,24 +9,23 @@ use super::form::ConsoleForm;
 use super::login;
 use super::login::begin_session;
 use super::page::ConsoleMeta;
-use super::password::{self, HashParams, PolicyError};
 use super::session::{self, SignedIn};
-use super::totp;
-use super::{seed_box, ConsoleError};
+use super::ConsoleError;
 use crate::clock::format_utc;
 use crate::config::Secret;
 use crate::db::audit;
 use crate::db::staff;
 use crate::db::staff_sessions::Stage;
-use crate::startup::AppState;
-use crate::web::rate_limit::{self, Action};
+use crate::staff::password::{self, HashParams, PolicyError};
+use crate::staff::seed_box;
+use crate::staff::totp;
+use crate::state::AppState;
+use crate::web::rate_limit::Action;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 #[derive(Template)]
@@ -97,7 +96,7 @@ pub async fn change_password(
     form: ConsoleForm<PasswordForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (SignedIn(current), ConsoleForm(form)) = (signed_in, form);
-    rate_limit::enforce(&state, Action::StaffLogin, ip).await?;
+    state.enforce(Action::StaffLogin, ip).await?;
     let bad = |msg: String| {
         account_page(
             &state,
@@ -171,15 +170,15 @@ struct TotpPage {
 
 /// Binds a proposed secret to the session, so the form cannot be fed another one.
 fn secret_mac(state: &AppState, current: &session::Current, secret: &str) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(state.secrets.cookie_key.expose().as_bytes())
-    else {
-        return String::new();
-    };
-    mac.update(b"totp-enrol:");
-    mac.update(current.id_hash().as_bytes());
-    mac.update(b":");
-    mac.update(secret.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    crate::domain::mac::hex_mac(
+        state.secrets.cookie_key.expose().as_bytes(),
+        &[
+            b"totp-enrol:",
+            current.id_hash().as_bytes(),
+            b":",
+            secret.as_bytes(),
+        ],
+    )
 }
 
 fn totp_page(
@@ -244,7 +243,7 @@ fn empty_secret() -> Secret {
     Secret::new("")
 }
 
-/// Re-authentication for enrolment: `Ok(())`, or the page to answer with. Wrong passwords
+/// Re-authentication for enrolment: `None` when it passed, or the page to answer with. Wrong passwords
 /// count against this address like sign-ins, wrong codes against the account's code step.
 async fn reauthenticate(
     state: &AppState,
@@ -252,7 +251,7 @@ async fn reauthenticate(
     current: &session::Current,
     ip: ClientIp,
     form: &EnrolForm,
-) -> Result<Result<(), HttpResponse>, ConsoleError> {
+) -> Result<Option<HttpResponse>, ConsoleError> {
     let member = &current.staff;
     let now = state.now_ms();
     let again = |status: StatusCode, error: String| {
@@ -264,7 +263,7 @@ async fn reauthenticate(
     let locks_if_wrong =
         match login::reserve_password(state, &member.email, ip, now).await {
             Ok(l) => l,
-            Err(until) => return Ok(Err(login::locked_response(
+            Err(until) => return Ok(Some(login::locked_response(
                 again(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many wrong passwords from your address. Wait a few minutes and try again."
@@ -294,7 +293,7 @@ async fn reauthenticate(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Your password is not right, so nothing was changed. Enter your password to change two-factor sign-in.".into(),
         );
-        return Ok(Err(if locks_if_wrong {
+        return Ok(Some(if locks_if_wrong {
             login::locked_response(page, now + login::lockout_ms(state), now)
         } else {
             page
@@ -303,12 +302,12 @@ async fn reauthenticate(
     crate::db::sign_in_throttle::clear_source(state.db.pool(), &member.email, &ip.to_string())
         .await?;
     let Some(stored) = member.totp_secret.as_deref() else {
-        return Ok(Ok(()));
+        return Ok(None);
     };
     let locks_if_wrong = match login::reserve_code(state, &member.id, now).await {
         Ok(l) => l,
         Err(until) => {
-            return Ok(Err(login::locked_response(
+            return Ok(Some(login::locked_response(
                 again(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many wrong two-factor codes for your account. Wait a few minutes and try again.".into(),
@@ -353,14 +352,14 @@ async fn reauthenticate(
             "The code from your current authenticator app is not right, so nothing was changed."
                 .into(),
         );
-        return Ok(Err(if locks_if_wrong {
+        return Ok(Some(if locks_if_wrong {
             login::locked_response(page, now + login::lockout_ms(state), now)
         } else {
             page
         }));
     }
     crate::db::sign_in_throttle::clear_code(state.db.pool(), &member.id).await?;
-    Ok(Ok(()))
+    Ok(None)
 }
 
 pub async fn enrol(
@@ -371,8 +370,8 @@ pub async fn enrol(
     form: ConsoleForm<EnrolForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (SignedIn(current), ConsoleForm(form)) = (signed_in, form);
-    rate_limit::enforce(&state, Action::StaffLogin, ip).await?;
-    if let Err(page) = reauthenticate(&state, &req, &current, ip, &form).await? {
+    state.enforce(Action::StaffLogin, ip).await?;
+    if let Some(page) = reauthenticate(&state, &req, &current, ip, &form).await? {
         return Ok(page);
     }
     let expected = secret_mac(&state, &current, &form.secret);

@@ -7,7 +7,7 @@ use super::session::Staff;
 use super::ConsoleError;
 use crate::db::orders::{self, Order};
 use crate::orders::review::{self, Outcome};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

@@ -4,9 +4,9 @@ use super::page::ConsoleMeta;
 use super::session::Staff;
 use super::ConsoleError;
 use crate::clock::format_utc;
-use crate::db::col;
+use crate::db::orders;
 use crate::domain::OrderStatus;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -59,24 +59,10 @@ async fn queue(
     link: &'static str,
 ) -> Result<Queue, sqlx::Error> {
     let pool = state.db.pool();
-    let n: i64 = col(
-        &sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE status = $1")
-            .bind(status.as_str())
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    // `updated_at` is when the order entered this status (its last change).
-    let oldest = sqlx::query(
-        "SELECT order_number, updated_at FROM orders WHERE status = $1 ORDER BY updated_at, created_at LIMIT 1",
-    )
-    .bind(status.as_str())
-    .fetch_optional(pool)
-    .await?
-    .map(|r| -> Result<(String, String), sqlx::Error> {
-        Ok((col(&r, "order_number")?, format_utc(col(&r, "updated_at")?)))
-    })
-    .transpose()?;
+    let n = orders::count_in_status(pool, status).await?;
+    let oldest = orders::longest_in_status(pool, status)
+        .await?
+        .map(|(number, since)| (number, format_utc(since)));
     Ok(Queue {
         name,
         link,
@@ -103,18 +89,13 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
     let pool = state.db.pool();
     let now = state.now_ms();
     let midnight = now - now.rem_euclid(DAY_MS);
-    let rows = sqlx::query(
-        "SELECT status, COUNT(*) AS n FROM orders WHERE created_at >= $1 GROUP BY status",
-    )
-    .bind(midnight)
-    .fetch_all(pool)
-    .await?;
+    let rows = orders::created_since_by_status(pool, midnight).await?;
     let mut counts = Vec::new();
     for s in OrderStatus::ALL {
         let mut n = 0;
-        for r in &rows {
-            if col::<String>(r, "status")? == s.as_str() {
-                n = col(r, "n")?;
+        for (status, count) in &rows {
+            if status == s.as_str() {
+                n = *count;
             }
         }
         counts.push(Count {
@@ -124,12 +105,7 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
         });
     }
     let total_today = counts.iter().map(|c| c.n).sum();
-    let jobs = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'running')) AS waiting,
-                (SELECT COUNT(*) FROM jobs WHERE status = 'dead') AS dead",
-    )
-    .fetch_one(pool)
-    .await?;
+    let (jobs_waiting, jobs_dead) = crate::jobs::waiting_and_dead(pool).await?;
     let queues = vec![
         queue(
             &state,
@@ -158,7 +134,7 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
             "/console/refunds",
         ),
         waiting_queue(
-            crate::orders::support::waiting(pool).await?,
+            crate::db::support::waiting(pool).await?,
             "Support messages",
             "/console/support",
         ),
@@ -173,8 +149,8 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
         counts,
         total_today,
         queues,
-        jobs_waiting: col(&jobs, "waiting")?,
-        jobs_dead: col(&jobs, "dead")?,
+        jobs_waiting,
+        jobs_dead,
         disputes: crate::orders::disputes::rate(&state).await?,
         thresholds: &crate::orders::disputes::NETWORK_THRESHOLDS,
         surges: crate::risk::surge::recent(&state.db, now - DAY_MS, 10)

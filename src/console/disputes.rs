@@ -11,7 +11,7 @@ use crate::db::disputes as rows;
 use crate::db::orders::Order;
 use crate::domain::Money;
 use crate::orders::disputes::{self, EvidenceOutcome};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

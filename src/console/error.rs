@@ -2,7 +2,8 @@
 //! with the right status; a missing or ended session is a redirect to the sign-in page.
 
 use super::page::ConsoleMeta;
-use crate::web::{render, AppError};
+use crate::web::errors::{error_page, seconds};
+use crate::web::AppError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
@@ -106,8 +107,8 @@ impl ResponseError for ConsoleError {
             ConsoleError::TooManyRequests { retry_after_secs } => (
                 "Too many attempts",
                 format!(
-                    "Too many attempts from this address — try again in {retry_after_secs} second{}.",
-                    if *retry_after_secs == 1 { "" } else { "s" }
+                    "Too many attempts from this address — try again in {}.",
+                    seconds(*retry_after_secs)
                 ),
                 "/console/login".into(),
             ),
@@ -120,19 +121,20 @@ impl ResponseError for ConsoleError {
                 )
             }
         };
-        let page = ErrorPage {
-            meta: ConsoleMeta::bare(heading),
-            heading,
-            message,
-            back,
+        let meta = ConsoleMeta::bare(heading);
+        let retry_after = match self {
+            ConsoleError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         };
-        let mut resp = render(self.status_code(), &page);
-        if let ConsoleError::TooManyRequests { retry_after_secs } = self {
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(*retry_after_secs),
-            );
-        }
-        resp
+        error_page(
+            self.status_code(),
+            &ErrorPage {
+                meta,
+                heading,
+                message,
+                back,
+            },
+            retry_after,
+        )
     }
 }

@@ -4,29 +4,13 @@
 
 use super::session::{csrf_for, token_of};
 use super::ConsoleError;
-use crate::startup::AppState;
-use crate::web::csrf::CSRF_FIELD;
+use crate::state::AppState;
+use crate::web::form::{csrf_field, with_body};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
-
-const MAX_FORM_BYTES: usize = 16 * 1024;
-
-async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, ConsoleError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ConsoleError::BadRequest("The form could not be read.".into()))?;
-        if body.len() + chunk.len() > MAX_FORM_BYTES {
-            return Err(ConsoleError::BadRequest("The form was too large.".into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
 
 fn stale() -> ConsoleError {
     ConsoleError::Forbidden(
@@ -47,21 +31,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for ConsoleForm<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&mut payload).await?;
+        with_body(req, payload, |req, body| {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ConsoleError::Unexpected(anyhow::anyhow!("no AppState")))?;
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
                 .map_err(|_| ConsoleError::BadRequest("The form could not be read.".into()))?;
-            let submitted = pairs
-                .iter()
-                .find(|(k, _)| k == CSRF_FIELD)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("");
+            let submitted = csrf_field(&pairs);
             let Some(token) = token_of(&req, &state) else {
                 return Err(stale());
             };
@@ -89,10 +66,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for AnonForm<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&mut payload).await?;
+        with_body(req, payload, |req, body| {
             crate::web::form::parse_form(&req, &body, true)
                 .map(AnonForm)
                 .map_err(ConsoleError::from)

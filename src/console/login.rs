@@ -16,18 +16,19 @@
 
 use super::form::{AnonForm, ConsoleForm, TokenOnly};
 use super::page::ConsoleMeta;
-use super::password::{self, HashParams};
 use super::session::{self, PendingTotp, SignedIn};
-use super::totp;
-use super::{seed_box, ConsoleError};
+use super::ConsoleError;
 use crate::clock::format_utc;
 use crate::config::Secret;
 use crate::db::audit;
 use crate::db::sign_in_throttle::{self as throttle, Attempt, Rule};
 use crate::db::staff::{self, StaffMember};
 use crate::db::staff_sessions::Stage;
-use crate::startup::AppState;
-use crate::web::rate_limit::{self, Action};
+use crate::staff::password::{self, HashParams};
+use crate::staff::seed_box;
+use crate::staff::totp;
+use crate::state::AppState;
+use crate::web::rate_limit::Action;
 use crate::web::{render, ClientIp, CsrfToken};
 use actix_web::http::header::HeaderValue;
 use actix_web::http::{header, StatusCode};
@@ -284,7 +285,7 @@ pub async fn submit(
     form: AnonForm<LoginForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let AnonForm(form) = form;
-    rate_limit::enforce(&state, Action::StaffLogin, ip).await?;
+    state.enforce(Action::StaffLogin, ip).await?;
     let email: String = staff::normalise_email(&form.email)
         .chars()
         .take(254)
@@ -498,7 +499,7 @@ pub async fn code_submit(
     form: ConsoleForm<CodeForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (PendingTotp(current), ConsoleForm(form)) = (pending, form);
-    rate_limit::enforce(&state, Action::StaffLogin, ip).await?;
+    state.enforce(Action::StaffLogin, ip).await?;
     let member = current.staff.clone();
     let mut meta = ConsoleMeta::for_staff(&state, &current, "Two-factor code");
     meta.nav = false;

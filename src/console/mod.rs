@@ -2,36 +2,36 @@
 //! enrolled), the review queue of held orders, order search and full order pages, and the
 //! dashboard. Server-rendered like the shop, in the same style.
 //!
+//! Staff credentials (passwords, two-factor codes, their hashing) are `crate::staff`; the
+//! `coinfront staff …` command is `crate::cli`.
+//!
 //! Security in one place: sessions live in the database (`session`), every form carries a
 //! session-bound CSRF token (`form`), cross-site posts are refused and nothing is cached
 //! (`page::headers`), agents get 403 on admin pages (`session::Admin`).
 
 pub mod account;
 pub mod actions;
-pub mod cli;
 pub mod dashboard;
 pub mod disputes;
 pub mod error;
 pub mod form;
-pub mod hashing;
 pub mod login;
 pub mod notifications;
 pub mod orders;
 pub mod page;
-pub mod password;
 pub mod refunds;
 pub mod review;
-pub mod seed_box;
 pub mod session;
 pub mod settings;
 pub mod setup;
 pub mod support;
-pub mod totp;
 pub mod views;
 
 pub use error::ConsoleError;
 
-use crate::startup::AppState;
+use crate::staff::{hashing, password, seed_box, totp};
+
+use crate::state::AppState;
 use actix_web::middleware::from_fn;
 use actix_web::{http::header, web, HttpResponse};
 

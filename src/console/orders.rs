@@ -8,10 +8,11 @@ use super::session::Staff;
 use super::views::{self, OrderLine, RiskView};
 use super::ConsoleError;
 use crate::clock::format_utc;
+use crate::db::orders::{Search, Term};
 use crate::db::{events, notes, orders, payments};
 use crate::domain::{ids, OrderStatus};
 use crate::orders::payment_events::method_summary;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -57,50 +58,27 @@ struct SearchPage {
     prev: Option<String>,
 }
 
-enum Arg {
-    Text(String),
-    Int(i64),
-}
-
-/// What a search term is taken to be.
-fn classify(q: &str) -> Option<(&'static str, &'static str, String)> {
+/// What a search term is taken to be: its label, and what to look for.
+fn classify(q: &str) -> Option<(&'static str, Term)> {
     let q = q.trim();
     if q.is_empty() {
         return None;
     }
     let upper = q.to_ascii_uppercase();
-    let like = |s: &str| {
-        format!(
-            "{}%",
-            s.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    };
     Some(
         if upper.starts_with("CF-") || (upper.starts_with("CF") && q.len() == 10) {
             (
                 "order number",
-                "order_number = $N",
-                ids::normalise_order_number(q),
+                Term::OrderNumber(ids::normalise_order_number(q)),
             )
         } else if q.len() == 4 && q.bytes().all(|b| b.is_ascii_digit()) {
-            (
-                "card last 4",
-                "id IN (SELECT order_id FROM payments WHERE card_last4 = $N)",
-                q.to_owned(),
-            )
+            ("card last 4", Term::CardLast4(q.to_owned()))
         } else if q.contains('@') && !q.starts_with('@') {
-            (
-                "email",
-                "email LIKE $N ESCAPE '\\'",
-                like(&q.to_lowercase()),
-            )
+            ("email", Term::EmailPrefix(q.to_lowercase()))
         } else {
             (
                 "TikTok username",
-                "tiktok_username LIKE $N ESCAPE '\\'",
-                like(&q.trim_start_matches('@').to_ascii_lowercase()),
+                Term::UsernamePrefix(q.trim_start_matches('@').to_ascii_lowercase()),
             )
         },
     )
@@ -166,46 +144,21 @@ pub async fn search(
             return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };
-    let mut conditions: Vec<String> = Vec::new();
-    let mut args: Vec<Arg> = Vec::new();
-    let mut add = |cond: &str, arg: Arg, args: &mut Vec<Arg>| {
-        args.push(arg);
-        conditions.push(cond.replace("$N", &format!("${}", args.len())));
+    let mut filter = Search {
+        term: None,
+        status,
+        created_from: from,
+        created_before: to.map(|t| t + 86_400_000),
+        limit: PAGE + 1,
+        offset: i64::from(page.page) * PAGE,
     };
-    if let Some((by, cond, value)) = classify(&query.q) {
+    if let Some((by, term)) = classify(&query.q) {
         page.searched_by = Some(by);
-        add(cond, Arg::Text(value), &mut args);
+        filter.term = Some(term);
     }
-    if let Some(s) = status {
-        add("status = $N", Arg::Text(s.as_str().into()), &mut args);
-    }
-    if let Some(f) = from {
-        add("created_at >= $N", Arg::Int(f), &mut args);
-    }
-    if let Some(t) = to {
-        add("created_at < $N", Arg::Int(t + 86_400_000), &mut args);
-    }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {} FROM orders {filter} ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
-        orders::COLUMNS,
-        PAGE + 1,
-        i64::from(page.page) * PAGE
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for a in args {
-        q = match a {
-            Arg::Text(s) => q.bind(s),
-            Arg::Int(i) => q.bind(i),
-        };
-    }
-    let rows = q.fetch_all(state.db.pool()).await?;
-    for r in rows.iter().take(PAGE as usize) {
-        page.results.push(OrderLine::of(&orders::from_row(r)?));
+    let rows = orders::search(state.db.pool(), &filter).await?;
+    for order in rows.iter().take(PAGE as usize) {
+        page.results.push(OrderLine::of(order));
     }
     if rows.len() as i64 > PAGE {
         page.more = Some(link(&query, page.page + 1));
@@ -383,14 +336,27 @@ pub async fn show(
 #[cfg(test)]
 mod tests {
     use super::classify;
+    use crate::db::orders::Term;
+    use crate::db::params::like_prefix;
+
+    /// The value searched for, as the query binds it.
+    fn bound(term: Term) -> String {
+        match term {
+            Term::OrderNumber(v) | Term::CardLast4(v) => v,
+            Term::EmailPrefix(v) | Term::UsernamePrefix(v) => like_prefix(&v),
+        }
+    }
 
     #[test]
     fn search_terms_are_read_for_what_they_are() {
-        assert_eq!(classify("cf-7k3m9qxd").unwrap().2, "CF-7K3M9QXD");
+        assert_eq!(bound(classify("cf-7k3m9qxd").unwrap().1), "CF-7K3M9QXD");
         assert_eq!(classify("4242").unwrap().0, "card last 4");
-        assert_eq!(classify("Ana@Example.com").unwrap().2, "ana@example.com%");
-        let (by, _, v) = classify("@Ana_Buyer").unwrap();
-        assert_eq!((by, v.as_str()), ("TikTok username", "ana\\_buyer%"));
+        assert_eq!(
+            bound(classify("Ana@Example.com").unwrap().1),
+            "ana@example.com%"
+        );
+        let (by, v) = classify("@Ana_Buyer").unwrap();
+        assert_eq!((by, bound(v).as_str()), ("TikTok username", "ana\\_buyer%"));
         assert!(classify("  ").is_none());
     }
 }

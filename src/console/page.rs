@@ -1,7 +1,7 @@
 //! What every console page's layout needs, and the headers every console response carries.
 
 use super::session::Current;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};

@@ -12,7 +12,7 @@ use crate::db::orders;
 use crate::db::refunds::{self as rows, RefundRequest};
 use crate::domain::Money;
 use crate::orders::refunds::{approve, deny, RefundError, Started};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -203,9 +203,9 @@ pub async fn decide(
     };
     let actor = current.actor();
     let outcome = match form.decision.as_str() {
-        "full" => approve(&state, &req.id, None, &actor).await?,
+        "full" => approve(&state, &req.id, None, &actor).await,
         "partial" => match parse_amount(&form.amount, &order) {
-            Ok(amount) => approve(&state, &req.id, Some(amount), &actor).await?,
+            Ok(amount) => approve(&state, &req.id, Some(amount), &actor).await,
             Err(message) => return Err(ConsoleError::BadRequest(message)),
         },
         "deny" => {
@@ -215,7 +215,7 @@ pub async fn decide(
                     "Write the buyer a message saying why. Nothing was changed.".into(),
                 ));
             }
-            return match deny(&state, &req.id, &actor, &message).await? {
+            return match deny(&state, &req.id, &actor, &message).await {
                 Ok(()) => Ok(back("denied")),
                 Err(e) => Err(conflict(e)),
             };
@@ -238,8 +238,11 @@ pub async fn decide(
 }
 
 fn conflict(e: RefundError) -> ConsoleError {
-    ConsoleError::Conflict {
-        message: format!("{e} Nothing was changed."),
-        back: "/console/refunds".into(),
+    match e {
+        RefundError::Database(e) => e.into(),
+        e => ConsoleError::Conflict {
+            message: format!("{e} Nothing was changed."),
+            back: "/console/refunds".into(),
+        },
     }
 }

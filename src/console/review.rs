@@ -6,7 +6,8 @@ use super::session::Staff;
 use super::views::{self, OrderLine, RiskView};
 use super::ConsoleError;
 use crate::db::orders;
-use crate::startup::AppState;
+use crate::domain::OrderStatus;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -45,23 +46,10 @@ pub async fn show(
 ) -> Result<HttpResponse, ConsoleError> {
     let Staff(current) = staff;
     let pool = state.db.pool();
-    let total: i64 = crate::db::col(
-        &sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE status = 'in_review'")
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    let sql = format!(
-        "SELECT {} FROM orders WHERE status = 'in_review' ORDER BY updated_at, created_at LIMIT $1",
-        orders::COLUMNS
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(PAGE)
-        .fetch_all(pool)
-        .await?;
-    let mut held = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let order = orders::from_row(row)?;
+    let total = orders::count_in_status(pool, OrderStatus::InReview).await?;
+    let waiting = orders::longest_waiting(pool, OrderStatus::InReview, PAGE).await?;
+    let mut held = Vec::with_capacity(waiting.len());
+    for order in waiting {
         let payments = crate::db::payments::for_order(pool, &order.id).await?;
         let method = payments
             .iter()

@@ -15,14 +15,12 @@ use super::ConsoleError;
 use crate::db::staff::StaffMember;
 use crate::db::staff_sessions::{self, NewSession, SessionRow, Stage};
 use crate::domain::ids;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::ClientIp;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use sqlx::AnyConnection;
 
 pub const COOKIE_SECURE: &str = "__Host-cf_staff";
@@ -64,14 +62,10 @@ pub fn token_of(req: &HttpRequest, state: &AppState) -> Option<String> {
 
 /// The CSRF token bound to a session token.
 pub fn csrf_for(state: &AppState, token: &str) -> String {
-    // HMAC takes keys of any length.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(state.secrets.cookie_key.expose().as_bytes())
-    else {
-        return String::new();
-    };
-    mac.update(b"console-csrf:");
-    mac.update(token.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    crate::domain::mac::hex_mac(
+        state.secrets.cookie_key.expose().as_bytes(),
+        &[b"console-csrf:", token.as_bytes()],
+    )
 }
 
 /// Creates a session and returns its token (for the cookie). The caller's transaction.

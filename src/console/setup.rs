@@ -13,7 +13,6 @@
 use super::form::AnonForm;
 use super::login::begin_session;
 use super::page::ConsoleMeta;
-use super::password::{self, HashParams, PolicyError};
 use super::session;
 use super::ConsoleError;
 use crate::config::Secret;
@@ -21,7 +20,8 @@ use crate::db::audit;
 use crate::db::staff::{self, Role, SetupLink, StaffMember};
 use crate::db::staff_sessions::Stage;
 use crate::domain::{ids, BuyerEmail};
-use crate::startup::AppState;
+use crate::staff::password::{self, HashParams, PolicyError};
+use crate::state::AppState;
 use crate::web::{render, ClientIp, CsrfToken};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};

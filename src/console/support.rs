@@ -9,7 +9,7 @@ use super::ConsoleError;
 use crate::clock::format_utc;
 use crate::db::orders;
 use crate::orders::support;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -44,11 +44,11 @@ pub async fn show(
     let Staff(current) = staff;
     let pool = state.db.pool();
     let mut threads = Vec::new();
-    for (order_id, since) in support::open_queue(pool, 50).await? {
+    for (order_id, since) in crate::db::support::open_queue(pool, 50).await? {
         let Some(order) = orders::by_id(pool, &order_id).await? else {
             continue;
         };
-        let messages = support::conversation(pool, &order_id)
+        let messages = crate::db::support::conversation(pool, &order_id)
             .await?
             .into_iter()
             .map(|m| {
@@ -91,10 +91,11 @@ pub async fn reply(
     form: ConsoleForm<ReplyForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (Staff(current), ConsoleForm(form)) = (staff, form);
-    match support::staff_replies(&state, &order_id, &current.actor(), &form.message).await? {
+    match support::staff_replies(&state, &order_id, &current.actor(), &form.message).await {
         Ok(()) => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/console/support?sent=1"))
             .finish()),
+        Err(support::SupportError::Database(e)) => Err(e.into()),
         Err(e) => Err(ConsoleError::BadRequest(e.to_string())),
     }
 }

@@ -1,11 +1,10 @@
 //! What the console's pages show of orders and risk assessments, built once for all pages.
 
 use crate::clock::format_utc;
-use crate::db::col;
 use crate::db::orders::{self, Order};
 use crate::domain::{Money, OrderStatus};
 use crate::risk::{Reason, Signals};
-use crate::startup::AppState;
+use crate::state::AppState;
 use rust_decimal::Decimal;
 
 /// One order in a list.
@@ -198,57 +197,40 @@ pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
 
 /// Every assessment of an order, newest first.
 pub async fn assessments(state: &AppState, order_id: &str) -> Result<Vec<RiskView>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT stage, score, decision, reasons, signals, created_at FROM risk_assessments
-         WHERE order_id = $1 ORDER BY created_at DESC, id DESC",
-    )
-    .bind(order_id)
-    .fetch_all(state.db.pool())
-    .await?;
-    rows.iter()
+    let stored = crate::risk::for_order(state.db.pool(), order_id).await?;
+    Ok(stored
+        .into_iter()
         .map(|r| {
-            let reasons: String = col(r, "reasons")?;
-            let signals: String = col(r, "signals")?;
-            let reasons: Vec<Reason> = serde_json::from_str(&reasons).unwrap_or_default();
-            let facts = match serde_json::from_str::<Signals>(&signals) {
+            let reasons: Vec<Reason> = serde_json::from_str(&r.reasons).unwrap_or_default();
+            let facts = match serde_json::from_str::<Signals>(&r.signals) {
                 Ok(s) => facts(&s, state),
                 Err(_) => vec![Fact {
                     label: "Signals",
                     value: "stored in an older format; not shown".into(),
                 }],
             };
-            let stage: String = col(r, "stage")?;
-            Ok(RiskView {
-                stage: stage.replace('_', "-"),
-                score: col(r, "score")?,
-                decision: col(r, "decision")?,
-                when: format_utc(col(r, "created_at")?),
+            RiskView {
+                stage: r.stage.replace('_', "-"),
+                score: r.score,
+                decision: r.decision,
+                when: format_utc(r.created_at),
                 reasons: reasons
                     .into_iter()
                     .map(|x| format!("{} (+{})", x.sentence, x.points))
                     .collect(),
                 facts,
-            })
+            }
         })
-        .collect()
+        .collect())
 }
 
 /// The buyer's other orders: same email or same TikTok username, newest first.
 pub async fn other_orders(state: &AppState, order: &Order) -> Result<Vec<OrderLine>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {} FROM orders WHERE (email = $1 OR tiktok_username = $2) AND id <> $3
-         ORDER BY created_at DESC LIMIT 20",
-        orders::COLUMNS
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&order.email)
-        .bind(&order.tiktok_username)
-        .bind(&order.id)
-        .fetch_all(state.db.pool())
-        .await?;
-    rows.iter()
-        .map(|r| orders::from_row(r).map(|o| OrderLine::of(&o)))
-        .collect()
+    Ok(orders::others_of_buyer(state.db.pool(), order)
+        .await?
+        .iter()
+        .map(OrderLine::of)
+        .collect())
 }
 
 /// A message after a redirect, from a fixed list (nothing the client writes is echoed).

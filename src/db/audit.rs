@@ -1,6 +1,7 @@
 //! The staff audit log: sign-ins, failures, lock-outs, enrolments, staff changes and (with
 //! the admin pages) settings changes with their old and new values. Append-only.
 
+use super::params::{like_contains, where_all, Params};
 use crate::clock::Millis;
 use crate::db::col;
 use sqlx::{AnyConnection, AnyPool};
@@ -139,8 +140,8 @@ pub async fn page(
     before: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut p = Params::new();
     let mut clauses = Vec::new();
-    let mut binds: Vec<String> = Vec::new();
     for (column, m) in [
         ("action", &filter.action),
         ("subject", &filter.subject),
@@ -148,45 +149,27 @@ pub async fn page(
     ] {
         match m {
             None => {}
-            Some(Match::Exact(v)) => {
-                binds.push(v.clone());
-                clauses.push(format!("{column} = ${}", binds.len()));
-            }
+            Some(Match::Exact(v)) => clauses.push(format!("{column} = {}", p.add(v.as_str()))),
             // LOWER on both sides: LIKE ignores case on SQLite but not on PostgreSQL.
-            Some(Match::Contains(v)) => {
-                let escaped = v
-                    .to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                binds.push(format!("%{escaped}%"));
-                clauses.push(format!("LOWER({column}) LIKE ${} ESCAPE '\\'", binds.len()));
-            }
+            Some(Match::Contains(v)) => clauses.push(format!(
+                "LOWER({column}) LIKE {} ESCAPE '\\'",
+                p.add(like_contains(&v.to_lowercase()))
+            )),
         }
     }
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_log");
-    let n = binds.len();
-    if before.is_some() {
-        clauses.push(format!(
-            "(at < ${a} OR (at = ${a} AND id < ${b}))",
-            a = n + 1,
-            b = n + 2
-        ));
-    }
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
-    }
-    let limit_at = n + if before.is_some() { 3 } else { 1 };
-    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT ${limit_at}"));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        q = q.bind(b);
-    }
     if let Some(c) = before {
-        q = q.bind(c.at).bind(c.id.clone());
+        let (at, id) = (p.add(c.at), p.add(c.id.as_str()));
+        clauses.push(format!("(at < {at} OR (at = {at} AND id < {id}))"));
     }
-    let rows = q.bind(limit).fetch_all(pool).await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_log{} ORDER BY at DESC, id DESC LIMIT {}",
+        where_all(&clauses),
+        p.add(limit)
+    );
+    let rows = p
+        .bind_to(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -188,6 +188,20 @@ pub async fn insert_fraud_warning(
         == 1)
 }
 
+/// The fraud type of the order's latest early fraud warning, if it has one.
+pub async fn latest_fraud_type(
+    pool: &AnyPool,
+    order_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT fraud_type FROM fraud_warnings WHERE order_id = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| col(&r, "fraud_type")).transpose()
+}
+
 /// Disputes opened and card payments settled since `since`: the dispute rate's numerator and
 /// denominator (the card networks count per month, over card payments).
 pub async fn rate_counts(pool: &AnyPool, since: Millis) -> Result<(i64, i64), sqlx::Error> {

@@ -1,5 +1,6 @@
 //! Orders: rows, look-ups, and guarded state changes.
 
+use super::params::{like_prefix, where_all, Params};
 use crate::clock::Millis;
 use crate::db::{col, events};
 use crate::domain::{Coins, Currency, Money, OrderStatus, PaymentMethod};
@@ -264,4 +265,167 @@ pub async fn due_to_expire(
     .fetch_all(pool)
     .await?;
     rows.iter().map(|r| col(r, "id")).collect()
+}
+/// How many orders are in `status`.
+pub async fn count_in_status(pool: &AnyPool, status: OrderStatus) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE status = $1")
+        .bind(status.as_str())
+        .fetch_one(pool)
+        .await?;
+    col(&row, "n")
+}
+
+/// The order longest in `status`: its number and when it entered the status (`updated_at`,
+/// its last change).
+pub async fn longest_in_status(
+    pool: &AnyPool,
+    status: OrderStatus,
+) -> Result<Option<(String, Millis)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT order_number, updated_at FROM orders WHERE status = $1 ORDER BY updated_at, created_at LIMIT 1",
+    )
+    .bind(status.as_str())
+    .fetch_optional(pool)
+    .await?
+    .map(|r| Ok((col(&r, "order_number")?, col(&r, "updated_at")?)))
+    .transpose()
+}
+
+/// How many orders created since `since` are in each status (statuses with none left out).
+pub async fn created_since_by_status(
+    pool: &AnyPool,
+    since: Millis,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM orders WHERE created_at >= $1 GROUP BY status",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "status")?, col(r, "n")?)))
+        .collect()
+}
+
+/// The oldest `limit` orders in `status` (longest waiting first).
+pub async fn longest_waiting(
+    pool: &AnyPool,
+    status: OrderStatus,
+    limit: i64,
+) -> Result<Vec<Order>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders WHERE status = $1 ORDER BY updated_at, created_at LIMIT $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(status.as_str())
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The buyer's other orders: same email or same TikTok username, newest first, at most 20.
+pub async fn others_of_buyer(pool: &AnyPool, order: &Order) -> Result<Vec<Order>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders WHERE (email = $1 OR tiktok_username = $2) AND id <> $3
+         ORDER BY created_at DESC LIMIT 20"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&order.email)
+        .bind(&order.tiktok_username)
+        .bind(&order.id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// How long the last `n` deliveries took from payment (ms), newest first.
+pub async fn recent_delivery_times(pool: &AnyPool, n: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT delivered_at - paid_at AS took FROM orders
+         WHERE delivered_at IS NOT NULL AND paid_at IS NOT NULL ORDER BY delivered_at DESC LIMIT $1",
+    )
+    .bind(n)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| col::<i64>(r, "took").ok())
+        .collect())
+}
+
+/// How many orders are in each status (for the metrics).
+pub async fn count_by_status(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "status")?, col(r, "n")?)))
+        .collect()
+}
+
+/// What to look for in the console's order search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// Normalised (`CF-…`).
+    OrderNumber(String),
+    /// Any payment of the order with these last four digits.
+    CardLast4(String),
+    /// Lower-case; matched as a prefix.
+    EmailPrefix(String),
+    /// Lower-case, without `@`; matched as a prefix.
+    UsernamePrefix(String),
+}
+
+/// The console's order search: every given condition, newest first.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub term: Option<Term>,
+    pub status: Option<OrderStatus>,
+    pub created_from: Option<Millis>,
+    pub created_before: Option<Millis>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub async fn search(pool: &AnyPool, s: &Search) -> Result<Vec<Order>, sqlx::Error> {
+    let mut p = Params::new();
+    let mut conditions = Vec::new();
+    match &s.term {
+        None => {}
+        Some(Term::OrderNumber(n)) => {
+            conditions.push(format!("order_number = {}", p.add(n.as_str())))
+        }
+        Some(Term::CardLast4(l)) => conditions.push(format!(
+            "id IN (SELECT order_id FROM payments WHERE card_last4 = {})",
+            p.add(l.as_str())
+        )),
+        Some(Term::EmailPrefix(e)) => {
+            conditions.push(format!("email LIKE {} ESCAPE '\\'", p.add(like_prefix(e))))
+        }
+        Some(Term::UsernamePrefix(u)) => conditions.push(format!(
+            "tiktok_username LIKE {} ESCAPE '\\'",
+            p.add(like_prefix(u))
+        )),
+    }
+    if let Some(status) = s.status {
+        conditions.push(format!("status = {}", p.add(status.as_str())));
+    }
+    if let Some(from) = s.created_from {
+        conditions.push(format!("created_at >= {}", p.add(from)));
+    }
+    if let Some(before) = s.created_before {
+        conditions.push(format!("created_at < {}", p.add(before)));
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders{} ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
+        where_all(&conditions),
+        p.add(s.limit),
+        p.add(s.offset)
+    );
+    let rows = p
+        .bind_to(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
 }

@@ -83,6 +83,20 @@ pub async fn upsert(
     Ok(())
 }
 
+/// The distinct card fingerprints of an order's payments.
+pub async fn card_fingerprints(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| col(r, "card_fingerprint")).collect()
+}
+
 pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<PaymentRecord>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, order_id, provider, provider_ref, method, status, amount_minor, currency, failure_code, card_brand,

@@ -6,10 +6,13 @@
 pub mod coins;
 pub mod email;
 pub mod ids;
+pub mod mac;
 pub mod money;
 pub mod order_status;
+pub mod order_token;
 pub mod payment_method;
 pub mod pricing;
+pub mod setting;
 pub mod text;
 pub mod username;
 

@@ -271,6 +271,52 @@ impl Catalog {
     }
 }
 
+/// A package's price as the page shows it. Computed once per currency at start (the catalog
+/// does not change while the shop runs), so the busiest page does no money arithmetic.
+pub struct PriceRow {
+    pub coins: u64,
+    pub coins_text: String,
+    pub price_text: String,
+    pub per_coin_text: String,
+}
+
+/// Every currency's price rows, built at start.
+pub fn price_rows(catalog: &Catalog) -> std::collections::HashMap<Currency, Vec<PriceRow>> {
+    catalog
+        .currencies()
+        .into_iter()
+        .map(|currency| {
+            let rows = catalog
+                .packages()
+                .iter()
+                .filter_map(|&coins| {
+                    let q = catalog.quote(coins, currency)?;
+                    let (price_text, per_coin_text) = price_texts(&q);
+                    Some(PriceRow {
+                        coins: coins.get(),
+                        coins_text: coins.to_string(),
+                        price_text,
+                        per_coin_text,
+                    })
+                })
+                .collect();
+            (currency, rows)
+        })
+        .collect()
+}
+
+/// A quote as the page shows it: the price and the price per coin.
+pub fn price_texts(q: &PriceQuote) -> (String, String) {
+    (
+        q.total.to_string(),
+        format!(
+            "{} {} per coin",
+            q.per_coin_text(),
+            q.total.currency().code()
+        ),
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -1,6 +1,5 @@
 //! Delivering coins: the `Supplier` that looks up TikTok accounts and credits coins.
 
-pub mod job;
 pub mod sandbox;
 
 use crate::domain::{Coins, TikTokUsername};

@@ -3,30 +3,59 @@
 //! again once the lease ends), retried with exponential backoff and jitter, and marked dead
 //! after its last try. Handlers must be idempotent: execution is at least once.
 //!
+//! What a job is: [`Job`], one enum of every kind (`job.rs`); who runs each kind: the one
+//! `match` in `workers`.
+//!
 //! `run_at` is "when someone should next look at this job": for a pending job the time it may
 //! run, for a running job the end of its lease. One index serves both.
+
+mod job;
+
+pub use job::Job;
 
 use crate::clock::Millis;
 use crate::db::{col, Backend, Db};
 use rand::Rng;
 use sqlx::AnyConnection;
 
+/// What a job handler says about a failure.
+#[derive(Debug, Clone)]
+pub enum JobError {
+    /// Try again after a backoff (until the last attempt).
+    Retry(String),
+    /// Retrying cannot help: dead at once.
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        JobError::Retry(e.to_string())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub kind: &'static str,
-    pub payload: serde_json::Value,
+    pub job: Job,
     /// At most one job ever per key (e.g. one fulfillment per order); `None` for no limit.
     pub dedupe_key: Option<String>,
     pub run_at: Millis,
 }
 
+/// A job row a worker has claimed. `payload` is as stored: `job()` reads it.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct Claimed {
     pub id: String,
     pub kind: String,
-    pub payload: serde_json::Value,
+    pub payload: String,
     /// Including this one.
     pub attempts: u32,
+}
+
+impl Claimed {
+    /// The typed job, or why the row cannot be one (which retrying cannot change).
+    pub fn job(&self) -> Result<Job, JobError> {
+        Job::decode(&self.kind, &self.payload).map_err(JobError::Permanent)
+    }
 }
 
 /// Adds a job inside the caller's transaction. A duplicate `dedupe_key` is a no-op.
@@ -41,8 +70,12 @@ pub async fn enqueue(
          ON CONFLICT DO NOTHING",
     )
     .bind(crate::domain::ids::new_id())
-    .bind(job.kind)
-    .bind(job.payload.to_string())
+    .bind(job.job.kind())
+    .bind(
+        job.job
+            .payload()
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+    )
     .bind(job.dedupe_key)
     .bind(job.run_at)
     .bind(now)
@@ -58,7 +91,7 @@ pub async fn claim(
     worker: &str,
     now: Millis,
     lease_ms: i64,
-) -> Result<Option<Job>, sqlx::Error> {
+) -> Result<Option<Claimed>, sqlx::Error> {
     // On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without waiting on
     // each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain form is safe.
     let sql = match db.backend() {
@@ -103,19 +136,27 @@ pub async fn claim(
         .await?;
     tx.commit().await?;
     let Some(row) = row else { return Ok(None) };
-    let payload: String = col(&row, "payload")?;
-    Ok(Some(Job {
+    Ok(Some(Claimed {
         id: col(&row, "id")?,
         kind: col(&row, "kind")?,
-        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        payload: col(&row, "payload")?,
         attempts: col::<i64>(&row, "attempts")? as u32,
     }))
+}
+
+/// Whether a job with this dedupe key was ever enqueued.
+pub async fn exists_with_key(conn: &mut AnyConnection, key: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key = $1")
+        .bind(key)
+        .fetch_one(conn)
+        .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
 }
 
 /// Marks a job done, if this worker still holds it.
 pub async fn complete(
     conn: &mut AnyConnection,
-    job: &Job,
+    job: &Claimed,
     worker: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
@@ -133,7 +174,7 @@ pub async fn complete(
 /// Schedules another try after a backoff, or marks the job dead. Returns true if dead.
 pub async fn fail(
     conn: &mut AnyConnection,
-    job: &Job,
+    job: &Claimed,
     worker: &str,
     error: &str,
     retry_at: Option<Millis>,
@@ -178,6 +219,29 @@ pub fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64) -> u64 {
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
         .min(max_ms);
     rand::thread_rng().gen_range(exp / 2..=exp.max(1))
+}
+
+/// How many jobs there are of each kind and status (for the metrics).
+pub async fn count_by_kind_and_status(
+    pool: &sqlx::AnyPool,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "kind")?, col(r, "status")?, col(r, "n")?)))
+        .collect()
+}
+
+/// How many jobs wait (pending or running) and how many are dead, for the dashboard.
+pub async fn waiting_and_dead(pool: &sqlx::AnyPool) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'running')) AS waiting,
+                (SELECT COUNT(*) FROM jobs WHERE status = 'dead') AS dead",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((col(&row, "waiting")?, col(&row, "dead")?))
 }
 
 /// Whether no job is due at `now` and none is running: everything already asked of the queue

@@ -1,7 +1,7 @@
 //! What the shop emails buyers about, and the facts each email is written from.
 
 /// Stands in for the order link in stored email bodies. The link opens the order, and the
-/// database alone must not (see `orders::tokens`): the send job fills it in from the order's
+/// database alone must not (see `domain::order_token`): the send job fills it in from the order's
 /// idempotency key and the shop's secret, the same way every time, so a resend is still the
 /// same message.
 pub const ORDER_LINK_SLOT: &str = "[[order-link]]";

@@ -4,7 +4,7 @@
 use super::message::{self, MessageError};
 use super::outbox::StoredEmail;
 use super::transport::{SendError, Transport};
-use crate::config::{ConfigError, Settings};
+use crate::config::{parse_mailbox, ConfigError, Settings};
 use lettre::message::Mailbox;
 use lettre::Message;
 
@@ -13,13 +13,6 @@ pub struct Mailer {
     transport: Transport,
     from: Mailbox,
     reply_to: Option<Mailbox>,
-}
-
-/// Parses a configured address such as `Coin Shop <shop@example.com>`.
-pub fn parse_mailbox(key: &str, value: &str) -> Result<Mailbox, ConfigError> {
-    value
-        .parse::<Mailbox>()
-        .map_err(|e| ConfigError::new(key, format!("{value:?} is not an email address ({e})")))
 }
 
 impl Mailer {

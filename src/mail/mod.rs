@@ -13,4 +13,4 @@ pub mod transport;
 
 pub use kinds::{Email, Facts};
 pub use mailer::Mailer;
-pub use outbox::{NewEmail, SEND_JOB};
+pub use outbox::NewEmail;

@@ -7,12 +7,9 @@ use super::render::{render, Rendered};
 use super::Mailer;
 use crate::clock::Millis;
 use crate::db::col;
-use crate::jobs::{self, NewJob};
+use crate::jobs::{self, Job, NewJob};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
-
-/// The job kind that delivers one email.
-pub const SEND_JOB: &str = "send_email";
 
 /// How long an order-link email stands for repeated look-ups of the same order: asking again
 /// within the same window sends nothing new (a throttle on mail to one address).
@@ -114,8 +111,9 @@ pub async fn enqueue_rendered(
     jobs::enqueue(
         conn,
         NewJob {
-            kind: SEND_JOB,
-            payload: serde_json::json!({ "email_id": id }),
+            job: Job::SendEmail {
+                email_id: id.clone(),
+            },
             dedupe_key: Some(send_job_key(&id)),
             run_at: now,
         },
@@ -126,7 +124,7 @@ pub async fn enqueue_rendered(
 }
 
 fn send_job_key(email_id: &str) -> String {
-    format!("{SEND_JOB}:{email_id}")
+    format!("{}:{email_id}", Job::SEND_EMAIL)
 }
 
 const COLUMNS: &str = "id, order_id, kind, to_address, subject, text_body, html_body, message_id, created_at, sent_at, attempts";
@@ -185,8 +183,9 @@ pub async fn requeue(
         return Ok(false);
     }
     let job = NewJob {
-        kind: SEND_JOB,
-        payload: serde_json::json!({ "email_id": email_id }),
+        job: Job::SendEmail {
+            email_id: email_id.into(),
+        },
         dedupe_key: None,
         run_at: now,
     };
@@ -230,6 +229,27 @@ pub async fn record_failure(
     Ok(())
 }
 
+/// The order's receipt email (the `delivered` kind, one per order), if it was written.
+pub async fn receipt_of(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered'")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| col(&r, "id")).transpose()
+}
+
+/// Clears an email's sent mark, so its next send job sends it again.
+pub async fn mark_unsent(conn: &mut AnyConnection, email_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE emails SET sent_at = NULL WHERE id = $1")
+        .bind(email_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Gives the send jobs that ran out of tries another round, for emails still unsent and not
 /// abandoned, once they have been dead for `REVIVE_AFTER_MS`: an SMTP outage longer than the
 /// queue's backoff delays an email but never drops it. Returns how many were revived.
@@ -240,9 +260,9 @@ pub async fn revive_dead_sends(pool: &AnyPool, now: Millis) -> Result<u64, sqlx:
            AND dedupe_key IN (SELECT $4 || id FROM emails WHERE sent_at IS NULL AND abandoned_at IS NULL)",
     )
     .bind(now)
-    .bind(SEND_JOB)
+    .bind(Job::SEND_EMAIL)
     .bind(now - REVIVE_AFTER_MS)
-    .bind(format!("{SEND_JOB}:"))
+    .bind(format!("{}:", Job::SEND_EMAIL))
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

@@ -4,21 +4,34 @@
 
 use super::kinds::ORDER_LINK_SLOT;
 use super::outbox::{self, StoredEmail};
-use crate::orders::tokens;
-use crate::startup::AppState;
-use crate::workers::JobError;
+use super::Mailer;
+use crate::clock::SharedClock;
+use crate::config::Secret;
+use crate::db::Db;
+use crate::domain::order_token as tokens;
+use crate::jobs::JobError;
 use lettre::Message;
 
-pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), JobError> {
-    let email_id = payload["email_id"]
-        .as_str()
-        .ok_or_else(|| JobError::Permanent("send_email job without an email_id".into()))?;
-    send(state, email_id).await
+/// What sending needs (`Services::mail_context` makes one).
+pub struct Context<'a> {
+    pub db: &'a Db,
+    pub clock: &'a SharedClock,
+    pub mailer: &'a Mailer,
+    /// Where order links point, without a trailing slash.
+    pub base_url: &'a str,
+    /// The key order links are derived with.
+    pub link_key: &'a Secret,
+}
+
+impl Context<'_> {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
 }
 
 /// Sends the email unless it was sent already.
 #[tracing::instrument(name = "send_email", skip(state))]
-pub async fn send(state: &AppState, email_id: &str) -> Result<(), JobError> {
+pub async fn send(state: &Context<'_>, email_id: &str) -> Result<(), JobError> {
     let pool = state.db.pool();
     let email = outbox::load(pool, email_id)
         .await?
@@ -26,9 +39,10 @@ pub async fn send(state: &AppState, email_id: &str) -> Result<(), JobError> {
     if email.sent_at.is_some() {
         return Ok(());
     }
-    let message = match prepare(state, email.clone()).await? {
+    let message = match prepare(state, email.clone()).await {
         Ok(m) => m,
-        Err(error) => {
+        Err(Unprepared::Database(e)) => return Err(e.into()),
+        Err(Unprepared::Unsendable(error)) => {
             // The row itself is unusable (a recipient the mail library refuses, an order that
             // is gone): retrying cannot help, and the email is marked so nothing revives it.
             outbox::record_failure(pool, &email.id, &error, true, state.now_ms()).await?;
@@ -49,28 +63,41 @@ pub async fn send(state: &AppState, email_id: &str) -> Result<(), JobError> {
     }
 }
 
-/// The message to send: the stored email with its order link filled in. The outer error is
-/// the database's (worth a retry); the inner one says the email can never be sent.
-async fn prepare(
-    state: &AppState,
-    mut email: StoredEmail,
-) -> Result<Result<Message, String>, sqlx::Error> {
+/// Why an email could not be made into a message.
+enum Unprepared {
+    /// Worth a retry.
+    Database(sqlx::Error),
+    /// The email can never be sent.
+    Unsendable(String),
+}
+
+impl From<sqlx::Error> for Unprepared {
+    fn from(e: sqlx::Error) -> Self {
+        Unprepared::Database(e)
+    }
+}
+
+/// The message to send: the stored email with its order link filled in.
+async fn prepare(state: &Context<'_>, mut email: StoredEmail) -> Result<Message, Unprepared> {
     if email.text_body.contains(ORDER_LINK_SLOT) || email.html_body.contains(ORDER_LINK_SLOT) {
         let Some(order_id) = email.order_id.as_deref() else {
-            return Ok(Err("an order link in an email without an order".into()));
+            return Err(Unprepared::Unsendable(
+                "an order link in an email without an order".into(),
+            ));
         };
         let Some(order) = crate::db::orders::by_id(state.db.pool(), order_id).await? else {
-            return Ok(Err(format!("order {order_id} does not exist")));
+            return Err(Unprepared::Unsendable(format!(
+                "order {order_id} does not exist"
+            )));
         };
-        let url = tokens::order_url(
-            &state.base_url,
-            &state.secrets.cookie_key,
-            &order.idempotency_key,
-        );
+        let url = tokens::order_url(state.base_url, state.link_key, &order.idempotency_key);
         email.text_body = email.text_body.replace(ORDER_LINK_SLOT, &url);
         email.html_body = email.html_body.replace(ORDER_LINK_SLOT, &escape_html(&url));
     }
-    Ok(state.mailer.message(&email).map_err(|e| e.to_string()))
+    state
+        .mailer
+        .message(&email)
+        .map_err(|e| Unprepared::Unsendable(e.to_string()))
 }
 
 /// The link goes into `href` attributes and text of the already-escaped HTML body.

@@ -11,7 +11,7 @@ use crate::db::orders::{self, Order};
 use crate::db::{audit, events, Tx};
 use crate::domain::{Money, OrderStatus};
 use crate::payments::{DisputeEvidence, EventKind, ProviderEvent};
-use crate::startup::AppState;
+use crate::services::Services;
 
 /// The card networks' monitoring thresholds (disputes ÷ card sales in a month), shown beside
 /// the shop's own rate: Visa's early warning and programme level, and Mastercard's.
@@ -167,24 +167,21 @@ pub async fn on_fraud_warning(
 
 /// Whether the order has an early fraud warning no refund has answered yet.
 pub async fn refund_proposed(
-    state: &AppState,
+    state: &Services,
     order: &Order,
 ) -> Result<Option<String>, sqlx::Error> {
     if order.refunded_minor >= order.amount.minor() || !order.status.is_paid() {
         return Ok(None);
     }
-    let row = sqlx::query("SELECT fraud_type FROM fraud_warnings WHERE order_id = $1 ORDER BY created_at DESC LIMIT 1")
-        .bind(&order.id)
-        .fetch_optional(state.db.pool())
-        .await?;
-    row.map(|r| crate::db::col::<String>(&r, "fraud_type").map(|t| t.replace('_', " ")))
-        .transpose()
+    Ok(rows::latest_fraud_type(state.db.pool(), &order.id)
+        .await?
+        .map(|t| t.replace('_', " ")))
 }
 
 /// The agent's "refund now" on an early fraud warning: the automatic full refund (one per
 /// order, whatever happens), with the agent and the warning in the audit log.
 pub async fn refund_after_warning(
-    state: &AppState,
+    state: &Services,
     order: &Order,
     actor: &str,
 ) -> Result<bool, sqlx::Error> {
@@ -215,7 +212,7 @@ pub async fn refund_after_warning(
 
 /// What the shop knows about a delivered order, as dispute evidence: what, when, to which
 /// account, with the supplier's reference (from the delivery's own record).
-pub async fn evidence_for(state: &AppState, order: &Order) -> Result<DisputeEvidence, sqlx::Error> {
+pub async fn evidence_for(state: &Services, order: &Order) -> Result<DisputeEvidence, sqlx::Error> {
     let history = events::for_order(state.db.pool(), &order.id).await?;
     let delivery = history
         .iter()
@@ -269,7 +266,7 @@ pub enum EvidenceOutcome {
 /// The agent's "submit evidence": claimed in the database first (two agents, or a double
 /// click, submit once), then sent; a refusal releases the claim so it can be tried again.
 pub async fn submit_evidence(
-    state: &AppState,
+    state: &Services,
     order: &Order,
     dispute_id: &str,
     actor: &str,
@@ -341,7 +338,7 @@ pub struct DisputeRate {
     pub over: Vec<&'static str>,
 }
 
-pub async fn rate(state: &AppState) -> Result<DisputeRate, sqlx::Error> {
+pub async fn rate(state: &Services) -> Result<DisputeRate, sqlx::Error> {
     let since = state.now_ms().saturating_sub(30 * DAY_MS);
     let (disputes, settled) = rows::rate_counts(state.db.pool(), since).await?;
     Ok(rate_of(disputes, settled))

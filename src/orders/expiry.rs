@@ -2,11 +2,11 @@
 
 use crate::db::orders;
 use crate::domain::OrderStatus;
-use crate::startup::AppState;
+use crate::services::Services;
 
 /// Expires every order past its payment deadline. Each order is its own transaction with its
 /// event; an order paid in the meantime is left alone by the status guard.
-pub async fn expire_due(state: &AppState) -> Result<usize, sqlx::Error> {
+pub async fn expire_due(state: &Services) -> Result<usize, sqlx::Error> {
     let now = state.now_ms();
     let mut expired = 0;
     loop {

@@ -11,12 +11,12 @@ use crate::mail::kinds::ORDER_LINK_SLOT;
 use crate::mail::outbox::{self, ORDER_LINK_WINDOW_MS};
 use crate::mail::{Email, Facts, NewEmail};
 use crate::orders::payment_events::method_summary;
-use crate::startup::AppState;
+use crate::services::Services;
 use sqlx::AnyConnection;
 
 /// The buyer asked for their order link again (order look-up). Keyed by order and a
 /// ten-minute window, so repeated look-ups send one email per window, not one per request.
-pub async fn order_link_requested(state: &AppState, order: &Order) -> Result<(), sqlx::Error> {
+pub async fn order_link_requested(state: &Services, order: &Order) -> Result<(), sqlx::Error> {
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
     let key = format!(
@@ -36,7 +36,7 @@ pub async fn order_link_requested(state: &AppState, order: &Order) -> Result<(),
 }
 
 pub async fn payment_received(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     now: i64,
@@ -46,7 +46,7 @@ pub async fn payment_received(
 
 /// The receipt.
 pub async fn delivered(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     now: i64,
@@ -60,7 +60,7 @@ pub async fn delivered(
 }
 
 pub async fn held_for_review(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     now: i64,
@@ -71,7 +71,7 @@ pub async fn held_for_review(
 /// The order will not be delivered and `amount` goes back. `reason` is shown to the buyer
 /// as it is: plain words, never risk reasons.
 pub async fn cancelled_refunded(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     amount: Money,
@@ -88,7 +88,7 @@ pub async fn cancelled_refunded(
 /// One email per request: a buyer may ask again after a denial. The caller's guard (one open
 /// request per order) keeps a repeated submit from getting here twice.
 pub async fn refund_requested(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     now: i64,
@@ -106,7 +106,7 @@ pub async fn refund_requested(
 
 /// `message` is the agent's answer, shown to the buyer as it is. One email per decision.
 pub async fn refund_denied(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     message: &str,
@@ -121,7 +121,7 @@ pub async fn refund_denied(
 /// One email per refund, told apart by the total refunded once it is counted (`order` is the
 /// order before this refund), so partial refunds each get theirs and a repeat gets none.
 pub async fn refund_completed(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     amount: Money,
@@ -137,7 +137,7 @@ pub async fn refund_completed(
 /// A support agent answered the buyer. One email per reply (written in the reply's own
 /// transaction, so it exists exactly when the reply does).
 pub async fn support_reply(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     body: &str,
@@ -154,7 +154,7 @@ pub async fn support_reply(
 /// One email of this kind per order: a repeated event (a retried job, a replayed webhook)
 /// writes nothing new.
 async fn once(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     email: Email,
@@ -168,7 +168,7 @@ async fn once(
 
 /// One email per `occurrence` of this kind for the order (a refund, a reply, a request).
 async fn each(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     email: Email,
@@ -182,7 +182,7 @@ async fn each(
 }
 
 async fn write(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     email: Email,
@@ -202,7 +202,7 @@ async fn write(
 }
 
 async fn facts(
-    state: &AppState,
+    state: &Services,
     conn: &mut AnyConnection,
     order: &Order,
     at: i64,

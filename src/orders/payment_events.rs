@@ -6,7 +6,7 @@ use crate::db::payments::PaymentRecord;
 use crate::db::{events, orders, payments};
 use crate::domain::OrderStatus;
 use crate::payments::{EventKind, ProviderEvent};
-use crate::startup::AppState;
+use crate::services::Services;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -70,7 +70,7 @@ pub fn method_summary(method: &str, brand: Option<&str>, last4: Option<&str>) ->
 }
 
 pub async fn apply(
-    state: &AppState,
+    state: &Services,
     provider: &str,
     event: &ProviderEvent,
 ) -> Result<Applied, sqlx::Error> {
@@ -236,7 +236,7 @@ pub async fn apply(
 
 /// A failure may be part of a wave: look at the shop's recent failures (paced per instance).
 /// The event is applied already; a failed check is logged and tried at the next failure.
-async fn watch_for_surge(state: &AppState, now: i64) {
+async fn watch_for_surge(state: &Services, now: i64) {
     let live = state.live.current();
     let settings = &live.risk.surge;
     if !state.surge.due(now, settings.check_seconds) {
@@ -248,7 +248,7 @@ async fn watch_for_surge(state: &AppState, now: i64) {
 }
 
 async fn on_succeeded(
-    state: &AppState,
+    state: &Services,
     tx: &mut crate::db::Tx,
     order: &orders::Order,
     event: &ProviderEvent,

@@ -8,11 +8,11 @@ use crate::db::orders::{self, Order};
 use crate::db::refunds::{self as rows, Refund, RefundRequest};
 use crate::db::{events, Tx};
 use crate::domain::{Money, OrderStatus};
+use crate::jobs::JobError;
 use crate::payments::{ProviderError, RefundOutcome, RefundRequest as ProviderRefund};
-use crate::startup::AppState;
-use crate::workers::JobError;
+use crate::services::Services;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum RefundError {
     #[error("This order has no payment to refund.")]
     NotPaid,
@@ -27,6 +27,30 @@ pub enum RefundError {
     AlreadyDecided,
     #[error("There is no such refund request.")]
     NoSuchRequest,
+    /// Nothing was decided: the database failed (a server error, not the agent's or buyer's).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Equal when the same refusal; a database error equals nothing (it carries no value to
+/// compare), so tests can compare outcomes.
+impl PartialEq for RefundError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RefundError::Database(_), _) | (_, RefundError::Database(_)) => false,
+            (RefundError::Amount { max: a }, RefundError::Amount { max: b }) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+/// What a buyer's refund request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// Recorded.
+    New(RefundRequest),
+    /// The order has an open request already: this one.
+    AlreadyOpen(RefundRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +104,7 @@ async fn reserve(
 
 /// Asks the provider for a reserved refund and records a refusal.
 async fn ask_provider(
-    state: &AppState,
+    state: &Services,
     order: &Order,
     refund: &Refund,
 ) -> Result<Started, sqlx::Error> {
@@ -149,11 +173,11 @@ async fn settle_failed(
 
 /// A buyer asks for a refund. Only for paid orders; one open request per order.
 pub async fn request(
-    state: &AppState,
+    state: &Services,
     order: &Order,
     reason: &str,
     message: &str,
-) -> Result<Result<RefundRequest, RefundRequest>, RefundError> {
+) -> Result<Requested, RefundError> {
     if !order.status.is_paid() {
         return Err(RefundError::NotPaid);
     }
@@ -199,59 +223,52 @@ pub async fn request(
         Ok(true)
     }
     .await;
-    match result {
-        Ok(true) => Ok(Ok(r)),
-        Ok(false) | Err(_) => {
-            // The open one, to show the buyer.
-            let open = rows::for_order(state.db.pool(), &order.id)
-                .await
-                .ok()
-                .and_then(|all| {
-                    all.into_iter()
-                        .rev()
-                        .find(|x| matches!(x.status.as_str(), "open" | "approved" | "failed"))
-                });
-            match (result, open) {
-                (Ok(false), Some(open)) => Ok(Err(open)),
-                _ => Err(RefundError::NoSuchRequest),
-            }
-        }
+    if result? {
+        return Ok(Requested::New(r));
     }
+    // The open one, to show the buyer.
+    let open = rows::for_order(state.db.pool(), &order.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|x| matches!(x.status.as_str(), "open" | "approved" | "failed"));
+    open.map(Requested::AlreadyOpen)
+        .ok_or(RefundError::NoSuchRequest)
 }
 
 /// An agent approves a request, in full (`amount = None`) or in part. Concurrent approvals of
 /// the same request: exactly one wins; the rest get `AlreadyDecided`.
 pub async fn approve(
-    state: &AppState,
+    state: &Services,
     request_id: &str,
     amount: Option<Money>,
     staff: &str,
-) -> Result<Result<Started, RefundError>, sqlx::Error> {
+) -> Result<Started, RefundError> {
     let Some(req) = rows::by_id(state.db.pool(), request_id).await? else {
-        return Ok(Err(RefundError::NoSuchRequest));
+        return Err(RefundError::NoSuchRequest);
     };
     let Some(order) = orders::by_id(state.db.pool(), &req.order_id).await? else {
-        return Ok(Err(RefundError::NoSuchRequest));
+        return Err(RefundError::NoSuchRequest);
     };
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
     // Re-read inside the transaction: amounts move when refunds settle.
     let Some(order) = orders::by_id_in(&mut tx, &order.id).await? else {
         tx.rollback().await?;
-        return Ok(Err(RefundError::NoSuchRequest));
+        return Err(RefundError::NoSuchRequest);
     };
     if !order.status.is_paid() {
         tx.rollback().await?;
-        return Ok(Err(RefundError::NotPaid));
+        return Err(RefundError::NotPaid);
     }
     if order.status == OrderStatus::Disputed {
         tx.rollback().await?;
-        return Ok(Err(RefundError::Disputed));
+        return Err(RefundError::Disputed);
     }
     let left = refundable(&mut tx, &order).await?;
     if left.minor() == 0 {
         tx.rollback().await?;
-        return Ok(Err(RefundError::NothingLeft));
+        return Err(RefundError::NothingLeft);
     }
     let amount = amount.unwrap_or(left);
     if amount.currency() != order.amount.currency()
@@ -259,9 +276,9 @@ pub async fn approve(
         || amount.minor() > left.minor()
     {
         tx.rollback().await?;
-        return Ok(Err(RefundError::Amount {
+        return Err(RefundError::Amount {
             max: left.to_string(),
-        }));
+        });
     }
     if !rows::set_status(
         &mut tx,
@@ -275,7 +292,7 @@ pub async fn approve(
     .await?
     {
         tx.rollback().await?;
-        return Ok(Err(RefundError::AlreadyDecided));
+        return Err(RefundError::AlreadyDecided);
     }
     let refund = Refund {
         id: format!("rf_{}", uuid::Uuid::now_v7().simple()),
@@ -300,21 +317,21 @@ pub async fn approve(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(ask_provider(state, &order, &refund).await?))
+    Ok(ask_provider(state, &order, &refund).await?)
 }
 
 /// An agent denies a request with a message to the buyer.
 pub async fn deny(
-    state: &AppState,
+    state: &Services,
     request_id: &str,
     staff: &str,
     message: &str,
-) -> Result<Result<(), RefundError>, sqlx::Error> {
+) -> Result<(), RefundError> {
     let Some(req) = rows::by_id(state.db.pool(), request_id).await? else {
-        return Ok(Err(RefundError::NoSuchRequest));
+        return Err(RefundError::NoSuchRequest);
     };
     let Some(order) = orders::by_id(state.db.pool(), &req.order_id).await? else {
-        return Ok(Err(RefundError::NoSuchRequest));
+        return Err(RefundError::NoSuchRequest);
     };
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
@@ -329,7 +346,7 @@ pub async fn deny(
     )
     .await?
     {
-        return Ok(Err(RefundError::AlreadyDecided));
+        return Err(RefundError::AlreadyDecided);
     }
     events::record(
         &mut tx,
@@ -353,18 +370,17 @@ pub async fn deny(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// The `refund_order` job: refunds everything left after a block, a rejection or a failed
 /// delivery. Its refund id is fixed per order and remainder, so a retried job asks again with
 /// the same idempotency key and never refunds twice.
 pub async fn run_full_refund_job(
-    state: &AppState,
-    payload: &serde_json::Value,
+    state: &Services,
+    order_id: &str,
+    reason: &str,
 ) -> Result<(), JobError> {
-    let order_id = payload["order_id"].as_str().unwrap_or_default();
-    let reason = payload["reason"].as_str().unwrap_or("refund");
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
@@ -415,7 +431,7 @@ pub async fn run_full_refund_job(
 
 /// A `refund.succeeded` or `refund.failed` event, in the webhook's transaction.
 pub async fn on_provider_event(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     event: &crate::payments::ProviderEvent,

@@ -7,9 +7,9 @@
 use crate::db::orders::{self, Order};
 use crate::db::{audit, events, notes, Tx};
 use crate::domain::OrderStatus;
-use crate::orders::screening::{self, REFUND_JOB};
+use crate::orders::screening;
 use crate::risk::lists::{self, List, ListKind, NewEntry};
-use crate::startup::AppState;
+use crate::services::Services;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -32,7 +32,7 @@ async fn current_status(tx: &mut Tx, order_id: &str) -> Result<Outcome, sqlx::Er
 
 /// `in_review → queued`, with its fulfillment job.
 pub async fn approve(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
     note: &str,
@@ -70,7 +70,7 @@ pub async fn approve(
 /// emails the buyer when the provider accepts it). As fraud, the order's card fingerprints,
 /// email and TikTok username also go on the block list, signed by the agent.
 pub async fn reject(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
     reason: &str,
@@ -135,33 +135,16 @@ pub async fn block_buyer_because(
     why: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL",
-    )
-    .bind(&order.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut values: Vec<(ListKind, String)> = Vec::new();
-    for r in &rows {
-        values.push((
-            ListKind::CardFingerprint,
-            crate::db::col(r, "card_fingerprint")?,
-        ));
-    }
+    let mut values: Vec<(ListKind, String)> = crate::db::payments::card_fingerprints(tx, &order.id)
+        .await?
+        .into_iter()
+        .map(|f| (ListKind::CardFingerprint, f))
+        .collect();
     values.push((ListKind::Email, order.email.clone()));
     values.push((ListKind::TiktokUsername, order.tiktok_username.clone()));
     let mut listed = Vec::new();
     for (kind, value) in values {
-        let existing = sqlx::query(
-            "SELECT COUNT(*) AS n FROM risk_lists WHERE list = 'block' AND kind = $1 AND value = $2
-             AND (expires_at IS NULL OR expires_at > $3)",
-        )
-        .bind(kind.as_str())
-        .bind(lists::normalise(kind, &value))
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?;
-        if crate::db::col::<i64>(&existing, "n")? == 0 {
+        if !lists::is_blocked(tx, kind, &value, now).await? {
             lists::add(
                 tx,
                 NewEntry {
@@ -193,7 +176,7 @@ pub async fn block_buyer_because(
 
 /// `fulfillment_failed → queued` with a new fulfillment job — unless a refund is under way.
 pub async fn retry_fulfillment(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
 ) -> Result<Outcome, sqlx::Error> {
@@ -203,12 +186,9 @@ pub async fn retry_fulfillment(
         tx.rollback().await?;
         return Ok(Outcome::NotFound);
     };
-    let refund = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key = $1")
-        .bind(format!("{REFUND_JOB}:{order_id}:full"))
-        .fetch_one(&mut *tx)
-        .await?;
-    if order.status == OrderStatus::FulfillmentFailed
-        && (crate::db::col::<i64>(&refund, "n")? > 0 || order.refunded_minor > 0)
+    let refund_queued =
+        crate::jobs::exists_with_key(&mut tx, &screening::full_refund_key(order_id)).await?;
+    if order.status == OrderStatus::FulfillmentFailed && (refund_queued || order.refunded_minor > 0)
     {
         tx.rollback().await?;
         return Ok(Outcome::RefundUnderWay);
@@ -246,7 +226,7 @@ pub async fn retry_fulfillment(
 
 /// Sends the receipt of a delivered order again.
 pub async fn resend_receipt(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
 ) -> Result<Outcome, sqlx::Error> {
@@ -284,20 +264,11 @@ pub async fn resend_receipt(
     .await?;
     // The receipt row is unique per order: send that same email again (same Message-ID, so
     // mail clients thread it with the first) by clearing its sent mark and queueing a send.
-    let receipt = sqlx::query("SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered'")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    match receipt {
-        Some(row) => {
-            let email_id: String = crate::db::col(&row, "id")?;
-            sqlx::query("UPDATE emails SET sent_at = NULL WHERE id = $1")
-                .bind(&email_id)
-                .execute(&mut *tx)
-                .await?;
+    match crate::mail::outbox::receipt_of(&mut tx, order_id).await? {
+        Some(email_id) => {
+            crate::mail::outbox::mark_unsent(&mut tx, &email_id).await?;
             let job = crate::jobs::NewJob {
-                kind: crate::mail::SEND_JOB,
-                payload: serde_json::json!({ "email_id": email_id }),
+                job: crate::jobs::Job::SendEmail { email_id },
                 dedupe_key: None,
                 run_at: now,
             };
@@ -313,7 +284,7 @@ pub async fn resend_receipt(
 /// Sends one of the order's emails again (any kind, sent or still queued), with an event in
 /// the order's timeline.
 pub async fn resend_email(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     email_id: &str,
     actor: &str,
@@ -351,7 +322,7 @@ pub async fn resend_email(
 
 /// An internal note, also in the order's timeline.
 pub async fn add_note(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     actor: &str,
     body: &str,

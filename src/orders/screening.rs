@@ -7,27 +7,24 @@
 use crate::db::orders::{self, Order};
 use crate::db::{events, Tx};
 use crate::domain::OrderStatus;
-use crate::jobs::{self, NewJob};
+use crate::jobs::{self, Job, JobError, NewJob};
 use crate::risk::{self, Decision, Reason, Stage};
-use crate::startup::AppState;
-use crate::workers::JobError;
-
-pub const SCREEN_JOB: &str = "screen_order";
-pub const FULFILL_JOB: &str = "fulfill_order";
-pub const REFUND_JOB: &str = "refund_order";
+use crate::services::Services;
 
 /// Called in the paid transition's transaction: queue the pre-fulfillment screening.
 pub async fn after_payment(
-    _state: &AppState,
+    _state: &Services,
     tx: &mut Tx,
     order_id: &str,
     late: bool,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let job = NewJob {
-        kind: SCREEN_JOB,
-        payload: serde_json::json!({ "order_id": order_id, "late": late }),
-        dedupe_key: Some(format!("{SCREEN_JOB}:{order_id}")),
+        job: Job::ScreenOrder {
+            order_id: order_id.into(),
+            late,
+        },
+        dedupe_key: Some(format!("{}:{order_id}", Job::SCREEN_ORDER)),
         run_at: now,
     };
     jobs::enqueue(tx, job, now).await?;
@@ -37,7 +34,7 @@ pub async fn after_payment(
 /// Pre-payment screening of an order about to be created (not yet in the database). Returns
 /// the assessment and signals, to be stored with the order.
 pub async fn assess_new_order(
-    state: &AppState,
+    state: &Services,
     order: &Order,
     now: i64,
 ) -> Result<(risk::Assessment, risk::Signals), sqlx::Error> {
@@ -60,7 +57,7 @@ pub async fn assess_new_order(
 /// Only a block acts before payment: a review waits for the pre-fulfillment stage, which sees
 /// the payment too.
 pub async fn before_payment(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     assessment: &risk::Assessment,
@@ -87,9 +84,7 @@ pub async fn before_payment(
 }
 
 /// The `screen_order` job.
-pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(), JobError> {
-    let order_id = payload["order_id"].as_str().unwrap_or_default();
-    let late = payload["late"].as_bool().unwrap_or(false);
+pub async fn screen(state: &Services, order_id: &str, late: bool) -> Result<(), JobError> {
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
@@ -162,8 +157,10 @@ pub async fn screen(state: &AppState, payload: &serde_json::Value) -> Result<(),
 /// same transaction as the guarded move to `queued`, which is what makes it one job per move.
 pub async fn queue_fulfillment(tx: &mut Tx, order_id: &str, now: i64) -> Result<(), sqlx::Error> {
     let job = NewJob {
-        kind: FULFILL_JOB,
-        payload: serde_json::json!({ "order_id": order_id }),
+        job: Job::FulfillOrder {
+            order_id: order_id.into(),
+            recheck_recipient: false,
+        },
         dedupe_key: None,
         run_at: now,
     };
@@ -180,8 +177,10 @@ pub async fn queue_held_back_fulfillment(
     minutes: u32,
 ) -> Result<(), sqlx::Error> {
     let job = NewJob {
-        kind: FULFILL_JOB,
-        payload: serde_json::json!({ "order_id": order_id, "recheck_recipient": true }),
+        job: Job::FulfillOrder {
+            order_id: order_id.into(),
+            recheck_recipient: true,
+        },
         dedupe_key: None,
         run_at: now + i64::from(minutes) * 60_000,
     };
@@ -200,6 +199,11 @@ pub async fn queue_held_back_fulfillment(
     Ok(())
 }
 
+/// The dedupe key of an order's one full refund job.
+pub fn full_refund_key(order_id: &str) -> String {
+    format!("{}:{order_id}:full", Job::REFUND_ORDER)
+}
+
 /// Queues a refund of everything not yet refunded. One full refund per order.
 pub async fn queue_full_refund(
     tx: &mut Tx,
@@ -208,9 +212,11 @@ pub async fn queue_full_refund(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let job = NewJob {
-        kind: REFUND_JOB,
-        payload: serde_json::json!({ "order_id": order_id, "reason": why }),
-        dedupe_key: Some(format!("{REFUND_JOB}:{order_id}:full")),
+        job: Job::RefundOrder {
+            order_id: order_id.into(),
+            reason: why.into(),
+        },
+        dedupe_key: Some(full_refund_key(order_id)),
         run_at: now,
     };
     if jobs::enqueue(tx, job, now).await? {

@@ -1,27 +1,15 @@
 //! Buyer ↔ support conversations about an order. A conversation is open (in the agents'
-//! queue, oldest first) while the buyer's latest message has no answer.
+//! queue, oldest first) while the buyer's latest message has no answer. The messages and
+//! threads are stored by `db::support`.
 
+use crate::db::events;
 use crate::db::orders::{self, Order};
-use crate::db::{col, events};
-use crate::startup::AppState;
-use sqlx::AnyPool;
+use crate::db::support as rows;
+use crate::services::Services;
 
 pub const MAX_MESSAGE: usize = 4000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub author: String,
-    pub body: String,
-    pub created_at: i64,
-}
-
-impl Message {
-    pub fn from_buyer(&self) -> bool {
-        self.author == "buyer"
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SupportError {
     #[error("Write a message first.")]
     Empty,
@@ -29,6 +17,9 @@ pub enum SupportError {
     TooLong,
     #[error("There is no such conversation.")]
     NoSuchOrder,
+    /// Nothing was written: the database failed (a server error, not the writer's).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// Plain text, normalised first (invisible characters dropped), then checked.
@@ -43,48 +34,13 @@ fn clean(body: &str) -> Result<String, SupportError> {
     Ok(body)
 }
 
-async fn insert(
-    tx: &mut crate::db::Tx,
-    order_id: &str,
-    author: &str,
-    body: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO support_messages (id, order_id, author, body, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(crate::domain::ids::new_id())
-        .bind(order_id)
-        .bind(author)
-        .bind(body)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// The buyer writes. Opens (or keeps open) the conversation.
-pub async fn buyer_writes(
-    state: &AppState,
-    order: &Order,
-    body: &str,
-) -> Result<Result<(), SupportError>, sqlx::Error> {
-    let body = match clean(body) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    };
+pub async fn buyer_writes(state: &Services, order: &Order, body: &str) -> Result<(), SupportError> {
+    let body = clean(body)?;
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
-    insert(&mut tx, &order.id, "buyer", &body, now).await?;
-    // Waiting since the first unanswered message: a follow-up keeps its place in the queue.
-    sqlx::query(
-        "INSERT INTO support_threads (order_id, status, waiting_since, updated_at) VALUES ($1, 'open', $2, $2)
-         ON CONFLICT (order_id) DO UPDATE SET
-            waiting_since = CASE WHEN support_threads.status = 'open' THEN support_threads.waiting_since ELSE $2 END,
-            status = 'open', updated_at = $2",
-    )
-    .bind(&order.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    rows::insert(&mut tx, &order.id, "buyer", &body, now).await?;
+    rows::open_thread(&mut tx, &order.id, now).await?;
     events::record(
         &mut tx,
         &order.id,
@@ -97,34 +53,24 @@ pub async fn buyer_writes(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// An agent answers; the buyer gets the reply by email.
 pub async fn staff_replies(
-    state: &AppState,
+    state: &Services,
     order_id: &str,
     staff: &str,
     body: &str,
-) -> Result<Result<(), SupportError>, sqlx::Error> {
-    let body = match clean(body) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<(), SupportError> {
+    let body = clean(body)?;
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
-        return Ok(Err(SupportError::NoSuchOrder));
+        return Err(SupportError::NoSuchOrder);
     };
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
-    insert(&mut tx, order_id, staff, &body, now).await?;
-    sqlx::query(
-        "INSERT INTO support_threads (order_id, status, waiting_since, updated_at) VALUES ($1, 'answered', $2, $2)
-         ON CONFLICT (order_id) DO UPDATE SET status = 'answered', updated_at = $2",
-    )
-    .bind(order_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    rows::insert(&mut tx, order_id, staff, &body, now).await?;
+    rows::answer_thread(&mut tx, order_id, now).await?;
     events::record(
         &mut tx,
         order_id,
@@ -147,54 +93,5 @@ pub async fn staff_replies(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(()))
-}
-
-pub async fn conversation(pool: &AnyPool, order_id: &str) -> Result<Vec<Message>, sqlx::Error> {
-    let rows = sqlx::query("SELECT author, body, created_at FROM support_messages WHERE order_id = $1 ORDER BY created_at, id")
-        .bind(order_id)
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Message {
-                author: col(r, "author")?,
-                body: col(r, "body")?,
-                created_at: col(r, "created_at")?,
-            })
-        })
-        .collect()
-}
-
-/// How many conversations wait for an answer, and the order number of the one waiting longest
-/// with since when.
-pub async fn waiting(pool: &AnyPool) -> Result<(i64, Option<(String, i64)>), sqlx::Error> {
-    let n: i64 = col(
-        &sqlx::query("SELECT COUNT(*) AS n FROM support_threads WHERE status = 'open'")
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    let oldest = sqlx::query(
-        "SELECT o.order_number, t.waiting_since FROM support_threads t JOIN orders o ON o.id = t.order_id
-         WHERE t.status = 'open' ORDER BY t.waiting_since, t.order_id LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?
-    .map(|r| -> Result<(String, i64), sqlx::Error> {
-        Ok((col(&r, "order_number")?, col(&r, "waiting_since")?))
-    })
-    .transpose()?;
-    Ok((n, oldest))
-}
-
-/// Open conversations, longest waiting first: (order id, waiting since).
-pub async fn open_queue(pool: &AnyPool, limit: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT order_id, waiting_since FROM support_threads WHERE status = 'open' ORDER BY waiting_since LIMIT $1")
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((col(r, "order_id")?, col(r, "waiting_since")?)))
-        .collect()
+    Ok(())
 }

@@ -4,10 +4,8 @@
 //! constant-time. Written for any provider that signs this way.
 
 use super::WebhookError;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::domain::mac::{keyed, HmacSha256};
+use hmac::Mac;
 
 pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!(
@@ -16,12 +14,16 @@ pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     )
 }
 
+/// Stripe's scheme: the MAC of `timestamp.body`.
+fn keyed_for(key: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
+    keyed(key, &[timestamp.to_string().as_bytes(), b".", body])
+}
+
 fn mac(key: &[u8], timestamp: i64, body: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(timestamp.to_string().as_bytes());
-    m.update(b".");
-    m.update(body);
-    m.finalize().into_bytes().to_vec()
+    keyed_for(key, timestamp, body)
+        .finalize()
+        .into_bytes()
+        .to_vec()
 }
 
 /// Checks `header` against each of `keys` (current and previous, during a rotation).
@@ -62,10 +64,7 @@ pub fn verify(
         return Err(WebhookError::Stale);
     }
     for key in keys {
-        let mut expected = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-        expected.update(timestamp.to_string().as_bytes());
-        expected.update(b".");
-        expected.update(body);
+        let expected = keyed_for(key, timestamp, body);
         for sig in &signatures {
             // verify_slice compares in constant time.
             if expected.clone().verify_slice(sig).is_ok() {

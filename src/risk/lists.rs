@@ -3,6 +3,7 @@
 
 use crate::clock::Millis;
 use crate::db::col;
+use crate::db::params::{like_contains, where_all, Params};
 use crate::domain::{BuyerEmail, TikTokUsername};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -283,48 +284,59 @@ pub async fn entries(
     filter: &EntryFilter,
     limit: i64,
 ) -> Result<Vec<Entry>, sqlx::Error> {
-    let (when, order) = match ended_since {
+    let mut p = Params::new();
+    let at = p.add(now);
+    let (mut conditions, order) = match ended_since {
         None => (
-            "(expires_at IS NULL OR expires_at > $1)",
+            vec![format!("(expires_at IS NULL OR expires_at > {at})")],
             "created_at DESC, id DESC",
         ),
-        Some(_) => (
-            "expires_at <= $1 AND expires_at > $2",
+        Some(since) => (
+            vec![format!(
+                "expires_at <= {at} AND expires_at > {}",
+                p.add(since)
+            )],
             "expires_at DESC, id DESC",
         ),
     };
-    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM risk_lists WHERE {when}");
-    let mut n = if ended_since.is_some() { 2 } else { 1 };
-    if filter.kind.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND kind = ${n}"));
-    }
-    let pattern = filter.value_contains.as_ref().map(|v| {
-        let escaped = v
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        format!("%{escaped}%")
-    });
-    if pattern.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND value LIKE ${n} ESCAPE '\\'"));
-    }
-    n += 1;
-    sql.push_str(&format!(" ORDER BY {order} LIMIT ${n}"));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-    if let Some(since) = ended_since {
-        q = q.bind(since);
-    }
     if let Some(kind) = filter.kind {
-        q = q.bind(kind.as_str());
+        conditions.push(format!("kind = {}", p.add(kind.as_str())));
     }
-    if let Some(p) = pattern {
-        q = q.bind(p);
+    if let Some(v) = &filter.value_contains {
+        conditions.push(format!(
+            "value LIKE {} ESCAPE '\\'",
+            p.add(like_contains(&v.to_lowercase()))
+        ));
     }
-    let rows = q.bind(limit).fetch_all(pool).await?;
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM risk_lists{} ORDER BY {order} LIMIT {}",
+        where_all(&conditions),
+        p.add(limit)
+    );
+    let rows = p
+        .bind_to(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(entry_from_row).collect()
+}
+
+/// Whether `value` (normalised here) is on the block list, in force at `now`.
+pub async fn is_blocked(
+    conn: &mut AnyConnection,
+    kind: ListKind,
+    value: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM risk_lists WHERE list = 'block' AND kind = $1 AND value = $2
+         AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(kind.as_str())
+    .bind(normalise(kind, value))
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
 }
 
 pub async fn entry_by_id(pool: &AnyPool, id: &str) -> Result<Option<Entry>, sqlx::Error> {

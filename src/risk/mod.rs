@@ -62,6 +62,44 @@ pub async fn record(
     Ok(())
 }
 
+/// An assessment as stored: `reasons` and `signals` are JSON, in whatever format the version
+/// that wrote them used.
+pub struct StoredAssessment {
+    pub stage: String,
+    pub score: i64,
+    pub decision: String,
+    pub reasons: String,
+    pub signals: String,
+    pub created_at: Millis,
+}
+
+/// Every assessment of an order, newest first.
+pub async fn for_order(
+    pool: &sqlx::AnyPool,
+    order_id: &str,
+) -> Result<Vec<StoredAssessment>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT stage, score, decision, reasons, signals, created_at FROM risk_assessments
+         WHERE order_id = $1 ORDER BY created_at DESC, id DESC",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await?;
+    use crate::db::col;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredAssessment {
+                stage: col(r, "stage")?,
+                score: col(r, "score")?,
+                decision: col(r, "decision")?,
+                reasons: col(r, "reasons")?,
+                signals: col(r, "signals")?,
+                created_at: col(r, "created_at")?,
+            })
+        })
+        .collect()
+}
+
 /// A one-line summary of an assessment for the audit trail.
 pub fn summary(a: &Assessment) -> String {
     if a.reasons.is_empty() {

@@ -1,7 +1,7 @@
 //! Risk rules' weights and thresholds: defaults in code, overridable under `[risk]` in the
 //! config file. The effective values are logged at start.
 
-use crate::config::{ConfigError, Dec};
+use crate::domain::setting::{ConfigError, Dec};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

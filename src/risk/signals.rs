@@ -190,10 +190,10 @@ pub async fn gather(
            FROM (SELECT COUNT(DISTINCT CASE WHEN f.created_at > $5 THEN f.order_id END) AS c1,
                         COUNT(DISTINCT f.order_id) AS c24,
                         COUNT(CASE WHEN f.failure_code IN ({fraud}) THEN 1 END) AS cf
-                 FROM payments f
-                 WHERE f.card_fingerprint IN (SELECT card_fingerprint FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL)
-                   AND f.status = 'failed' AND f.created_at > $6
-                 GROUP BY f.card_fingerprint) AS per_card) AS c,
+                 FROM (SELECT DISTINCT card_fingerprint AS fp FROM payments WHERE order_id = $1 AND card_fingerprint IS NOT NULL) AS mine
+                 JOIN payments f ON f.card_fingerprint = mine.fp
+                 WHERE {f_failed} AND f.created_at > $6
+                 GROUP BY mine.fp) AS per_card) AS c,
           (SELECT COUNT(CASE WHEN created_at > $6 THEN 1 END) AS v_user_n,
                   CAST(COALESCE(SUM(CASE WHEN created_at > $6 THEN base_amount_minor END), 0) AS BIGINT) AS v_user_a,
                   COUNT(DISTINCT CASE WHEN paid_at > $5 THEN email END) AS r1_emails,
@@ -220,6 +220,7 @@ pub async fn gather(
         succeeded = "status = 'succeeded'",
         // Status tests the planner cannot turn into a scan of every successful payment
         // (`payments_status_created`): the order and card indexes are the narrow ones.
+        f_failed = "CASE WHEN f.status = 'failed' THEN 1 ELSE 0 END = 1",
         earlier_succeeded = "CASE WHEN earlier.status = 'succeeded' THEN 1 ELSE 0 END = 1",
         mine_succeeded = "CASE WHEN mine.status = 'succeeded' THEN 1 ELSE 0 END = 1",
         fraud = FRAUD_DECLINE_CODES

@@ -286,6 +286,14 @@ pub async fn matches_order(
     }))
 }
 
+/// How many times a surge response engaged, ever (for the metrics).
+pub async fn count(pool: &sqlx::AnyPool) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM screening_events")
+        .fetch_one(pool)
+        .await?;
+    col(&row, "n")
+}
+
 /// Engagements that ended after `since` or are in force, newest first, for the console.
 pub async fn recent(db: &Db, since: Millis, limit: i64) -> Result<Vec<Engagement>, sqlx::Error> {
     let rows = sqlx::query(

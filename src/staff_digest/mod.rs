@@ -17,14 +17,13 @@ use crate::clock::Millis;
 use crate::config::NotificationSettings;
 use crate::db::staff_digests::{self, Choice, Found};
 use crate::db::Db;
-use crate::jobs::{self, NewJob};
+use crate::jobs::{self, Job, JobError, NewJob};
 use crate::mail::outbox::{self, Outgoing};
 use crate::mail::Mailer;
-use crate::startup::AppState;
-use crate::workers::JobError;
+use crate::services::Services;
 
 /// The job kind that builds (and, when something waits, writes) one digest.
-pub const JOB: &str = "staff_digest";
+pub const JOB: &str = Job::STAFF_DIGEST;
 
 /// A row stamped just before a period's end may commit a moment after it: a period is only
 /// covered once this long has passed since it ended, so such a row is never skipped.
@@ -82,8 +81,10 @@ pub async fn schedule_due(
         let key = dedupe_key(&stored.staff_id, from);
         let mut conn = db.pool().acquire().await?;
         let job = NewJob {
-            kind: JOB,
-            payload: serde_json::json!({ "staff_id": stored.staff_id, "from": from }),
+            job: Job::StaffDigest {
+                staff_id: stored.staff_id.clone(),
+                from,
+            },
             dedupe_key: Some(key),
             run_at: now,
         };
@@ -106,7 +107,7 @@ pub struct Deps<'a> {
 }
 
 impl<'a> Deps<'a> {
-    pub fn of(state: &'a AppState) -> Self {
+    pub fn of(state: &'a Services) -> Self {
         Deps {
             db: &state.db,
             mailer: &state.mailer,
@@ -118,13 +119,8 @@ impl<'a> Deps<'a> {
     }
 }
 
-pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), JobError> {
-    let staff_id = payload["staff_id"]
-        .as_str()
-        .ok_or_else(|| JobError::Permanent("staff_digest job without a staff_id".into()))?;
-    let from = payload["from"]
-        .as_i64()
-        .ok_or_else(|| JobError::Permanent("staff_digest job without a period start".into()))?;
+/// The `staff_digest` job.
+pub async fn run(state: &Services, staff_id: &str, from: Millis) -> Result<(), JobError> {
     build_and_queue(&Deps::of(state), staff_id, from).await?;
     Ok(())
 }

@@ -1,10 +1,9 @@
 //! The catalog page, which is also the checkout form: packages, a custom amount, the currency,
 //! and who to top up. `POST /checkout` re-renders it with a message beside each bad field.
 
-use crate::domain::pricing::PriceQuote;
 use crate::domain::{Catalog, Coins, Currency};
 use crate::live_settings::Snapshot;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::{render, CsrfToken, Meta};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -12,41 +11,7 @@ use askama::Template;
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// A package's price as the page shows it. Computed once per currency at start (the catalog
-/// does not change while the shop runs), so the busiest page does no money arithmetic.
-pub struct PriceRow {
-    pub coins: u64,
-    pub coins_text: String,
-    pub price_text: String,
-    pub per_coin_text: String,
-}
-
-/// Every currency's price rows, built at start.
-pub fn price_rows(
-    catalog: &crate::domain::Catalog,
-) -> std::collections::HashMap<Currency, Vec<PriceRow>> {
-    catalog
-        .currencies()
-        .into_iter()
-        .map(|currency| {
-            let rows = catalog
-                .packages()
-                .iter()
-                .filter_map(|&coins| {
-                    let q = catalog.quote(coins, currency)?;
-                    let (price_text, per_coin_text) = price_texts(&q);
-                    Some(PriceRow {
-                        coins: coins.get(),
-                        coins_text: coins.to_string(),
-                        price_text,
-                        per_coin_text,
-                    })
-                })
-                .collect();
-            (currency, rows)
-        })
-        .collect()
-}
+pub use crate::domain::pricing::{price_rows, price_texts, PriceRow};
 
 pub struct PackageView<'a> {
     pub row: &'a PriceRow,
@@ -122,18 +87,6 @@ pub struct CatalogPage {
 pub struct CatalogQuery {
     currency: Option<String>,
     coins: Option<String>,
-}
-
-/// A quote as the page shows it: the price and the price per coin.
-pub fn price_texts(q: &PriceQuote) -> (String, String) {
-    (
-        q.total.to_string(),
-        format!(
-            "{} {} per coin",
-            q.per_coin_text(),
-            q.total.currency().code()
-        ),
-    )
 }
 
 impl CatalogPage {

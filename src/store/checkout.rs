@@ -5,14 +5,15 @@
 use super::catalog::{chosen_currency, parse_amount, CatalogPage, CheckoutValues, FieldErrors};
 use super::quote::{self, Quote};
 use crate::db::orders::{self, Order};
+use crate::domain::order_token::order_token;
 use crate::domain::{
     ids, BuyerEmail, Coins, Currency, Money, OrderStatus, PaymentMethod, TikTokUsername,
 };
 use crate::fulfillment::{SupplierError, TikTokAccount};
-use crate::orders::tokens::order_token;
+use crate::orders::checkout::PlaceError;
 use crate::payments::SessionRequest;
-use crate::startup::AppState;
-use crate::web::rate_limit::{self, Action};
+use crate::state::AppState;
+use crate::web::rate_limit::Action;
 use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -188,7 +189,7 @@ pub async fn submit(
     else {
         return Ok(form_again(errors));
     };
-    rate_limit::enforce(&state, Action::AccountLookup, ip).await?;
+    state.enforce(Action::AccountLookup, ip).await?;
     let account = match lookup(&state, &username).await {
         Ok(Some(account)) => account,
         Ok(None) => {
@@ -346,7 +347,7 @@ pub async fn confirm(
     form: SafeForm<ConfirmForm>,
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
-    rate_limit::enforce(&state, Action::Checkout, ip).await?;
+    state.enforce(Action::Checkout, ip).await?;
     let now = state.now_ms();
     let q = quote::open(&state.secrets.cookie_key, &form.quote, now, QUOTE_MAX_AGE_MS).ok_or_else(|| {
         AppError::BadRequest(
@@ -440,7 +441,7 @@ async fn create_order(
         crate::domain::Money::round_from_major(price.base_total, live.catalog.base_currency())
             .map(|m| m.minor())
             .unwrap_or(i64::MAX);
-    let mut order = Order {
+    let order = Order {
         id: ids::new_id(),
         order_number: ids::new_order_number(),
         idempotency_key: q.idempotency_key.clone(),
@@ -469,46 +470,12 @@ async fn create_order(
         paid_at: None,
         delivered_at: None,
     };
-    let token = order_token(&state.secrets.cookie_key, &order.idempotency_key);
-    let (assessment, signals) =
-        crate::orders::screening::assess_new_order(state, &order, now).await?;
-    for _ in 0..5 {
-        let mut tx = state.db.begin().await?;
-        match orders::insert(&mut tx, &order, &ids::token_hash(&token)).await {
-            Ok(true) => {
-                let decided = crate::orders::screening::before_payment(
-                    state,
-                    &mut tx,
-                    &order,
-                    &assessment,
-                    &signals,
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                order.status = decided;
-                return Ok(order);
-            }
-            // A concurrent double submit won the race: use its order.
-            Ok(false) => {
-                tx.rollback().await?;
-                return orders::by_idempotency_key(state.db.pool(), &order.idempotency_key)
-                    .await?
-                    .ok_or_else(|| {
-                        AppError::Unexpected(anyhow::anyhow!("order vanished after a conflict"))
-                    });
-            }
-            // The 40-bit order number collided: draw another.
-            Err(e) if crate::db::is_unique_violation(&e) => {
-                tx.rollback().await?;
-                order.order_number = ids::new_order_number();
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(AppError::Unexpected(anyhow::anyhow!(
-        "could not allocate an order number"
-    )))
+    crate::orders::checkout::place(state, order)
+        .await
+        .map_err(|e| match e {
+            PlaceError::Database(e) => e.into(),
+            e => AppError::Unexpected(e.into()),
+        })
 }
 
 #[derive(Template)]
@@ -540,7 +507,7 @@ pub async fn back_from_provider(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     if let Some(c) = req.cookie(RETURN_COOKIE) {
-        if crate::orders::tokens::well_formed(c.value()) {
+        if crate::domain::order_token::well_formed(c.value()) {
             return Ok(see_other(&format!("/orders/{}", c.value())));
         }
     }

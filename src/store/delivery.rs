@@ -1,7 +1,6 @@
 //! Delivery expectations from the shop's own recent deliveries.
 
-use crate::db::col;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How many recent deliveries the estimate looks at.
 const SAMPLE: i64 = 100;
@@ -9,17 +8,7 @@ const SAMPLE: i64 = 100;
 /// Median minutes from payment to delivery over the last deliveries, or the configured default
 /// while there is no history. Rounded up to a whole minute.
 pub async fn typical_minutes(state: &AppState) -> Result<u32, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT delivered_at - paid_at AS took FROM orders
-         WHERE delivered_at IS NOT NULL AND paid_at IS NOT NULL ORDER BY delivered_at DESC LIMIT $1",
-    )
-    .bind(SAMPLE)
-    .fetch_all(state.db.pool())
-    .await?;
-    let mut took: Vec<i64> = rows
-        .iter()
-        .filter_map(|r| col::<i64>(r, "took").ok())
-        .collect();
+    let mut took = crate::db::orders::recent_delivery_times(state.db.pool(), SAMPLE).await?;
     if took.is_empty() {
         return Ok(state.settings.shop.default_delivery_minutes.max(1));
     }

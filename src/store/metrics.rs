@@ -3,8 +3,7 @@
 //! public's: served only to a scraper with the configured bearer token (`metrics.token`), and
 //! not at all (404) when none is configured.
 
-use crate::db::col;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::AppError;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -49,31 +48,17 @@ async fn render(state: &AppState) -> Result<String, sqlx::Error> {
     let pool = state.db.pool();
     let mut out = String::new();
     out.push_str("# HELP coinfront_orders Orders by status.\n# TYPE coinfront_orders gauge\n");
-    for r in sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status")
-        .fetch_all(pool)
-        .await?
-    {
-        let status: String = col(&r, "status")?;
-        let n: i64 = col(&r, "n")?;
+    for (status, n) in crate::db::orders::count_by_status(pool).await? {
         let _ = writeln!(out, "coinfront_orders{{status=\"{status}\"}} {n}");
     }
     out.push_str("# HELP coinfront_jobs Jobs by kind and status.\n# TYPE coinfront_jobs gauge\n");
-    for r in sqlx::query("SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status")
-        .fetch_all(pool)
-        .await?
-    {
-        let kind: String = col(&r, "kind")?;
-        let status: String = col(&r, "status")?;
-        let n: i64 = col(&r, "n")?;
+    for (kind, status, n) in crate::jobs::count_by_kind_and_status(pool).await? {
         let _ = writeln!(
             out,
             "coinfront_jobs{{kind=\"{kind}\",status=\"{status}\"}} {n}"
         );
     }
-    let surges: i64 = sqlx::query("SELECT COUNT(*) AS n FROM screening_events")
-        .fetch_one(pool)
-        .await
-        .and_then(|r| col(&r, "n"))?;
+    let surges = crate::risk::surge::count(pool).await?;
     out.push_str(
         "# HELP coinfront_screening_surges_total Times a surge of failed payments tightened the screening.\n",
     );

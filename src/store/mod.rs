@@ -1,4 +1,5 @@
-//! The buyer's side of the shop: catalog, checkout, order pages, health endpoints.
+//! The buyer's side of the shop: catalog, checkout, order pages, payment webhooks, the sandbox
+//! provider's hosted pages (when it is the provider), health endpoints.
 
 pub mod assets;
 pub mod catalog;
@@ -9,13 +10,14 @@ pub mod metrics;
 pub mod orders;
 pub mod policies;
 pub mod quote;
+pub mod sandbox_page;
 pub mod webhooks;
 
 use crate::web::AppError;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use crate::payments::sandbox::page as sandbox;
+    use self::sandbox_page as sandbox;
     cfg.route("/", web::get().to(catalog::show))
         .service(
             web::resource("/checkout")

@@ -3,11 +3,11 @@
 use crate::clock::format_utc;
 use crate::db::refunds as refund_rows;
 use crate::db::{events, orders, payments};
+use crate::domain::order_token as tokens;
 use crate::domain::{ids, OrderStatus};
 use crate::orders::payment_events::method_summary;
-use crate::orders::tokens;
-use crate::startup::AppState;
-use crate::web::rate_limit::{self, Action};
+use crate::state::AppState;
+use crate::web::rate_limit::Action;
 use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -223,21 +223,9 @@ async fn order_page(
         events::for_order(state.db.pool(), &order.id),
         payments::for_order(state.db.pool(), &order.id),
         refund_rows::for_order(state.db.pool(), &order.id),
-        crate::orders::support::conversation(state.db.pool(), &order.id)
+        crate::db::support::conversation(state.db.pool(), &order.id)
     )?;
-    let messages = conversation
-        .iter()
-        .map(|m| MessageView {
-            who: if m.from_buyer() {
-                "You".into()
-            } else {
-                format!("{} support", state.settings.shop_name)
-            },
-            when: format_utc(m.created_at),
-            body: m.body.clone(),
-            from_buyer: m.from_buyer(),
-        })
-        .collect();
+    let messages = message_views(&conversation, &state.settings.shop_name);
     let refund_notice = refund_notice.or_else(|| {
         message_notice.then(|| {
             "Your message was sent. We answer within one business day, by email and here."
@@ -275,57 +263,10 @@ async fn order_page(
         username: order.tiktok_username.clone(),
         display_name: order.tiktok_display_name.clone(),
     };
-    let waiting = matches!(
-        order.status,
-        OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling | OrderStatus::InReview
-    );
-    let (expected, late) = match (waiting, order.paid_at) {
-        (true, Some(paid_at)) => {
-            let typical = crate::store::delivery::typical_minutes(state).await?;
-            let by = paid_at + typical as i64 * 60_000;
-            let text = format!(
-                "Expected by about {} ({} of payment, going by our recent deliveries)",
-                format_utc(by),
-                crate::store::delivery::describe_minutes(typical)
-            );
-            (
-                Some(text),
-                state.now_ms() > crate::store::delivery::late_after(paid_at, typical),
-            )
-        }
-        _ => (None, false),
-    };
-    let under_way = requests
-        .iter()
-        .any(|r| matches!(r.status.as_str(), "open" | "approved" | "failed"));
-    let can_request_refund = order.status.is_paid()
-        && order.status != OrderStatus::Refunded
-        && !under_way
-        && order.refunded_minor < order.amount.minor();
-    let refund_requests = requests
-        .iter()
-        .map(|r| RequestView {
-            when: format_utc(r.created_at),
-            reason: refund_rows::reason_label(&r.reason).into(),
-            message: r.message.clone(),
-            status: request_status(&r.status).into(),
-            decision: r.decision_message.clone(),
-        })
-        .collect();
-    // While something is about to happen the page reloads itself; a held order waits for a
-    // person, so it checks less often.
-    let refresh_seconds = if order.status == OrderStatus::InReview {
-        Some(60)
-    } else if matches!(
-        order.status,
-        OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling
-    ) || (order.status == OrderStatus::AwaitingPayment
-        && payments.iter().any(|p| p.status == "pending"))
-    {
-        Some(10)
-    } else {
-        None
-    };
+    let (expected, late) = expected_delivery(state, &order).await?;
+    let can_request_refund = can_request_refund(&order, &requests);
+    let refund_requests = requests.iter().map(RequestView::of).collect();
+    let refresh_seconds = refresh_seconds(&order, &payments);
     let page = OrderPage {
         meta: state.meta(format!("Order {}", order.order_number), csrf),
         order_number: order.order_number.clone(),
@@ -371,6 +312,90 @@ async fn order_page(
     Ok(resp)
 }
 
+fn message_views(
+    conversation: &[crate::db::support::Message],
+    shop_name: &str,
+) -> Vec<MessageView> {
+    conversation
+        .iter()
+        .map(|m| MessageView {
+            who: if m.from_buyer() {
+                "You".into()
+            } else {
+                format!("{shop_name} support")
+            },
+            when: format_utc(m.created_at),
+            body: m.body.clone(),
+            from_buyer: m.from_buyer(),
+        })
+        .collect()
+}
+
+/// When the coins of a paid, not yet delivered order are expected, and whether it is late.
+async fn expected_delivery(
+    state: &AppState,
+    order: &orders::Order,
+) -> Result<(Option<String>, bool), AppError> {
+    let waiting = matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling | OrderStatus::InReview
+    );
+    let (true, Some(paid_at)) = (waiting, order.paid_at) else {
+        return Ok((None, false));
+    };
+    let typical = crate::store::delivery::typical_minutes(state).await?;
+    let by = paid_at + typical as i64 * 60_000;
+    let text = format!(
+        "Expected by about {} ({} of payment, going by our recent deliveries)",
+        format_utc(by),
+        crate::store::delivery::describe_minutes(typical)
+    );
+    Ok((
+        Some(text),
+        state.now_ms() > crate::store::delivery::late_after(paid_at, typical),
+    ))
+}
+
+/// A paid order with money left and no request under way.
+fn can_request_refund(order: &orders::Order, requests: &[refund_rows::RefundRequest]) -> bool {
+    let under_way = requests
+        .iter()
+        .any(|r| matches!(r.status.as_str(), "open" | "approved" | "failed"));
+    order.status.is_paid()
+        && order.status != OrderStatus::Refunded
+        && !under_way
+        && order.refunded_minor < order.amount.minor()
+}
+
+impl RequestView {
+    fn of(r: &refund_rows::RefundRequest) -> Self {
+        RequestView {
+            when: format_utc(r.created_at),
+            reason: refund_rows::reason_label(&r.reason).into(),
+            message: r.message.clone(),
+            status: request_status(&r.status).into(),
+            decision: r.decision_message.clone(),
+        }
+    }
+}
+
+/// While something is about to happen the page reloads itself; a held order waits for a
+/// person, so it checks less often.
+fn refresh_seconds(order: &orders::Order, payments: &[payments::PaymentRecord]) -> Option<u32> {
+    if order.status == OrderStatus::InReview {
+        Some(60)
+    } else if matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::Queued | OrderStatus::Fulfilling
+    ) || (order.status == OrderStatus::AwaitingPayment
+        && payments.iter().any(|p| p.status == "pending"))
+    {
+        Some(10)
+    } else {
+        None
+    }
+}
+
 #[derive(Deserialize)]
 pub struct RefundForm {
     #[serde(default)]
@@ -391,7 +416,7 @@ pub async fn request_refund(
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
     let order = order_for_token(&state, &token).await?;
-    rate_limit::enforce(&state, Action::RefundRequest, ip).await?;
+    state.enforce(Action::RefundRequest, ip).await?;
     let values = (
         form.reason.clone(),
         form.message
@@ -419,14 +444,15 @@ pub async fn request_refund(
         )
         .await;
     }
+    use crate::orders::refunds::{RefundError, Requested};
     match crate::orders::refunds::request(&state, &order, &form.reason, &message).await {
-        Ok(Ok(_)) => Ok(HttpResponse::SeeOther()
+        Ok(Requested::New(_)) => Ok(HttpResponse::SeeOther()
             .insert_header((
                 header::LOCATION,
                 format!("/orders/{}?refund=requested", token.as_str()),
             ))
             .finish()),
-        Ok(Err(open)) => {
+        Ok(Requested::AlreadyOpen(open)) => {
             let e = format!(
                 "You already asked for a refund on {}; it is: {}. We will email you when it is decided.",
                 format_utc(open.created_at),
@@ -434,6 +460,7 @@ pub async fn request_refund(
             );
             order_page(&state, &csrf.0, &token, order, refund_problem(e, values)).await
         }
+        Err(RefundError::Database(e)) => Err(e.into()),
         Err(e) => {
             order_page(
                 &state,
@@ -471,14 +498,15 @@ pub async fn send_message(
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
     let order = order_for_token(&state, &token).await?;
-    rate_limit::enforce(&state, Action::SupportMessage, ip).await?;
-    match crate::orders::support::buyer_writes(&state, &order, &form.message).await? {
+    state.enforce(Action::SupportMessage, ip).await?;
+    match crate::orders::support::buyer_writes(&state, &order, &form.message).await {
         Ok(()) => Ok(HttpResponse::SeeOther()
             .insert_header((
                 header::LOCATION,
                 format!("/orders/{}?message=sent#support", token.as_str()),
             ))
             .finish()),
+        Err(crate::orders::support::SupportError::Database(e)) => Err(e.into()),
         Err(e) => {
             let value = form
                 .message
@@ -533,7 +561,7 @@ pub async fn lookup(
     form: SafeForm<LookupForm>,
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
-    rate_limit::enforce(&state, Action::OrderLookup, ip).await?;
+    state.enforce(Action::OrderLookup, ip).await?;
     let mut page = LookupPage {
         meta: state.meta("Find my order", &csrf.0),
         sent: false,

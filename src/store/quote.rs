@@ -4,9 +4,10 @@
 //! in it: it is computed again from the catalog when the order is created.
 
 use crate::config::Secret;
+use crate::domain::mac::{keyed, HmacSha256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -32,11 +33,8 @@ pub struct Quote {
     pub issued_at: i64,
 }
 
-fn mac(key: &Secret, body: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).expect("any key length");
-    m.update(b"quote:");
-    m.update(body.as_bytes());
-    m
+fn mac(key: &Secret, body: &str) -> HmacSha256 {
+    keyed(key.expose().as_bytes(), &[b"quote:", body.as_bytes()])
 }
 
 pub fn seal(key: &Secret, q: &Quote) -> String {

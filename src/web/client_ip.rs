@@ -6,77 +6,11 @@
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::{ready, Ready};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::str::FromStr;
 
-/// A trusted proxy: one address (`10.0.0.5`) or a CIDR range (`10.0.0.0/8`, `fd00::/8`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProxyRange(IpNet);
-
-impl ProxyRange {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        self.0.contains(&ip.to_canonical())
-    }
-}
-
-impl From<IpAddr> for ProxyRange {
-    fn from(ip: IpAddr) -> Self {
-        ProxyRange(IpNet::from(ip.to_canonical()))
-    }
-}
-
-impl FromStr for ProxyRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(ip.into());
-        }
-        let net = s.parse::<IpNet>().map_err(|_| {
-            format!("{s:?} is neither an IP address nor a CIDR range like 10.0.0.0/8")
-        })?;
-        // An IPv4-mapped IPv6 range (::ffff:10.0.0.0/104) is the IPv4 range it maps.
-        let net = match net {
-            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-                Some(v4) => {
-                    IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).map_err(|e| e.to_string())?
-                }
-                None => net,
-            },
-            _ => net,
-        };
-        Ok(ProxyRange(net.trunc()))
-    }
-}
-
-impl fmt::Display for ProxyRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.prefix_len() == self.0.max_prefix_len() {
-            self.0.addr().fmt(f)
-        } else {
-            self.0.fmt(f)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ProxyRange {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for ProxyRange {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+pub use crate::domain::setting::ProxyRange;
 
 #[derive(Debug, Clone)]
 pub struct TrustedProxies {

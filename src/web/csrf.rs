@@ -8,8 +8,6 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::future::{ready, Ready};
 use subtle::ConstantTimeEq;
 
@@ -64,11 +62,7 @@ struct CsrfUsed;
 
 impl CsrfKey {
     fn token_for(&self, seed: &str) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes()).expect("any key length");
-        mac.update(b"csrf:");
-        mac.update(seed.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        crate::domain::mac::hex_mac(self.0.expose().as_bytes(), &[b"csrf:", seed.as_bytes()])
     }
 
     /// Checks a submitted token against the request's cookie in constant time.

@@ -72,11 +72,7 @@ impl ResponseError for AppError {
             ),
             AppError::TooManyRequests { retry_after_secs } => (
                 "Too many attempts",
-                format!(
-                    "Too many attempts — try again in {} second{}.",
-                    retry_after_secs,
-                    if *retry_after_secs == 1 { "" } else { "s" }
-                ),
+                format!("Too many attempts — try again in {}.", seconds(*retry_after_secs)),
                 "This limit protects buyers from people trying stolen cards. Your earlier orders are not affected.",
             ),
             AppError::Unavailable(msg) => ("Please try again shortly", msg.clone(), ""),
@@ -100,13 +96,31 @@ impl ResponseError for AppError {
             message,
             hint,
         };
-        let mut resp = render(self.status_code(), &page);
-        if let AppError::TooManyRequests { retry_after_secs } = self {
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(*retry_after_secs),
-            );
-        }
-        resp
+        let retry_after = if let AppError::TooManyRequests { retry_after_secs } = self {
+            Some(*retry_after_secs)
+        } else {
+            None
+        };
+        error_page(self.status_code(), &page, retry_after)
     }
+}
+
+/// An error page with its status, and `Retry-After` when the client should wait. The shop's
+/// and the console's errors both answer this way.
+pub fn error_page(
+    status: StatusCode,
+    page: &impl Template,
+    retry_after_secs: Option<u64>,
+) -> HttpResponse {
+    let mut resp = render(status, page);
+    if let Some(secs) = retry_after_secs {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// "1 second", "30 seconds".
+pub fn seconds(n: u64) -> String {
+    format!("{n} second{}", if n == 1 { "" } else { "s" })
 }

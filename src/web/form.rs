@@ -27,16 +27,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for SafeForm<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&mut payload).await?;
+        with_body(req, payload, |req, body| {
             parse_form(&req, &body, false).map(SafeForm)
         })
     }
 }
 
-async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
+/// The shared half of every form extractor: reads the body (bounded), then `check`s and
+/// decodes it. The shop's and the console's forms differ only in `check`.
+pub fn with_body<T: 'static, E: From<AppError> + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    check: impl FnOnce(HttpRequest, Vec<u8>) -> Result<T, E> + 'static,
+) -> LocalBoxFuture<'static, Result<T, E>> {
+    let req = req.clone();
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let body = read_body(&mut payload).await?;
+        check(req, body)
+    })
+}
+
+/// Reads a form body, refusing one over the size limit.
+pub async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -47,6 +60,15 @@ async fn read_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The submitted CSRF token of a decoded form (empty when missing).
+pub fn csrf_field(pairs: &[(String, String)]) -> &str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
 }
 
 /// Checks and decodes a urlencoded form body.
@@ -74,12 +96,7 @@ pub fn parse_form<T: DeserializeOwned>(
     let key = req
         .app_data::<web::Data<CsrfKey>>()
         .expect("CsrfKey is registered");
-    let token = pairs
-        .iter()
-        .find(|(k, _)| k == CSRF_FIELD)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if !key.verify(req, token) {
+    if !key.verify(req, csrf_field(&pairs)) {
         return Err(AppError::Forbidden(
             "This form's security token is missing or out of date, so it was not sent.".into(),
         ));

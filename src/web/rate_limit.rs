@@ -120,16 +120,17 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 /// instances and later assessments see: one counter per address and minute, not a row per
 /// refusal) and becomes a 429 page with `Retry-After`.
 pub async fn enforce(
-    state: &crate::startup::AppState,
+    limits: &RateLimits,
+    db: &crate::db::Db,
+    now: crate::clock::Millis,
     action: Action,
     ip: crate::web::ClientIp,
 ) -> Result<(), crate::web::AppError> {
-    let Err(wait) = state.limits.check(action, ip.0) else {
+    let Err(wait) = limits.check(action, ip.0) else {
         return Ok(());
     };
     let retry_after_secs = retry_after_secs(wait);
     tracing::warn!(client_ip = %ip, action = action.as_str(), retry_after_secs, "rate limited");
-    crate::db::rate_limits::record_refusal(state.db.pool(), &ip.to_string(), state.now_ms())
-        .await?;
+    crate::db::rate_limits::record_refusal(db.pool(), &ip.to_string(), now).await?;
     Err(crate::web::AppError::TooManyRequests { retry_after_secs })
 }

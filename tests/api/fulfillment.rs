@@ -169,8 +169,10 @@ async fn a_crashed_workers_job_is_taken_again_after_its_lease() {
     .await;
     let mut tx = app.state.db.begin().await.unwrap();
     let job = coinfront::jobs::NewJob {
-        kind: "noop_test",
-        payload: serde_json::json!({}),
+        // Never run (no workers): any kind will do.
+        job: coinfront::jobs::Job::SendEmail {
+            email_id: "noop_test".into(),
+        },
         dedupe_key: None,
         run_at: app.now_ms(),
     };

@@ -625,9 +625,9 @@ pub const STAFF_PASSWORD: &str = "tangerine elephant violin";
 impl TestApp {
     /// A staff account straight in the database (no TOTP); returns its id.
     pub async fn add_staff(&self, email: &str, role: coinfront::db::staff::Role) -> String {
-        let hash = coinfront::console::password::hash(
+        let hash = coinfront::staff::password::hash(
             coinfront::config::Secret::new(STAFF_PASSWORD),
-            coinfront::console::password::HashParams::default(),
+            coinfront::staff::password::HashParams::default(),
         )
         .await
         .unwrap();
@@ -693,14 +693,14 @@ pub async fn post_from(
 impl TestApp {
     /// An admin with two-factor sign-in already on; returns its TOTP secret.
     pub async fn add_admin_with_totp(&self, email: &str) -> Vec<u8> {
-        use coinfront::console::totp;
+        use coinfront::staff::totp;
         let id = self
             .add_staff(email, coinfront::db::staff::Role::Admin)
             .await;
         let secret = totp::new_secret();
         // Sealed as the console stores it.
         let sealed =
-            coinfront::console::seed_box::seal(&self.state.secrets.totp_key, &id, &secret).unwrap();
+            coinfront::staff::seed_box::seal(&self.state.secrets.totp_key, &id, &secret).unwrap();
         let mut conn = self.state.db.pool().acquire().await.unwrap();
         coinfront::db::staff::enable_totp(&mut conn, &id, &sealed, 0, &[], self.now_ms())
             .await
@@ -714,7 +714,7 @@ impl TestApp {
         let browser = Browser::new(self.address.clone());
         let resp = self.console_sign_in(&browser, email, STAFF_PASSWORD).await;
         assert_is_redirect_to(&resp, "/console/login/code");
-        let code = coinfront::console::totp::code_at(&secret, self.now_ms() / 1000);
+        let code = coinfront::staff::totp::code_at(&secret, self.now_ms() / 1000);
         let resp = post_from(
             &browser,
             "/console/login/code",

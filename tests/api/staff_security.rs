@@ -7,8 +7,8 @@ use crate::helpers::{
     TestApp, STAFF_PASSWORD,
 };
 use crate::process::ServerProcess;
-use coinfront::console::totp;
 use coinfront::db::staff::Role;
+use coinfront::staff::totp;
 use sqlx::Row;
 use std::time::{Duration, Instant};
 

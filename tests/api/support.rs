@@ -39,7 +39,7 @@ async fn a_conversation_end_to_end_with_plain_text_safely_shown() {
         .await;
     app.clock.advance_secs(5);
     write(&app, &other, "Me too").await;
-    let queue = coinfront::orders::support::open_queue(app.state.db.pool(), 10)
+    let queue = coinfront::db::support::open_queue(app.state.db.pool(), 10)
         .await
         .unwrap();
     assert_eq!(queue.len(), 2);
@@ -60,10 +60,9 @@ async fn a_conversation_end_to_end_with_plain_text_safely_shown() {
         "They arrived at 16:02 — check your balance.",
     )
     .await
-    .unwrap()
     .unwrap();
     assert_eq!(
-        coinfront::orders::support::open_queue(app.state.db.pool(), 10)
+        coinfront::db::support::open_queue(app.state.db.pool(), 10)
             .await
             .unwrap()
             .len(),
@@ -74,7 +73,7 @@ async fn a_conversation_end_to_end_with_plain_text_safely_shown() {
     // A follow-up reopens it.
     write(&app, &path, "Thanks, found them").await;
     assert_eq!(
-        coinfront::orders::support::open_queue(app.state.db.pool(), 10)
+        coinfront::db::support::open_queue(app.state.db.pool(), 10)
             .await
             .unwrap()
             .len(),

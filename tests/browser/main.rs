@@ -376,14 +376,14 @@ async fn admin_enrols_two_factor(b: &Browser, server: &Server, viewport: Viewpor
     b.check_page("console-totp-enrol", &[]).await;
     let secret = b.find("code.secret").await.text().await.expect("secret");
     let secret =
-        coinfront::console::totp::base32_decode(&secret.replace(' ', "")).expect("a base32 secret");
+        coinfront::staff::totp::base32_decode(&secret.replace(' ', "")).expect("a base32 secret");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs() as i64;
     // Turning two-factor on asks for the password again (ASVS 7.5.1).
     b.type_into("#password", STAFF_PASSWORD).await;
-    b.type_into("#code", &coinfront::console::totp::code_at(&secret, now))
+    b.type_into("#code", &coinfront::staff::totp::code_at(&secret, now))
         .await;
     b.submit_text("Turn on").await;
     let text = b.text().await;

@@ -5,7 +5,7 @@ use crate::console::session::Current;
 use crate::console::ConsoleError;
 use crate::live_settings::SaveError;
 use crate::live_settings::{self, Save, Saved};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::ClientIp;
 use actix_web::http::header;
 use actix_web::HttpResponse;

@@ -8,7 +8,7 @@ use super::super::session::Admin;
 use super::super::ConsoleError;
 use super::AuditLine;
 use crate::db::audit::{self, Cursor, Filter, Match};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

@@ -10,7 +10,7 @@ use super::super::ConsoleError;
 use crate::clock::{format_utc, Millis};
 use crate::db::audit;
 use crate::risk::lists::{self, Entry, EntryFilter, List, ListKind, NewEntry};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};

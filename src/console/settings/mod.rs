@@ -18,7 +18,7 @@ use super::session::Admin;
 use super::ConsoleError;
 use crate::clock::format_utc;
 use crate::db::audit::{self, AuditRow};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::render;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

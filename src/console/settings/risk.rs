@@ -11,7 +11,7 @@ use super::audited::{store, Change};
 use crate::live_settings;
 use crate::risk::backtest::{self, Comparison, Tally};
 use crate::risk::RiskSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::{render, ClientIp};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

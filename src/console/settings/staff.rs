@@ -9,7 +9,6 @@
 
 use super::super::form::{ConsoleForm, TokenOnly};
 use super::super::page::ConsoleMeta;
-use super::super::password::{self, HashParams};
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
 use crate::clock::format_utc;
@@ -17,7 +16,8 @@ use crate::config::Secret;
 use crate::db::audit;
 use crate::db::staff::{self, Role, StaffMember};
 use crate::domain::{ids, BuyerEmail};
-use crate::startup::AppState;
+use crate::staff::password::{self, HashParams};
+use crate::state::AppState;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -239,7 +239,6 @@ pub async fn add(
     }
     let hash = unusable_hash(&state).await?;
     let now = state.now_ms();
-    let ip_text = ip.to_string();
     let mut tx = state.db.begin().await?;
     let Some(id) = staff::insert(&mut tx, email.as_str(), role, &hash, now).await? else {
         // Added by someone else since the check above.
@@ -249,20 +248,17 @@ pub async fn add(
     };
     let (url, until) = issue_link(&state, &mut tx, &id, now).await?;
     let new_value = json!({ "role": role.as_str(), "state": "awaiting setup link" }).to_string();
-    audit::record(
+    audit_change(
         &mut tx,
-        audit::Entry {
-            actor: &current.actor(),
-            action: "staff_added",
-            subject: email.as_str(),
-            detail: &format!(
-                "Added as {role}; one-time setup link valid until {}",
-                format_utc(until)
-            ),
-            new_value: Some(&new_value),
-            client_ip: Some(&ip_text),
-            ..Default::default()
-        },
+        &current,
+        ip,
+        "staff_added",
+        email.as_str(),
+        &format!(
+            "Added as {role}; one-time setup link valid until {}",
+            format_utc(until)
+        ),
+        (None, Some(&new_value)),
         now,
     )
     .await?;
@@ -279,6 +275,35 @@ pub async fn add(
         ..Default::default()
     };
     page(&state, &current, StatusCode::OK, extras).await
+}
+
+/// Records an admin's change to a staff account in the change's own transaction.
+#[allow(clippy::too_many_arguments)]
+async fn audit_change(
+    tx: &mut crate::db::Tx,
+    current: &Current,
+    ip: ClientIp,
+    action: &str,
+    subject: &str,
+    detail: &str,
+    (old_value, new_value): (Option<&str>, Option<&str>),
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let ip_text = ip.to_string();
+    audit::record(
+        tx,
+        audit::Entry {
+            actor: &current.actor(),
+            action,
+            subject,
+            detail,
+            old_value,
+            new_value,
+            client_ip: Some(&ip_text),
+        },
+        now,
+    )
+    .await
 }
 
 /// The member a row's button is about.
@@ -336,18 +361,14 @@ pub async fn disable(
         tx.rollback().await?;
         return Ok(back_to_list("disabled", &member.id));
     }
-    let ip_text = ip.to_string();
-    audit::record(
+    audit_change(
         &mut tx,
-        audit::Entry {
-            actor: &current.actor(),
-            action: "staff_disabled",
-            subject: &member.email,
-            detail: "Disabled; their sessions and unused setup links ended",
-            old_value: Some("active"),
-            new_value: Some("disabled"),
-            client_ip: Some(&ip_text),
-        },
+        &current,
+        ip,
+        "staff_disabled",
+        &member.email,
+        "Disabled; their sessions and unused setup links ended",
+        (Some("active"), Some("disabled")),
         now,
     )
     .await?;
@@ -370,18 +391,14 @@ pub async fn enable(
         tx.rollback().await?;
         return Ok(back_to_list("enabled", &member.id));
     }
-    let ip_text = ip.to_string();
-    audit::record(
+    audit_change(
         &mut tx,
-        audit::Entry {
-            actor: &current.actor(),
-            action: "staff_enabled",
-            subject: &member.email,
-            detail: "Enabled again, with the password the account had",
-            old_value: Some("disabled"),
-            new_value: Some("active"),
-            client_ip: Some(&ip_text),
-        },
+        &current,
+        ip,
+        "staff_enabled",
+        &member.email,
+        "Enabled again, with the password the account had",
+        (Some("disabled"), Some("active")),
         now,
     )
     .await?;
@@ -421,7 +438,6 @@ pub async fn reset(
     }
     let hash = unusable_hash(&state).await?;
     let now = state.now_ms();
-    let ip_text = ip.to_string();
     let mut tx = state.db.begin().await?;
     // The old password stops working and every session of the account ends with it.
     if !staff::reset_password_if_enabled(&mut tx, &member.id, &hash, now).await? {
@@ -441,17 +457,14 @@ pub async fn reset(
     let old_value = json!({ "password_set": format_utc(member.password_changed_at) }).to_string();
     let new_value =
         json!({ "password": "cleared", "setup_link_until": format_utc(until) }).to_string();
-    audit::record(
+    audit_change(
         &mut tx,
-        audit::Entry {
-            actor: &current.actor(),
-            action: "staff_password_reset",
-            subject: &member.email,
-            detail: "Password reset: the old one no longer works, their sessions ended, a one-time setup link was made",
-            old_value: Some(&old_value),
-            new_value: Some(&new_value),
-            client_ip: Some(&ip_text),
-        },
+        &current,
+        ip,
+        "staff_password_reset",
+        &member.email,
+        "Password reset: the old one no longer works, their sessions ended, a one-time setup link was made",
+        (Some(&old_value), Some(&new_value)),
         now,
     )
     .await?;

@@ -1,10 +1,10 @@
 //! The sandbox payment provider: behaves like a real hosted checkout, in TEST MODE. It keeps
-//! its own records (sessions, refunds), shows a hosted payment page, and tells the shop what
-//! happened only through signed webhooks delivered over HTTP with retries, exactly the path a
-//! real provider's events take.
+//! its own records (sessions, refunds), decides each attempt on its hosted payment page (the
+//! page's routes are `store::sandbox_page`), and tells the shop what happened only through
+//! signed webhooks delivered over HTTP with retries, exactly the path a real provider's events
+//! take.
 
 pub mod cards;
-pub mod page;
 
 use super::{
     signature, CardDetails, EventData, EventKind, PaymentProvider, ProviderError, ProviderEvent,
@@ -13,17 +13,14 @@ use super::{
 use crate::clock::{Millis, SharedClock};
 use crate::config::Secret;
 use crate::db::{col, Db};
-use crate::jobs::{self, NewJob};
+use crate::jobs::{self, Job, NewJob};
 use async_trait::async_trait;
 use cards::{CardNumber, Decline};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use sqlx::AnyConnection;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-pub const WEBHOOK_JOB: &str = "sandbox_webhook";
-pub const SETTLE_JOB: &str = "sandbox_settle";
 pub const SIGNATURE_HEADER: &str = "Coinfront-Signature";
 
 pub struct SandboxProvider {
@@ -91,12 +88,12 @@ async fn crypto_quote_in(
 }
 
 /// Sandbox gift cards: `GIFT-<balance>-<anything>`, the balance in whole units of the paying
-/// session's currency, spent down across orders.
+/// session's currency, spent down across orders. Succeeded, or declined with the reason.
 async fn redeem_gift_card(
     conn: &mut AnyConnection,
     code: &str,
     s: &SandboxSession,
-) -> Result<Result<(), Decline>, sqlx::Error> {
+) -> Result<AttemptResult, sqlx::Error> {
     let mut parts = code.split('-');
     let balance = match (
         parts.next(),
@@ -108,7 +105,7 @@ async fn redeem_gift_card(
         {
             major
         }
-        _ => return Ok(Err(Decline::InvalidCode)),
+        _ => return Ok(AttemptResult::Declined(Decline::InvalidCode)),
     };
     let scale = s
         .currency
@@ -133,9 +130,9 @@ async fn redeem_gift_card(
     .execute(&mut *conn)
     .await?;
     Ok(if spent.rows_affected() == 1 {
-        Ok(())
+        AttemptResult::Succeeded
     } else {
-        Err(Decline::InsufficientBalance)
+        AttemptResult::Declined(Decline::InsufficientBalance)
     })
 }
 
@@ -207,10 +204,10 @@ impl SandboxProvider {
     /// A stable, keyed fingerprint of a card: the same card gives the same fingerprint on every
     /// order, and the number cannot be recovered from it.
     fn fingerprint(&self, what: &str) -> String {
-        let mut m = Hmac::<Sha256>::new_from_slice(self.signing_key.expose().as_bytes())
-            .expect("any key length");
-        m.update(b"fingerprint:");
-        m.update(what.as_bytes());
+        let m = crate::domain::mac::keyed(
+            self.signing_key.expose().as_bytes(),
+            &[b"fingerprint:", what.as_bytes()],
+        );
         hex::encode(&m.finalize().into_bytes()[..12])
     }
 
@@ -271,10 +268,7 @@ impl SandboxProvider {
                     fingerprint: self.fingerprint(&format!("gift:{code}")),
                     bin: None,
                 };
-                let outcome = match redeem_gift_card(&mut tx, &code, s).await? {
-                    Ok(()) => AttemptResult::Succeeded,
-                    Err(d) => AttemptResult::Declined(d),
-                };
+                let outcome = redeem_gift_card(&mut tx, &code, s).await?;
                 ("gift_card", Some(card), outcome)
             }
         };
@@ -340,9 +334,11 @@ impl SandboxProvider {
                 self.queue_event(&mut tx, s, EventKind::PaymentPending, data(None), now, now)
                     .await?;
                 let settle = NewJob {
-                    kind: SETTLE_JOB,
-                    payload: serde_json::json!({ "session_id": s.id, "payment_id": payment_id }),
-                    dedupe_key: Some(format!("{SETTLE_JOB}:{payment_id}")),
+                    job: Job::SandboxSettle {
+                        session_id: s.id.clone(),
+                        payment_id: payment_id.clone(),
+                    },
+                    dedupe_key: Some(format!("{}:{payment_id}", Job::SANDBOX_SETTLE)),
                     run_at: now + self.settle_after_ms,
                 };
                 jobs::enqueue(&mut tx, settle, now).await?;
@@ -539,9 +535,11 @@ impl SandboxProvider {
         };
         let body = serde_json::to_string(&event).expect("events serialize");
         let job = NewJob {
-            kind: WEBHOOK_JOB,
-            payload: serde_json::json!({ "url": s.webhook_url, "body": body }),
-            dedupe_key: Some(format!("{WEBHOOK_JOB}:{}", event.id)),
+            job: Job::SandboxWebhook {
+                url: s.webhook_url.clone(),
+                body,
+            },
+            dedupe_key: Some(format!("{}:{}", Job::SANDBOX_WEBHOOK, event.id)),
             run_at: deliver_at,
         };
         jobs::enqueue(conn, job, now).await?;
@@ -553,10 +551,9 @@ impl SandboxProvider {
     pub async fn deliver(
         &self,
         http: &reqwest::Client,
-        payload: &serde_json::Value,
+        url: &str,
+        body: &str,
     ) -> Result<(), String> {
-        let url = payload["url"].as_str().ok_or("webhook job without url")?;
-        let body = payload["body"].as_str().ok_or("webhook job without body")?;
         let header = signature::sign(
             self.signing_key.expose().as_bytes(),
             self.clock.now_ms() / 1000,

@@ -6,9 +6,8 @@
 
 pub mod api;
 pub mod events;
-pub mod settings;
 
-pub use settings::StripeSettings;
+pub use crate::config::StripeSettings;
 
 use super::{
     signature, DisputeEvidence, PaymentProvider, ProviderError, ProviderEvent, RefundOutcome,

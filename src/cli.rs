@@ -2,12 +2,12 @@
 //! terminal without echo, or from the first line of standard input when it is not a terminal
 //! (for scripts) — never from an argument, where `ps` and shell history would show it.
 
-use super::password::{self, HashParams};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Secret, Settings};
 use crate::db::staff::{self, Role};
 use crate::db::{audit, Db};
 use crate::domain::BuyerEmail;
+use crate::staff::password::{self, HashParams};
 use anyhow::{bail, Context};
 use std::io::{BufRead, IsTerminal};
 

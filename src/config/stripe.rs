@@ -1,7 +1,7 @@
 //! `[payments.stripe]`: the keys and the method mapping, checked at start-up when
 //! `payments.provider = "stripe"`.
 
-use crate::config::{ConfigError, Secret};
+use crate::domain::setting::{ConfigError, Secret};
 use crate::domain::{Currency, PaymentMethod};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

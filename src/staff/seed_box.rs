@@ -50,7 +50,7 @@ pub fn is_clear(stored: &str) -> bool {
 /// it cannot be read (another key, another account, damage).
 pub fn open(key: &Secret, staff_id: &str, stored: &str) -> Option<Vec<u8>> {
     let Some(encoded) = stored.strip_prefix(PREFIX) else {
-        return crate::console::totp::base32_decode(stored);
+        return super::totp::base32_decode(stored);
     };
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(encoded)
@@ -80,7 +80,7 @@ mod tests {
         let seed = [9u8; 20];
         let stored = seal(&key, "staff-a", &seed).unwrap();
         assert!(stored.starts_with("enc1:") && !is_clear(&stored));
-        assert!(!stored.contains(&crate::console::totp::base32_encode(&seed)));
+        assert!(!stored.contains(&crate::staff::totp::base32_encode(&seed)));
         assert_eq!(open(&key, "staff-a", &stored).unwrap(), seed);
         assert!(open(&key, "staff-b", &stored).is_none());
         assert!(open(&Secret::new("k2"), "staff-a", &stored).is_none());
@@ -90,7 +90,7 @@ mod tests {
             "a fresh nonce"
         );
         // An old clear seed still reads.
-        let clear = crate::console::totp::base32_encode(&seed);
+        let clear = crate::staff::totp::base32_encode(&seed);
         assert!(is_clear(&clear));
         assert_eq!(open(&key, "staff-a", &clear).unwrap(), seed);
     }

@@ -3,15 +3,13 @@
 //! a receipt, a double-submitted confirm form or an order look-up email. Without the secret,
 //! neither the database nor the logs open any order.
 
-use crate::config::Secret;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use super::setting::Secret;
 
 pub fn order_token(key: &Secret, idempotency_key: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).expect("any key length");
-    m.update(b"order-token:");
-    m.update(idempotency_key.as_bytes());
-    hex::encode(m.finalize().into_bytes())
+    super::mac::hex_mac(
+        key.expose().as_bytes(),
+        &[b"order-token:", idempotency_key.as_bytes()],
+    )
 }
 
 /// Whether a path segment can be a token at all (cheap refusal before any database work).

@@ -5,13 +5,13 @@
 //! that dies after crediting but before recording leaves the job leased; the next worker
 //! credits again (a no-op) and records the delivery.
 
-use super::SupplierError;
 use crate::db::orders::{self, Order};
 use crate::db::{events, Tx};
 use crate::domain::{OrderStatus, TikTokUsername};
+use crate::fulfillment::SupplierError;
+use crate::jobs::JobError;
 use crate::orders::screening;
-use crate::startup::AppState;
-use crate::workers::JobError;
+use crate::services::Services;
 
 fn transient(e: SupplierError) -> JobError {
     match e {
@@ -20,8 +20,12 @@ fn transient(e: SupplierError) -> JobError {
     }
 }
 
-pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), JobError> {
-    let order_id = payload["order_id"].as_str().unwrap_or_default();
+/// The job: `recheck_recipient` screens the order again first (a held-back delivery).
+pub async fn run(
+    state: &Services,
+    order_id: &str,
+    recheck_recipient: bool,
+) -> Result<(), JobError> {
     let Some(mut order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
@@ -79,7 +83,7 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
     }
     // A held-back order (a new payer's large order): the screening runs again, since what
     // happened meanwhile — other payers for the same account, a wave of failures — counts.
-    if payload["recheck_recipient"].as_bool() == Some(true) {
+    if recheck_recipient {
         let live = state.live.current();
         let signals = crate::risk::signals::gather(&state.db, &live.catalog, &order, now).await?;
         let again = crate::risk::rules::evaluate(&signals, &live.risk);
@@ -125,7 +129,7 @@ pub async fn run(state: &AppState, payload: &serde_json::Value) -> Result<(), Jo
 /// (the review queue shows the newest one), stored with `signals` (gathered here when the
 /// caller has none).
 async fn hold_before_credit(
-    state: &AppState,
+    state: &Services,
     order: &Order,
     reasons: Vec<crate::risk::Reason>,
     signals: Option<crate::risk::Signals>,
@@ -176,7 +180,7 @@ async fn hold_before_credit(
 /// the operator turned it off — refunded in full at once, so nobody waits for coins that will
 /// not come.
 pub async fn gave_up(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx,
     order: &Order,
     error: &str,

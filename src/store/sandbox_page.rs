@@ -1,14 +1,17 @@
-//! The sandbox provider's hosted pages, mounted only when the sandbox provider is on:
+//! The sandbox provider's hosted pages, mounted only when the sandbox provider is on (the shop
+//! serves them, so they are routes here; the provider's logic is `payments::sandbox`):
 //! `/sandbox/pay/{session}` for the method the buyer chose (the fee shown at checkout was for
 //! that method), `/sandbox/paypal/{session}` for the redirect wallet's approval, and the crypto
 //! quote with a stand-in for the buyer's wallet. Card numbers and CVCs live only in the request
 //! that carries them: never stored, never logged, never echoed back into the page.
 
-use super::cards::{check_cvc, check_expiry, CardNumber};
-use super::{Attempt, AttemptResult, CryptoQuote, SandboxProvider, SandboxSession};
 use crate::clock::format_utc;
 use crate::domain::{Currency, Money};
-use crate::startup::AppState;
+use crate::payments::sandbox::cards::{check_cvc, check_expiry, CardNumber};
+use crate::payments::sandbox::{
+    Attempt, AttemptResult, CryptoQuote, SandboxProvider, SandboxSession,
+};
+use crate::state::AppState;
 use crate::web::rate_limit::Action;
 use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
 use actix_web::http::{header, StatusCode};
@@ -168,7 +171,7 @@ pub async fn pay(
     form: SafeForm<PayForm>,
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
-    crate::web::rate_limit::enforce(&state, Action::PaymentAttempt, ip).await?;
+    state.enforce(Action::PaymentAttempt, ip).await?;
     let s = load(&state, &id).await?;
     if s.status != "open" {
         return Ok(back_to_shop(&s));
@@ -260,7 +263,7 @@ pub async fn paypal_decide(
     form: SafeForm<PaypalForm>,
 ) -> Result<HttpResponse, AppError> {
     let SafeForm(form) = form;
-    crate::web::rate_limit::enforce(&state, Action::PaymentAttempt, ip).await?;
+    state.enforce(Action::PaymentAttempt, ip).await?;
     let s = load(&state, &id).await?;
     if s.status != "open" || s.method != "paypal" || form.action != "approve" {
         return Ok(back_to_shop(&s));
