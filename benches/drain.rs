@@ -279,6 +279,8 @@ async fn paid_order(state: &AppState, i: usize) -> anyhow::Result<()> {
             }),
             reference: None,
             late: false,
+            payment_ref: None,
+            dispute: None,
         },
     };
     let applied = payment_events::apply(state, "sandbox", &event).await?;

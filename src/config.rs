@@ -15,6 +15,10 @@ use std::str::FromStr;
 
 pub use crate::domain::setting::{ConfigError, Dec, ProxyRange, Secret};
 
+/// `[payments.stripe]` (here, not in `payments`, because the settings sit below the providers).
+pub mod stripe;
+pub use stripe::StripeSettings;
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -182,7 +186,7 @@ impl CatalogSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentSettings {
-    /// Only `sandbox` exists today.
+    /// `sandbox` (the default: TEST MODE, no real money) or `stripe` (see `[payments.stripe]`).
     pub provider: String,
     /// Unpaid orders expire after this many minutes.
     pub order_expiry_minutes: u64,
@@ -198,6 +202,8 @@ pub struct PaymentSettings {
     pub crypto_quote_minutes: u64,
     /// How long the sandbox takes to confirm a crypto transfer.
     pub sandbox_crypto_confirm_seconds: u64,
+    /// Stripe's keys and method mapping, used when `provider = "stripe"`.
+    pub stripe: StripeSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -246,6 +252,7 @@ impl Default for PaymentSettings {
             )]),
             crypto_quote_minutes: 15,
             sandbox_crypto_confirm_seconds: 5,
+            stripe: Default::default(),
         }
     }
 }
@@ -906,11 +913,15 @@ impl Settings {
         if self.shop.min_age == 0 || self.shop.min_age > 99 {
             return Err(ConfigError::new("shop.min_age", "must be between 1 and 99"));
         }
-        if self.payments.provider != "sandbox" {
-            return Err(ConfigError::new(
-                "payments.provider",
-                "only \"sandbox\" is available",
-            ));
+        match self.payments.provider.as_str() {
+            "sandbox" => {}
+            "stripe" => self.payments.stripe.validate(&self.payments.methods)?,
+            _ => {
+                return Err(ConfigError::new(
+                    "payments.provider",
+                    "must be \"sandbox\" or \"stripe\"",
+                ))
+            }
         }
         if self.supplier.kind != "sandbox" {
             return Err(ConfigError::new(

@@ -30,6 +30,8 @@ pub struct Services {
     pub provider: Arc<dyn PaymentProvider>,
     /// The sandbox provider's own side (hosted page, settlement), when it is the provider.
     pub sandbox: Option<Arc<SandboxProvider>>,
+    /// Stripe, when it is the provider (resuming a hosted page needs Stripe's URL for it).
+    pub stripe: Option<Arc<crate::payments::stripe::StripeProvider>>,
     pub supplier: Arc<dyn Supplier>,
     /// Sends the outbox's emails (file or SMTP transport, From and Reply-To).
     pub mailer: crate::mail::Mailer,
@@ -58,7 +60,11 @@ impl Services {
         }
     }
 
+    /// No real money moves: the sandbox, or Stripe with test-mode keys.
     pub fn test_mode(&self) -> bool {
-        self.settings.payments.provider == "sandbox"
+        match &self.stripe {
+            Some(stripe) => !stripe.live_mode(),
+            None => self.settings.payments.provider == "sandbox",
+        }
     }
 }

@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::fulfillment::sandbox::SandboxSupplier;
 use crate::live_settings::LiveSettings;
 use crate::payments::sandbox::SandboxProvider;
+use crate::payments::PaymentProvider;
 use crate::secrets::Secrets;
 use crate::services::Services;
 use crate::web::client_ip::TrustedProxies;
@@ -78,6 +79,24 @@ impl Application {
             &settings.payments,
             jobs_ready.clone(),
         ));
+        // The sandbox is the provider unless Stripe is configured (then its pages are off).
+        let (provider, sandbox, stripe): (Arc<dyn PaymentProvider>, _, _) =
+            match settings.payments.provider.as_str() {
+                "stripe" => {
+                    let stripe = Arc::new(crate::payments::stripe::StripeProvider::new(
+                        &settings.payments.stripe,
+                        settings.payments.webhook_tolerance_seconds,
+                        base_url.clone(),
+                    )?);
+                    tracing::info!(
+                        live = stripe.live_mode(),
+                        api = %settings.payments.stripe.api_base,
+                        "payments go through Stripe"
+                    );
+                    (stripe.clone(), None, Some(stripe))
+                }
+                _ => (sandbox.clone(), Some(sandbox), None),
+            };
         let supplier = Arc::new(SandboxSupplier::new(
             db.clone(),
             clock.clone(),
@@ -94,8 +113,9 @@ impl Application {
             clock,
             base_url,
             secrets,
-            provider: sandbox.clone(),
-            sandbox: Some(sandbox),
+            provider,
+            sandbox,
+            stripe,
             supplier,
             mailer,
             http,
@@ -152,6 +172,11 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
         state.cookie_policy(),
     ));
     let hsts = web::Data::new(HstsPolicy(state.settings.http.effective_hsts()));
+    let csp = web::Data::new(
+        crate::web::middleware::ContentSecurityPolicy::with_form_action(
+            state.provider.checkout_origin(),
+        ),
+    );
     let proxies = web::Data::new(TrustedProxies {
         proxies: state.settings.http.trusted_proxies.clone(),
         header: state.settings.http.client_ip_header.clone(),
@@ -161,6 +186,7 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
             .app_data(data.clone())
             .app_data(csrf_key.clone())
             .app_data(hsts.clone())
+            .app_data(csp.clone())
             .app_data(proxies.clone())
             .wrap(from_fn(crate::web::middleware::head_as_get))
             .wrap(from_fn(crate::web::csrf::csrf_cookie))

@@ -39,6 +39,8 @@ struct DashboardPage {
     jobs_waiting: i64,
     jobs_dead: i64,
     surges: Vec<SurgeView>,
+    disputes: crate::orders::disputes::DisputeRate,
+    thresholds: &'static [(&'static str, &'static str)],
 }
 
 /// A surge response in force or ended in the last day: when, why, what it tightened.
@@ -119,6 +121,13 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
             "/console/orders?status=fulfillment_failed",
         )
         .await?,
+        queue(
+            &state,
+            OrderStatus::Disputed,
+            "Chargebacks",
+            "/console/orders?status=disputed",
+        )
+        .await?,
         waiting_queue(
             crate::db::refunds::waiting(pool).await?,
             "Refund requests",
@@ -142,6 +151,8 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
         queues,
         jobs_waiting,
         jobs_dead,
+        disputes: crate::orders::disputes::rate(&state).await?,
+        thresholds: &crate::orders::disputes::NETWORK_THRESHOLDS,
         surges: crate::risk::surge::recent(&state.db, now - DAY_MS, 10)
             .await?
             .into_iter()

@@ -12,6 +12,7 @@
 pub mod account;
 pub mod actions;
 pub mod dashboard;
+pub mod disputes;
 pub mod error;
 pub mod form;
 pub mod login;
@@ -77,6 +78,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/orders/{key}/notes", web::post().to(actions::note))
             .route("/orders/{key}/retry", web::post().to(actions::retry))
+            .route(
+                "/orders/{key}/dispute-evidence",
+                web::post().to(disputes::submit_evidence),
+            )
+            .route(
+                "/orders/{key}/fraud-warning-refund",
+                web::post().to(disputes::refund_after_warning),
+            )
             .route(
                 "/orders/{key}/resend-receipt",
                 web::post().to(actions::resend_receipt),

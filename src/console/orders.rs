@@ -215,6 +215,9 @@ struct OrderPage {
     notes: Vec<NoteLine>,
     others: Vec<OrderLine>,
     emails: Vec<EmailLine>,
+    disputes: Vec<super::disputes::DisputeLine>,
+    /// An early fraud warning's fraud type, while a refund could still answer it.
+    warning: Option<String>,
 }
 
 /// One of the order's emails as the console lists it.
@@ -323,6 +326,8 @@ pub async fn show(
             })
             .collect(),
         others: views::other_orders(&state, &order).await?,
+        disputes: super::disputes::lines(&state, &order).await?,
+        warning: crate::orders::disputes::refund_proposed(&state, &order).await?,
         order: OrderLine::of(&order),
     };
     Ok(render(StatusCode::OK, &page))

@@ -246,6 +246,9 @@ pub fn flash(done: Option<&str>, order: Option<&str>) -> Option<String> {
         "retried" => format!("Delivery of {n} is being tried again."),
         "resent" => format!("The receipt for {n} was sent again."),
         "email-resent" => format!("The email is queued to be sent again to the buyer of {n}."),
+        "evidence" => format!("Evidence for the chargeback on {n} was submitted to the card issuer."),
+        "evidence-already" => format!("Evidence for this chargeback on {n} was already submitted."),
+        "warning-refunded" => format!("A full refund of {n} is on its way, ahead of a chargeback."),
         _ => return None,
     })
 }

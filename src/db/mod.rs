@@ -3,6 +3,7 @@
 //! Queries live per aggregate in the files beside this one.
 
 pub mod audit;
+pub mod disputes;
 pub mod events;
 pub mod notes;
 pub mod orders;

@@ -19,12 +19,14 @@ pub enum OrderStatus {
     PartiallyRefunded,
     Expired,
     Declined,
+    /// The buyer's card issuer is reversing the payment (a chargeback).
+    Disputed,
 }
 
 use OrderStatus::*;
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 13] = [
+    pub const ALL: [OrderStatus; 14] = [
         AwaitingPayment,
         Paid,
         Queued,
@@ -38,6 +40,7 @@ impl OrderStatus {
         PartiallyRefunded,
         Expired,
         Declined,
+        Disputed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl OrderStatus {
             PartiallyRefunded => "partially_refunded",
             Expired => "expired",
             Declined => "declined",
+            Disputed => "disputed",
         }
     }
 
@@ -74,6 +78,8 @@ impl OrderStatus {
             PartiallyRefunded => "Partly refunded",
             Expired => "Expired — not paid",
             Declined => "Declined",
+            // Neutral: the buyer (or the card's real owner) is told what happens, not accused.
+            Disputed => "Payment being reviewed with your bank",
         }
     }
 
@@ -97,6 +103,12 @@ impl OrderStatus {
             (Queued, Fulfilling | InReview) => true,
             (Fulfilling, Delivered | Queued | InReview | FulfillmentFailed) => true,
             (FulfillmentFailed, Queued) => true,
+            // A chargeback can come for any payment the shop received, whatever happened since.
+            (from, Disputed) => from.is_paid() && from != Disputed,
+            // Decided in the shop's favour after the coins went out.
+            (Disputed, Delivered) => true,
+            // The issuer is already returning the money: a refund would pay it twice.
+            (Disputed, Refunded | PartiallyRefunded) => false,
             (from, Refunded | PartiallyRefunded) => from.is_paid() && from != Refunded,
             _ => false,
         }
@@ -159,6 +171,16 @@ mod tests {
         assert!(!Rejected.can_move_to(Queued));
         assert!(InReview.can_move_to(Queued));
         assert!(Blocked.can_move_to(Refunded));
+    }
+
+    #[test]
+    fn any_paid_order_can_be_disputed_and_a_disputed_one_is_not_refunded() {
+        for s in OrderStatus::ALL {
+            assert_eq!(s.can_move_to(Disputed), s.is_paid() && s != Disputed, "{s}");
+        }
+        assert!(!Disputed.can_move_to(Refunded));
+        assert!(!Disputed.can_move_to(Queued));
+        assert!(Disputed.can_move_to(Delivered));
     }
 
     #[test]

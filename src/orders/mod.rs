@@ -2,6 +2,7 @@
 //! transaction. Handlers and workers call these; none of them writes order state directly.
 
 pub mod checkout;
+pub mod disputes;
 pub mod expiry;
 pub mod fulfillment;
 pub mod notify;

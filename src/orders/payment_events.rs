@@ -19,6 +19,11 @@ pub enum Applied {
     PaymentFailed,
     PaymentPending,
     Refund,
+    /// An event the shop does not use (acknowledged, nothing recorded).
+    Unused,
+    Expired,
+    Dispute,
+    FraudWarning,
 }
 
 impl Applied {
@@ -32,6 +37,10 @@ impl Applied {
             Applied::PaymentFailed => "payment_failed",
             Applied::PaymentPending => "payment_pending",
             Applied::Refund => "refund",
+            Applied::Unused => "unused",
+            Applied::Expired => "expired",
+            Applied::Dispute => "dispute",
+            Applied::FraudWarning => "fraud_warning",
         }
     }
 }
@@ -65,9 +74,19 @@ pub async fn apply(
     provider: &str,
     event: &ProviderEvent,
 ) -> Result<Applied, sqlx::Error> {
+    if event.kind == EventKind::Unused {
+        return Ok(Applied::Unused);
+    }
     let now = state.now_ms();
     let d = &event.data;
     let mut tx = state.db.begin().await?;
+    // Disputes and fraud warnings name the payment, not the order.
+    let order_id = match (&d.payment_ref, d.order_reference.is_empty()) {
+        (Some(payment), true) => crate::db::disputes::order_for_payment(&mut tx, provider, payment)
+            .await?
+            .unwrap_or_default(),
+        _ => d.order_reference.clone(),
+    };
     let first_time = sqlx::query(
         "INSERT INTO webhook_events (provider, event_id, event_type, order_id, received_at, outcome)
          VALUES ($1, $2, $3, $4, $5, 'processing') ON CONFLICT DO NOTHING",
@@ -75,7 +94,7 @@ pub async fn apply(
     .bind(provider)
     .bind(&event.id)
     .bind(event.kind.as_str())
-    .bind(&d.order_reference)
+    .bind(&order_id)
     .bind(now)
     .execute(&mut *tx)
     .await?
@@ -85,7 +104,7 @@ pub async fn apply(
         tx.rollback().await?;
         return Ok(Applied::Replay);
     }
-    let outcome = match orders::by_id_in(&mut tx, &d.order_reference).await? {
+    let outcome = match orders::by_id_in(&mut tx, &order_id).await? {
         None => {
             tracing::warn!(event = %event.id, "provider event for an unknown order");
             Applied::UnknownOrder
@@ -168,6 +187,36 @@ pub async fn apply(
                         .await?;
                     Applied::Refund
                 }
+                EventKind::SessionExpired => {
+                    if order.status == OrderStatus::AwaitingPayment {
+                        orders::transition(
+                            &mut tx,
+                            &order.id,
+                            OrderStatus::AwaitingPayment,
+                            OrderStatus::Expired,
+                            "provider",
+                            "The payment page expired unpaid",
+                            now,
+                        )
+                        .await?;
+                    }
+                    Applied::Expired
+                }
+                EventKind::DisputeCreated
+                | EventKind::DisputeUpdated
+                | EventKind::DisputeClosed => {
+                    crate::orders::disputes::on_event(&mut tx, provider, &order, event, now)
+                        .await?;
+                    Applied::Dispute
+                }
+                EventKind::FraudWarning => {
+                    crate::orders::disputes::on_fraud_warning(
+                        &mut tx, provider, &order, event, now,
+                    )
+                    .await?;
+                    Applied::FraudWarning
+                }
+                EventKind::Unused => Applied::Unused,
             }
         }
     };

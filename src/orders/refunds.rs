@@ -16,6 +16,9 @@ use crate::services::Services;
 pub enum RefundError {
     #[error("This order has no payment to refund.")]
     NotPaid,
+    /// The card issuer is already returning the money: a refund would pay it back twice.
+    #[error("This payment is disputed with the card issuer, who is returning it to the buyer; it cannot also be refunded.")]
+    Disputed,
     #[error("Nothing is left to refund on this order.")]
     NothingLeft,
     #[error("The amount must be more than zero and at most {max}.")]
@@ -108,8 +111,14 @@ async fn ask_provider(
     let Some(session_id) = order.provider_session_id.clone() else {
         return Ok(Started::Failed("the order has no payment session".into()));
     };
+    let payment_ref = {
+        let mut conn = state.db.pool().acquire().await?;
+        crate::db::disputes::settled_payment_ref(&mut conn, &order.id).await?
+    };
     let request = ProviderRefund {
         session_id,
+        order_reference: order.id.clone(),
+        payment_ref,
         amount: Money::from_minor(refund.amount_minor, order.amount.currency()),
         idempotency_key: refund.id.clone(),
     };
@@ -171,6 +180,9 @@ pub async fn request(
 ) -> Result<Requested, RefundError> {
     if !order.status.is_paid() {
         return Err(RefundError::NotPaid);
+    }
+    if order.status == OrderStatus::Disputed {
+        return Err(RefundError::Disputed);
     }
     let now = state.now_ms();
     let r = RefundRequest {
@@ -248,6 +260,10 @@ pub async fn approve(
     if !order.status.is_paid() {
         tx.rollback().await?;
         return Err(RefundError::NotPaid);
+    }
+    if order.status == OrderStatus::Disputed {
+        tx.rollback().await?;
+        return Err(RefundError::Disputed);
     }
     let left = refundable(&mut tx, &order).await?;
     if left.minor() == 0 {
@@ -368,6 +384,9 @@ pub async fn run_full_refund_job(
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
+    if order.status == OrderStatus::Disputed {
+        return Err(JobError::Permanent(RefundError::Disputed.to_string()));
+    }
     let now = state.now_ms();
     let refund_id = format!("auto_{}_{}", order.id, order.refunded_minor);
     let mut tx = state.db.begin().await?;

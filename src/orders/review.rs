@@ -122,6 +122,19 @@ async fn block_buyer(
     reason: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let why = format!("Fraud on order {}: {reason}", order.order_number);
+    block_buyer_because(tx, order, actor, &why, now).await
+}
+
+/// Puts the order's card fingerprints, email and TikTok username on the block list with `why`,
+/// and leaves a `block_listed` event on the order (backtests count such orders as fraud).
+pub async fn block_buyer_because(
+    tx: &mut Tx,
+    order: &Order,
+    actor: &str,
+    why: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let mut values: Vec<(ListKind, String)> = crate::db::payments::card_fingerprints(tx, &order.id)
         .await?
         .into_iter()
@@ -129,7 +142,6 @@ async fn block_buyer(
         .collect();
     values.push((ListKind::Email, order.email.clone()));
     values.push((ListKind::TiktokUsername, order.tiktok_username.clone()));
-    let why = format!("Fraud on order {}: {reason}", order.order_number);
     let mut listed = Vec::new();
     for (kind, value) in values {
         if !lists::is_blocked(tx, kind, &value, now).await? {
@@ -139,7 +151,7 @@ async fn block_buyer(
                     list: List::Block,
                     kind,
                     value: &value,
-                    reason: &why,
+                    reason: why,
                     added_by: actor,
                     expires_at: None,
                 },

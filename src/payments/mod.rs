@@ -1,8 +1,10 @@
 //! Payment providers. The shop talks to one through `PaymentProvider`: create a hosted
-//! checkout session, verify and parse its webhooks, refund. Today's provider is `sandbox`.
+//! checkout session, verify and parse its webhooks, refund. Providers: `sandbox` (the default,
+//! TEST MODE) and `stripe` (hosted Checkout, see `stripe`).
 
 pub mod sandbox;
 pub mod signature;
+pub mod stripe;
 
 use crate::clock::Millis;
 use crate::domain::{Money, PaymentMethod};
@@ -22,6 +24,13 @@ pub struct SessionRequest {
     /// Where the provider sends events.
     pub webhook_url: String,
     pub expires_at: Millis,
+    /// When the order was made (providers with a minimum session lifetime count from it, so
+    /// the same order always asks for the same session).
+    pub created_at: Millis,
+    /// The buyer's email, prefilled on the hosted page.
+    pub email: String,
+    /// Where the buyer goes on "back" from the hosted page.
+    pub cancel_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +43,9 @@ pub struct Session {
 #[derive(Debug, Clone)]
 pub struct RefundRequest {
     pub session_id: String,
+    pub order_reference: String,
+    /// The provider's id of the payment being refunded (a Stripe payment intent), when known.
+    pub payment_ref: Option<String>,
     pub amount: Money,
     /// The same key always means the same refund: a retry never refunds twice.
     pub idempotency_key: String,
@@ -93,6 +105,22 @@ pub enum EventKind {
     RefundSucceeded,
     #[serde(rename = "refund.failed")]
     RefundFailed,
+    /// The hosted page expired unpaid.
+    #[serde(rename = "session.expired")]
+    SessionExpired,
+    /// A chargeback (or inquiry) was opened, changed or closed.
+    #[serde(rename = "dispute.created")]
+    DisputeCreated,
+    #[serde(rename = "dispute.updated")]
+    DisputeUpdated,
+    #[serde(rename = "dispute.closed")]
+    DisputeClosed,
+    /// The card issuer reported the payment as likely fraud; a dispute may follow.
+    #[serde(rename = "fraud_warning")]
+    FraudWarning,
+    /// An event the shop does not use: acknowledged, nothing else.
+    #[serde(rename = "unused")]
+    Unused,
 }
 
 impl EventKind {
@@ -103,6 +131,12 @@ impl EventKind {
             EventKind::PaymentPending => "payment.pending",
             EventKind::RefundSucceeded => "refund.succeeded",
             EventKind::RefundFailed => "refund.failed",
+            EventKind::SessionExpired => "session.expired",
+            EventKind::DisputeCreated => "dispute.created",
+            EventKind::DisputeUpdated => "dispute.updated",
+            EventKind::DisputeClosed => "dispute.closed",
+            EventKind::FraudWarning => "fraud_warning",
+            EventKind::Unused => "unused",
         }
     }
 }
@@ -128,6 +162,37 @@ pub struct EventData {
     /// The payment arrived after its quote expired (crypto): it goes to review.
     #[serde(default)]
     pub late: bool,
+    /// For disputes and fraud warnings, which name the payment, not the order: the provider's
+    /// payment id, matched against the shop's payments.
+    #[serde(default)]
+    pub payment_ref: Option<String>,
+    #[serde(default)]
+    pub dispute: Option<DisputeDetails>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DisputeDetails {
+    /// The network's reason as the provider names it ("fraudulent", "product_not_received").
+    pub reason: String,
+    /// The provider's status ("needs_response", "won", "lost").
+    pub status: String,
+    /// Unix seconds by which evidence must be in, when the provider gives one.
+    pub evidence_due_by: Option<i64>,
+}
+
+/// What the shop knows about an order, sent as dispute evidence.
+#[derive(Debug, Clone)]
+pub struct DisputeEvidence {
+    pub product_description: String,
+    pub customer_email: String,
+    pub customer_purchase_ip: String,
+    /// When the coins were delivered, human-readable (Stripe's `service_date` is text).
+    pub service_date: Option<String>,
+    /// What was delivered, when, to which account, with the supplier's reference: the
+    /// delivery record (Stripe's `access_activity_log`, the text field for digital goods;
+    /// its `service_documentation` takes an uploaded file, not text).
+    pub delivery_record: String,
+    pub uncategorized_text: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -165,4 +230,29 @@ pub trait PaymentProvider: Send + Sync + 'static {
     ) -> Result<ProviderEvent, WebhookError>;
 
     async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, ProviderError>;
+
+    /// Completes a verified event with what the provider's API knows and the event leaves out
+    /// (card details of a payment, the payment a dispute is about). An error means "try again
+    /// later": the webhook is answered 500 so the provider redelivers it.
+    async fn enrich(&self, event: ProviderEvent) -> Result<ProviderEvent, ProviderError> {
+        Ok(event)
+    }
+
+    /// Sends the shop's evidence for a dispute.
+    async fn submit_dispute_evidence(
+        &self,
+        dispute_id: &str,
+        _evidence: &DisputeEvidence,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Refused(format!(
+            "{} has no disputes to answer ({dispute_id})",
+            self.name()
+        )))
+    }
+
+    /// The origin of the provider's hosted page when it is not the shop's own (for the
+    /// Content-Security-Policy's `form-action`: browsers apply it to a POST's redirect).
+    fn checkout_origin(&self) -> Option<&str> {
+        None
+    }
 }

@@ -66,7 +66,7 @@ pub async fn run(
     since: Millis,
 ) -> Result<Comparison, sqlx::Error> {
     // One pass over the period's assessments with each order's fate. An agent's "reject as
-    // fraud" leaves a block-list event (`block_listed`) on the order. Rows are streamed, so the
+    // fraud" leaves a block-list event (`block_listed`) on the order, and so does a dispute. Rows are streamed, so the
     // database produces the next ones while this task decodes and evaluates.
     let mut rows = sqlx::query(
         "SELECT ra.signals AS signals, o.status AS status,
@@ -88,7 +88,8 @@ pub async fn run(
         let status: String = col(row, "status")?;
         let outcome = Outcome {
             refunded: matches!(status.as_str(), "refunded" | "partially_refunded"),
-            rejected: status == "rejected",
+            // A chargeback is the issuer rejecting the order after the fact.
+            rejected: matches!(status.as_str(), "rejected" | "disputed"),
             fraud: col::<i64>(row, "fraud")? > 0,
         };
         let now = evaluate(&signals, current).decision;

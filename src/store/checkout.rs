@@ -384,6 +384,11 @@ pub async fn confirm(
             return_url: format!("{}/checkout/return", state.base_url),
             webhook_url: format!("{}/webhooks/payments/{}", state.base_url, state.provider.name()),
             expires_at: order.expires_at,
+            created_at: order.created_at,
+            email: order.email.clone(),
+            // There is no confirm page to return to once the order exists: its return path
+            // shows the order, still waiting for payment, with the way back to paying.
+            cancel_url: format!("{}/checkout/return", state.base_url),
         })
         .await
         .map_err(|e| {
@@ -510,4 +515,27 @@ pub async fn back_from_provider(
         "Thank you. We could not match this browser to your order; the link to it is in the email from {} — or find it with your order number and email under \"Find my order\".",
         state.settings.shop_name
     )))
+}
+
+/// `GET /checkout/stripe/{session}`: resume paying on Stripe's hosted page (the order page's
+/// "pay" link). Stripe's page URL is asked from Stripe, which alone knows it.
+pub async fn resume_stripe(
+    state: web::Data<AppState>,
+    session: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let Some(stripe) = &state.stripe else {
+        return Err(AppError::NotFound);
+    };
+    match stripe.open_session_url(&session).await {
+        Ok(Some(url)) => Ok(see_other(&url)),
+        Ok(None) => Err(AppError::BadRequest(
+            "This payment page has closed. If you paid, your order page shows it; otherwise please order again — nothing was charged.".into(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "could not look up a Stripe session");
+            Err(AppError::Unavailable(
+                "The payment page could not be opened just now. Nothing was charged; please try again.".into(),
+            ))
+        }
+    }
 }

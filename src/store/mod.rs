@@ -39,6 +39,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(checkout::back_from_provider),
         )
         .service(
+            web::resource("/checkout/stripe/{session}")
+                .wrap(no_store())
+                .route(web::get().to(checkout::resume_stripe)),
+        )
+        .service(
             web::resource("/orders/lookup")
                 .wrap(no_store())
                 .route(web::get().to(orders::lookup_form))

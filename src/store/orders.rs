@@ -122,6 +122,8 @@ fn next_step(s: OrderStatus, expires: &str) -> String {
         PartiallyRefunded => "Part of your payment was refunded.".into(),
         Expired => "This order was not paid in time, so nothing was charged. You can start a new order at any time.".into(),
         Declined => "We could not accept this order. Nothing was charged.".into(),
+        // Neutral: whoever reads this may be the card's owner, who did not place the order.
+        Disputed => "Your bank has asked us about this payment, and we are answering with the details of the order. There is nothing you need to do here; your bank will tell you the outcome.".into(),
     }
 }
 

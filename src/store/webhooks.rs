@@ -1,6 +1,7 @@
 //! `POST /webhooks/payments/{provider}`: signed events from the payment provider. A bad or
 //! stale signature is 400 and changes nothing; a replay is 200 and changes nothing; a failure
-//! on our side is 500, so the provider retries.
+//! on our side is 500 (503 when the provider's API could not complete the event), so the
+//! provider retries. An event the shop does not use is 200.
 
 use crate::orders::payment_events;
 use crate::state::AppState;
@@ -26,6 +27,14 @@ pub async fn receive(
             return HttpResponse::BadRequest()
                 .content_type("text/plain; charset=utf-8")
                 .body(e.to_string());
+        }
+    };
+    // What the event leaves out (a card's details), from the provider's API.
+    let event = match state.provider.enrich(event).await {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not complete a webhook's event; the provider will retry");
+            return HttpResponse::ServiceUnavailable().finish();
         }
     };
     match payment_events::apply(&state, state.provider.name(), &event).await {

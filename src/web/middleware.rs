@@ -110,6 +110,32 @@ pub async fn head_as_get(
     next.call(req).await
 }
 
+/// The Content-Security-Policy, with the payment provider's checkout origin in `form-action`
+/// when the hosted page is elsewhere (browsers apply `form-action` to the redirect after a
+/// form's POST, so without it the confirm button would be blocked).
+#[derive(Clone)]
+pub struct ContentSecurityPolicy(pub HeaderValue);
+
+const CSP_BEFORE_FORM_ACTION: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; form-action 'self'";
+const CSP_AFTER_FORM_ACTION: &str = "; frame-ancestors 'none'; base-uri 'none'";
+
+impl ContentSecurityPolicy {
+    pub fn with_form_action(extra_origin: Option<&str>) -> Self {
+        let extra = extra_origin
+            .filter(|o| o.bytes().all(|b| b.is_ascii_graphic()) && !o.contains([';', ',']))
+            .map(|o| format!(" {o}"))
+            .unwrap_or_default();
+        let value = format!("{CSP_BEFORE_FORM_ACTION}{extra}{CSP_AFTER_FORM_ACTION}");
+        ContentSecurityPolicy(HeaderValue::from_str(&value).unwrap_or_else(|_| {
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            )
+        }))
+    }
+}
+
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -118,15 +144,13 @@ pub async fn security_headers(
         .app_data::<web::Data<HstsPolicy>>()
         .map(|h| h.0)
         .unwrap_or(false);
+    let csp = req
+        .app_data::<web::Data<ContentSecurityPolicy>>()
+        .map(|c| c.0.clone())
+        .unwrap_or_else(|| ContentSecurityPolicy::with_form_action(None).0);
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

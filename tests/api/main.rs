@@ -27,4 +27,6 @@ mod risk;
 mod screening;
 mod staff_security;
 mod startup_config;
+mod stripe;
+mod stripe_fake;
 mod support;

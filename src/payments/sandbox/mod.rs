@@ -304,6 +304,8 @@ impl SandboxProvider {
             card: card.clone(),
             reference: None,
             late: false,
+            payment_ref: None,
+            dispute: None,
         };
         match outcome {
             AttemptResult::Succeeded => {
@@ -389,6 +391,8 @@ impl SandboxProvider {
                 card: None,
                 reference: None,
                 late: false,
+                payment_ref: None,
+                dispute: None,
             };
             self.queue_event(&mut tx, s, EventKind::PaymentPending, data, now, now)
                 .await?;
@@ -453,6 +457,8 @@ impl SandboxProvider {
             card: None,
             reference: None,
             late,
+            payment_ref: None,
+            dispute: None,
         };
         let kind = if underpaid {
             EventKind::PaymentFailed
@@ -501,6 +507,8 @@ impl SandboxProvider {
                 card: None,
                 reference: None,
                 late: false,
+                payment_ref: None,
+                dispute: None,
             };
             self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now)
                 .await?;
@@ -723,6 +731,8 @@ impl PaymentProvider for SandboxProvider {
             card: None,
             reference: Some(req.idempotency_key.clone()),
             late: false,
+            payment_ref: None,
+            dispute: None,
         };
         let kind = if fails {
             EventKind::RefundFailed

@@ -1,0 +1,217 @@
+//! Disputes (chargebacks), early fraud warnings, and the dispute rate.
+
+use crate::clock::Millis;
+use crate::db::col;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    pub id: String,
+    pub order_id: String,
+    pub provider: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub reason: String,
+    pub status: String,
+    pub evidence_due_by: Option<Millis>,
+    pub evidence_submitted_at: Option<Millis>,
+    pub evidence_submitted_by: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+const COLUMNS: &str = "id, order_id, provider, amount_minor, currency, reason, status, evidence_due_by, evidence_submitted_at, evidence_submitted_by, created_at, updated_at";
+
+fn from_row(r: &AnyRow) -> Result<Dispute, sqlx::Error> {
+    Ok(Dispute {
+        id: col(r, "id")?,
+        order_id: col(r, "order_id")?,
+        provider: col(r, "provider")?,
+        amount_minor: col(r, "amount_minor")?,
+        currency: col(r, "currency")?,
+        reason: col(r, "reason")?,
+        status: col(r, "status")?,
+        evidence_due_by: col(r, "evidence_due_by")?,
+        evidence_submitted_at: col(r, "evidence_submitted_at")?,
+        evidence_submitted_by: col(r, "evidence_submitted_by")?,
+        created_at: col(r, "created_at")?,
+        updated_at: col(r, "updated_at")?,
+    })
+}
+
+/// The order a provider's payment id belongs to (disputes and warnings name the payment).
+pub async fn order_for_payment(
+    conn: &mut AnyConnection,
+    provider: &str,
+    payment_ref: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT order_id FROM payments WHERE provider = $1 AND provider_ref = $2 ORDER BY created_at LIMIT 1",
+    )
+    .bind(provider)
+    .bind(payment_ref)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| col(&r, "order_id")).transpose()
+}
+
+/// The provider's id of the order's settled payment (what a refund is made against).
+pub async fn settled_payment_ref(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT provider_ref FROM payments WHERE order_id = $1 AND status = 'succeeded' ORDER BY created_at LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| col(&r, "provider_ref")).transpose()
+}
+
+/// Inserts the dispute or brings its status up to date. Returns true when it is new.
+pub async fn upsert(conn: &mut AnyConnection, d: &Dispute) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO disputes (id, order_id, provider, amount_minor, currency, reason, status, evidence_due_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&d.id)
+    .bind(&d.order_id)
+    .bind(&d.provider)
+    .bind(d.amount_minor)
+    .bind(&d.currency)
+    .bind(&d.reason)
+    .bind(&d.status)
+    .bind(d.evidence_due_by)
+    .bind(d.created_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        sqlx::query(
+            "UPDATE disputes SET status = $1, reason = $2, amount_minor = $3,
+                evidence_due_by = COALESCE($4, evidence_due_by), updated_at = $5 WHERE id = $6",
+        )
+        .bind(&d.status)
+        .bind(&d.reason)
+        .bind(d.amount_minor)
+        .bind(d.evidence_due_by)
+        .bind(d.updated_at)
+        .bind(&d.id)
+        .execute(conn)
+        .await?;
+    }
+    Ok(inserted)
+}
+
+pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<Dispute>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM disputes WHERE order_id = $1 ORDER BY created_at");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(order_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Dispute>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM disputes WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// Claims the dispute for an evidence submission: false when evidence went in already.
+pub async fn mark_evidence_submitted(
+    conn: &mut AnyConnection,
+    id: &str,
+    by: &str,
+    evidence: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE disputes SET evidence_submitted_at = $1, evidence_submitted_by = $2, evidence = $3, updated_at = $1
+         WHERE id = $4 AND evidence_submitted_at IS NULL",
+    )
+    .bind(now)
+    .bind(by)
+    .bind(evidence)
+    .bind(id)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Undoes a claim whose submission the provider did not accept, so it can be tried again.
+pub async fn clear_evidence_submitted(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE disputes SET evidence_submitted_at = NULL, evidence_submitted_by = NULL, evidence = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records an early fraud warning; true when it is new.
+pub async fn insert_fraud_warning(
+    conn: &mut AnyConnection,
+    id: &str,
+    order_id: &str,
+    provider: &str,
+    fraud_type: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO fraud_warnings (id, order_id, provider, fraud_type, created_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(order_id)
+    .bind(provider)
+    .bind(fraud_type)
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The fraud type of the order's latest early fraud warning, if it has one.
+pub async fn latest_fraud_type(
+    pool: &AnyPool,
+    order_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT fraud_type FROM fraud_warnings WHERE order_id = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| col(&r, "fraud_type")).transpose()
+}
+
+/// Disputes opened and card payments settled since `since`: the dispute rate's numerator and
+/// denominator (the card networks count per month, over card payments).
+pub async fn rate_counts(pool: &AnyPool, since: Millis) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM disputes WHERE created_at >= $1) AS disputes,
+                (SELECT COUNT(*) FROM payments WHERE status = 'succeeded' AND created_at >= $1
+                    AND method IN ('card', 'wallet')) AS settled",
+    )
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok((col(&row, "disputes")?, col(&row, "settled")?))
+}
