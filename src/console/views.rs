@@ -4,7 +4,7 @@ use crate::clock::format_utc;
 use crate::db::orders::{self, Order};
 use crate::domain::{Money, OrderStatus};
 use crate::risk::{Reason, Signals};
-use crate::state::AppState;
+use crate::services::Services;
 use rust_decimal::Decimal;
 
 /// One order in a list.
@@ -75,8 +75,8 @@ fn per_scope(p: &crate::risk::signals::PerScope) -> String {
 }
 
 /// The signals behind the reasons, in words an agent reads at a glance.
-pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
-    let base = state.live.current().catalog.base_currency();
+pub fn facts(s: &Signals, services: &Services) -> Vec<Fact> {
+    let base = services.live.current().catalog.base_currency();
     let money = |minor: i64| Money::from_minor(minor, base).to_string();
     let percent = if s.reference_price_per_coin > Decimal::ZERO {
         (s.price_per_coin * Decimal::from(100) / s.reference_price_per_coin)
@@ -196,14 +196,17 @@ pub fn facts(s: &Signals, state: &AppState) -> Vec<Fact> {
 }
 
 /// Every assessment of an order, newest first.
-pub async fn assessments(state: &AppState, order_id: &str) -> Result<Vec<RiskView>, sqlx::Error> {
-    let stored = crate::risk::for_order(state.db.pool(), order_id).await?;
+pub async fn assessments(
+    services: &Services,
+    order_id: &str,
+) -> Result<Vec<RiskView>, sqlx::Error> {
+    let stored = crate::risk::for_order(services.db.pool(), order_id).await?;
     Ok(stored
         .into_iter()
         .map(|r| {
             let reasons: Vec<Reason> = serde_json::from_str(&r.reasons).unwrap_or_default();
             let facts = match serde_json::from_str::<Signals>(&r.signals) {
-                Ok(s) => facts(&s, state),
+                Ok(s) => facts(&s, services),
                 Err(_) => vec![Fact {
                     label: "Signals",
                     value: "stored in an older format; not shown".into(),
@@ -225,8 +228,11 @@ pub async fn assessments(state: &AppState, order_id: &str) -> Result<Vec<RiskVie
 }
 
 /// The buyer's other orders: same email or same TikTok username, newest first.
-pub async fn other_orders(state: &AppState, order: &Order) -> Result<Vec<OrderLine>, sqlx::Error> {
-    Ok(orders::others_of_buyer(state.db.pool(), order)
+pub async fn other_orders(
+    services: &Services,
+    order: &Order,
+) -> Result<Vec<OrderLine>, sqlx::Error> {
+    Ok(orders::others_of_buyer(services.db.pool(), order)
         .await?
         .iter()
         .map(OrderLine::of)

@@ -1,16 +1,16 @@
 //! Delivery expectations from the shop's own recent deliveries.
 
-use crate::state::AppState;
+use crate::services::Services;
 
 /// How many recent deliveries the estimate looks at.
 const SAMPLE: i64 = 100;
 
 /// Median minutes from payment to delivery over the last deliveries, or the configured default
 /// while there is no history. Rounded up to a whole minute.
-pub async fn typical_minutes(state: &AppState) -> Result<u32, sqlx::Error> {
-    let mut took = crate::db::orders::recent_delivery_times(state.db.pool(), SAMPLE).await?;
+pub async fn typical_minutes(services: &Services) -> Result<u32, sqlx::Error> {
+    let mut took = crate::db::orders::recent_delivery_times(services.db.pool(), SAMPLE).await?;
     if took.is_empty() {
-        return Ok(state.settings.shop.default_delivery_minutes.max(1));
+        return Ok(services.settings.shop.default_delivery_minutes.max(1));
     }
     took.sort_unstable();
     let median_ms = took[took.len() / 2].max(0);
