@@ -1,9 +1,10 @@
-//! `coinfront staff …`: managing staff from the command line. Passwords are read from the
-//! terminal without echo, or from the first line of standard input when it is not a terminal
-//! (for scripts) — never from an argument, where `ps` and shell history would show it.
+//! The commands besides `serve`. `coinfront staff …` manages staff from the command line:
+//! passwords are read from the terminal without echo, or from the first line of standard input
+//! when it is not a terminal (for scripts) — never from an argument, where `ps` and shell
+//! history would show it. `coinfront check-config` prints the settings in force.
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Secret, Settings};
+use crate::config::{ConfigError, Secret, Settings};
 use crate::db::staff::{self, Role};
 use crate::db::{audit, Db};
 use crate::domain::BuyerEmail;
@@ -29,6 +30,39 @@ fn read_password(email: &str) -> anyhow::Result<Secret> {
             .context("reading the password from standard input")?;
         Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
     }
+}
+
+/// `coinfront check-config`: the settings in force as TOML (secrets redacted), after the checks
+/// start-up makes beyond the settings' own validation. Touches neither the database nor the
+/// data folder.
+pub fn check_config(
+    settings: &Settings,
+    config_file: Option<&std::path::Path>,
+) -> Result<String, ConfigError> {
+    // The file transport would create its outbox folder; its settings are checked already.
+    if settings.mail.transport == "smtp" {
+        crate::mail::Mailer::from_settings(settings)?;
+    }
+    crate::startup::tls_config(&settings.http).map_err(|e| {
+        // Its messages start with the key they are about.
+        let message = format!("{e:#}");
+        match message.split_once(": ") {
+            Some((key, problem)) if key.starts_with("http.") => ConfigError::new(key, problem),
+            _ => ConfigError::new("http.tls_cert", message),
+        }
+    })?;
+    let source = match config_file {
+        Some(path) => path.display().to_string(),
+        None if std::path::Path::new("coinfront.toml").exists() => "./coinfront.toml".into(),
+        None => "no file".into(),
+    };
+    Ok(format!(
+        "# The settings in force: the defaults, then {source}, then COINFRONT_* and DATABASE_URL.\n\
+         # Secrets are shown as \"{redacted}\". The database in use: {url}\n{body}",
+        redacted = crate::config::print::REDACTED,
+        url = crate::config::print::redact_url(&settings.database_url()),
+        body = crate::config::print::effective_toml(settings),
+    ))
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Db> {

@@ -18,6 +18,8 @@ pub use crate::domain::setting::{ConfigError, Dec, ProxyRange, Secret};
 /// `[payments.stripe]` (here, not in `payments`, because the settings sit below the providers).
 pub mod stripe;
 pub use stripe::StripeSettings;
+/// The settings printed back as TOML (`coinfront check-config`), secrets redacted.
+pub mod print;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -26,6 +26,8 @@ enum Command {
     Serve,
     /// Run database migrations and exit.
     Migrate,
+    /// Print the settings in force (secrets redacted) and exit; exits 2 on any bad setting.
+    CheckConfig,
     /// Manage support-console staff.
     Staff {
         #[command(subcommand)]
@@ -62,12 +64,27 @@ async fn main() -> ExitCode {
     };
     coinfront::telemetry::init(settings.log_format);
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::CheckConfig = command {
+        // A bad value is reported by `Settings::load` above; these are the checks start-up
+        // makes beyond it (mail addresses and transport, the TLS files).
+        return match coinfront::cli::check_config(&settings, cli.config.as_deref()) {
+            Ok(printed) => {
+                print!("{printed}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     // A staff command's operator reads its error once, on the terminal; the server's and the
     // migration's errors also go to the log, where a collector reads them.
     let log_errors = !matches!(command, Command::Staff { .. });
     let result = match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::CheckConfig => unreachable!("answered above"),
         Command::Staff {
             command: StaffCommand::Add { email, role },
         } => coinfront::cli::add(settings, &email, &role).await,

@@ -208,7 +208,9 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
 }
 
 /// Built-in HTTPS from the configured PEM files.
-fn tls_config(http: &crate::config::HttpSettings) -> anyhow::Result<Option<rustls::ServerConfig>> {
+pub fn tls_config(
+    http: &crate::config::HttpSettings,
+) -> anyhow::Result<Option<rustls::ServerConfig>> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let (Some(cert), Some(key)) = (&http.tls_cert, &http.tls_key) else {
