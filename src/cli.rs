@@ -1,7 +1,8 @@
 //! The commands besides `serve`. `coinfront staff …` manages staff from the command line:
 //! passwords are read from the terminal without echo, or from the first line of standard input
 //! when it is not a terminal (for scripts) — never from an argument, where `ps` and shell
-//! history would show it. `coinfront check-config` prints the settings in force.
+//! history would show it. `coinfront check-config` prints the settings in force;
+//! `coinfront backup` and `restore` copy a SQLite database out and back (`db::backup`).
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Secret, Settings};
@@ -145,5 +146,55 @@ pub async fn disable(settings: Settings, email: &str) -> anyhow::Result<()> {
     tx.commit().await?;
     db.close().await;
     println!("Disabled {}; their sessions have ended.", member.email);
+    Ok(())
+}
+
+/// The SQLite database file the settings point at, or why there is none to copy.
+fn sqlite_file(settings: &Settings) -> anyhow::Result<std::path::PathBuf> {
+    let url = settings.database_url();
+    match crate::db::sqlite_path(&url) {
+        Some(path) => Ok(path.into()),
+        None if url.starts_with("sqlite:") => bail!("an in-memory database has nothing to copy"),
+        None => bail!(
+            "the database is PostgreSQL: back it up with pg_dump and restore it with pg_restore \
+             (see \"Backups\" in the README)"
+        ),
+    }
+}
+
+/// `coinfront backup FILE`: a consistent copy of the SQLite database, taken while the shop
+/// serves.
+pub async fn backup(settings: &Settings, to: &std::path::Path) -> anyhow::Result<()> {
+    let db = sqlite_file(settings)?;
+    let copied = crate::db::backup::backup(&db, to).await?;
+    println!(
+        "Backed up {} to {}: {} orders, {} bytes, integrity checked. Keep {} with it (the keys \
+         that sign cookies and encrypt two-factor seeds), unless they are set in the config.",
+        db.display(),
+        to.display(),
+        copied.orders,
+        copied.bytes,
+        settings.data_dir.join("secrets.toml").display()
+    );
+    Ok(())
+}
+
+/// `coinfront restore FILE`: the backup in place of the SQLite database. Refuses while a shop
+/// (or a backup) uses the database.
+pub async fn restore(settings: &Settings, from: &std::path::Path) -> anyhow::Result<()> {
+    let db = sqlite_file(settings)?;
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let copied = crate::db::backup::restore(&db, from, &now).await?;
+    let kept = match &copied.replaced_kept_as {
+        Some(path) => format!(" The database it replaced is kept as {}.", path.display()),
+        None => String::new(),
+    };
+    println!(
+        "Restored {} into {}: {} orders, integrity checked.{kept} Start the shop to serve it \
+         (it runs any newer migrations first).",
+        from.display(),
+        db.display(),
+        copied.orders,
+    );
     Ok(())
 }

@@ -28,6 +28,13 @@ enum Command {
     Migrate,
     /// Print the settings in force (secrets redacted) and exit; exits 2 on any bad setting.
     CheckConfig,
+    /// Copy the SQLite database into FILE while the shop serves (PostgreSQL: use pg_dump).
+    Backup {
+        /// A new file (never overwritten).
+        file: PathBuf,
+    },
+    /// Replace the SQLite database with the backup in FILE. The shop must be stopped.
+    Restore { file: PathBuf },
     /// Manage support-console staff.
     Staff {
         #[command(subcommand)]
@@ -78,13 +85,15 @@ async fn main() -> ExitCode {
             }
         };
     }
-    // A staff command's operator reads its error once, on the terminal; the server's and the
-    // migration's errors also go to the log, where a collector reads them.
-    let log_errors = !matches!(command, Command::Staff { .. });
+    // The other commands' operator reads their error once, on the terminal; the server's and
+    // the migration's errors also go to the log, where a collector reads them.
+    let log_errors = matches!(command, Command::Serve | Command::Migrate);
     let result = match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::CheckConfig => unreachable!("answered above"),
+        Command::Backup { file } => coinfront::cli::backup(&settings, &file).await,
+        Command::Restore { file } => coinfront::cli::restore(&settings, &file).await,
         Command::Staff {
             command: StaffCommand::Add { email, role },
         } => coinfront::cli::add(settings, &email, &role).await,

@@ -28,6 +28,9 @@ use tokio::sync::{watch, Notify};
 pub use crate::state::AppState;
 
 pub struct Application {
+    /// A SQLite database's shared lock (`db::lock`), held while the shop runs: a restore
+    /// cannot replace the file under it.
+    _db_lock: Option<crate::db::lock::DatabaseLock>,
     port: u16,
     server: Server,
     state: Arc<AppState>,
@@ -42,6 +45,9 @@ impl Application {
             .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
         let secrets = Secrets::load_or_generate(&settings)?;
         let mailer = crate::mail::Mailer::from_settings(&settings)?;
+        let db_lock = crate::db::sqlite_path(&settings.database_url())
+            .map(|path| crate::db::lock::DatabaseLock::shared(std::path::Path::new(path)))
+            .transpose()?;
         let db = Db::connect(&settings.database_url(), settings.db_max_connections)
             .await
             .context("connecting to the database")?;
@@ -135,6 +141,7 @@ impl Application {
         let background = spawn_background(state.clone(), shutdown_rx);
         tracing::info!(address = %addr, url = %state.base_url, "coinfront is serving");
         Ok(Application {
+            _db_lock: db_lock,
             port: addr.port(),
             server,
             state,

@@ -241,7 +241,7 @@ async fn sweep(state: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
             Ok(n) => tracing::info!(expired = n, "expired unpaid orders"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
-        if rounds % 12 == 0 {
+        if rounds.is_multiple_of(12) {
             if let Err(e) = crate::db::rate_limits::prune(state.db.pool(), state.now_ms()).await {
                 tracing::warn!(error = %e, "rate-limit count sweep failed");
             }

@@ -3,8 +3,10 @@
 //! Queries live per aggregate in the files beside this one.
 
 pub mod audit;
+pub mod backup;
 pub mod disputes;
 pub mod events;
+pub mod lock;
 pub mod notes;
 pub mod orders;
 pub mod params;
@@ -153,7 +155,8 @@ fn private_sqlite_files(db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sqlite_path(url: &str) -> Option<&str> {
+/// The file path of a `sqlite:` URL (`None` for PostgreSQL or an in-memory database).
+pub fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod admin_rules;
 mod backtest;
+mod backup;
 mod buyer_checks;
 mod card_data;
 mod catalog;
