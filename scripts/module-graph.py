@@ -30,7 +30,7 @@ LAYERS = [
     ["config", "secrets", "telemetry"],
     ["mail", "payments", "live_settings", "staff"],
     ["services"],
-    ["orders", "staff_digest"],
+    ["orders", "staff_digest", "retention"],
     ["workers"],
     ["web"],
     ["state"],

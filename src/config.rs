@@ -56,6 +56,7 @@ pub struct Settings {
     pub console: ConsoleSettings,
     pub metrics: MetricsSettings,
     pub notifications: NotificationSettings,
+    pub retention: RetentionSettings,
 }
 
 impl Default for Settings {
@@ -82,6 +83,7 @@ impl Default for Settings {
             console: ConsoleSettings::default(),
             metrics: MetricsSettings::default(),
             notifications: NotificationSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -652,6 +654,83 @@ impl NotificationSettings {
     }
 }
 
+/// How long records the shop does not need for its accounts are kept. Orders, payments,
+/// refunds, disputes, their events and the audit log are kept for good; this is about
+/// everything else that grows with traffic. Pruning runs as a job, in batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// How often the pruning job runs (once per period across all instances).
+    pub every_minutes: u64,
+    /// Rows per delete statement: each batch is its own short transaction.
+    pub batch_size: u32,
+    /// Jobs that finished successfully, this long after they finished (dead jobs are kept).
+    pub finished_jobs_days: u64,
+    /// Per-address counts of rate-limited requests (the `rate_limited` rule reads the last
+    /// hour, so at least 2).
+    pub rate_limit_hours: u64,
+    /// Staff sign-in throttle records (failed sign-ins per email and address), this long
+    /// after their last failure and any lock-out ended.
+    pub sign_in_records_days: u64,
+    /// Staff sessions, this long after they ended (timed out).
+    pub sessions_days: u64,
+    /// Staff setup and password-reset links, this long after they were used or expired.
+    pub staff_links_days: u64,
+    /// The bodies of emails, this long after they were sent (or given up on); who, what
+    /// kind and when are kept.
+    pub email_bodies_days: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            every_minutes: 60,
+            batch_size: 500,
+            finished_jobs_days: 30,
+            rate_limit_hours: 2,
+            sign_in_records_days: 1,
+            sessions_days: 1,
+            staff_links_days: 30,
+            email_bodies_days: 90,
+        }
+    }
+}
+
+impl RetentionSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1440).contains(&self.every_minutes) {
+            return Err(ConfigError::new(
+                "retention.every_minutes",
+                "must be 1 to 1440 (a day)",
+            ));
+        }
+        if !(1..=10_000).contains(&self.batch_size) {
+            return Err(ConfigError::new(
+                "retention.batch_size",
+                "must be 1 to 10000",
+            ));
+        }
+        if self.rate_limit_hours < 2 {
+            return Err(ConfigError::new(
+                "retention.rate_limit_hours",
+                "must be at least 2: the rate_limited risk rule reads the last hour",
+            ));
+        }
+        for (key, days) in [
+            ("retention.finished_jobs_days", self.finished_jobs_days),
+            ("retention.sign_in_records_days", self.sign_in_records_days),
+            ("retention.sessions_days", self.sessions_days),
+            ("retention.staff_links_days", self.staff_links_days),
+            ("retention.email_bodies_days", self.email_bodies_days),
+        ] {
+            if days == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Durations are turned into milliseconds and added to the clock at run time: anything beyond
 /// ten years is a typo, and refusing it keeps that arithmetic far from overflowing.
 const MAX_DURATION_MS: u64 = 10 * 366 * 24 * 3_600_000;
@@ -730,6 +809,36 @@ impl Settings {
                 "shop.default_delivery_minutes",
                 u64::from(self.shop.default_delivery_minutes),
                 60_000,
+            ),
+            (
+                "retention.finished_jobs_days",
+                self.retention.finished_jobs_days,
+                86_400_000,
+            ),
+            (
+                "retention.rate_limit_hours",
+                self.retention.rate_limit_hours,
+                3_600_000,
+            ),
+            (
+                "retention.sign_in_records_days",
+                self.retention.sign_in_records_days,
+                86_400_000,
+            ),
+            (
+                "retention.sessions_days",
+                self.retention.sessions_days,
+                86_400_000,
+            ),
+            (
+                "retention.staff_links_days",
+                self.retention.staff_links_days,
+                86_400_000,
+            ),
+            (
+                "retention.email_bodies_days",
+                self.retention.email_bodies_days,
+                86_400_000,
             ),
         ];
         for (key, value, unit_ms) in durations {
@@ -990,6 +1099,7 @@ impl Settings {
         self.risk.validate()?;
         self.console.validate()?;
         self.notifications.validate()?;
+        self.retention.validate()?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ pub mod live_settings;
 pub mod mail;
 pub mod orders;
 pub mod payments;
+pub mod retention;
 pub mod risk;
 pub mod secrets;
 pub mod services;

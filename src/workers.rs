@@ -20,6 +20,10 @@ pub fn spawn(state: Arc<Services>, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         state.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(crate::retention::schedule(
+        state.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(reload_live_settings(state, shutdown)));
     tasks
 }
@@ -137,6 +141,7 @@ async fn dispatch(state: &Services, job: &Job) -> Result<(), JobError> {
         Job::StaffDigest { staff_id, from } => {
             crate::staff_digest::run(state, staff_id, *from).await
         }
+        Job::PruneOldRecords { .. } => crate::retention::run(state).await,
     }
 }
 
@@ -182,7 +187,8 @@ async fn on_dead(
         Job::SendEmail { .. }
         | Job::SandboxWebhook { .. }
         | Job::SandboxSettle { .. }
-        | Job::StaffDigest { .. } => {}
+        | Job::StaffDigest { .. }
+        | Job::PruneOldRecords { .. } => {}
     }
     Ok(())
 }
@@ -241,10 +247,8 @@ async fn sweep(state: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
             Ok(n) => tracing::info!(expired = n, "expired unpaid orders"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
+        // Old records (rate-limit counts among them) are pruned by `retention`.
         if rounds.is_multiple_of(12) {
-            if let Err(e) = crate::db::rate_limits::prune(state.db.pool(), state.now_ms()).await {
-                tracing::warn!(error = %e, "rate-limit count sweep failed");
-            }
             match crate::mail::outbox::revive_dead_sends(state.db.pool(), state.now_ms()).await {
                 Ok(0) => {}
                 Ok(n) => {

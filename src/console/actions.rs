@@ -3,7 +3,7 @@
 //! someone else acted first, the agent gets a 409 page saying so and nothing changes.
 
 use super::form::ConsoleForm;
-use super::session::Staff;
+use super::session::{Admin, Staff};
 use super::ConsoleError;
 use crate::db::orders::{self, Order};
 use crate::orders::review::{self, Outcome};
@@ -183,4 +183,46 @@ pub async fn resend_email(
     let order = find(&state, &key).await?;
     let outcome = review::resend_email(&state, &order.id, &email_id, &current.actor()).await?;
     after(&order, &form.back, "email-resent", outcome)
+}
+
+#[derive(Deserialize)]
+pub struct EraseForm {
+    /// The box that says the request comes from this buyer.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Erases the personal data of the order's buyer (every order with its email): admins only,
+/// after ticking the confirmation.
+pub async fn erase(
+    state: web::Data<AppState>,
+    admin: Admin,
+    key: web::Path<String>,
+    form: ConsoleForm<EraseForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (Admin(current), ConsoleForm(form)) = (admin, form);
+    let order = find(&state, &key).await?;
+    if form.confirm != "yes" {
+        return Err(ConsoleError::BadRequest(
+            "Tick the box to confirm the request comes from this buyer. Nothing was erased.".into(),
+        ));
+    }
+    use crate::orders::erasure::{erase_buyer, Erased};
+    let done = match erase_buyer(&state, &order.id, &current.actor()).await? {
+        Erased::Orders(numbers) => {
+            tracing::info!(orders = numbers.len(), "erased a buyer's personal data");
+            "erased"
+        }
+        Erased::Already => "erased-already",
+        Erased::NotFound => return Err(ConsoleError::NotFound),
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!(
+                "/console/orders/{}?done={done}&order={}",
+                order.order_number, order.order_number
+            ),
+        ))
+        .finish())
 }

@@ -86,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/orders/{key}/fraud-warning-refund",
                 web::post().to(disputes::refund_after_warning),
             )
+            .route("/orders/{key}/erase", web::post().to(actions::erase))
             .route(
                 "/orders/{key}/resend-receipt",
                 web::post().to(actions::resend_receipt),

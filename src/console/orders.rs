@@ -218,6 +218,8 @@ struct OrderPage {
     disputes: Vec<super::disputes::DisputeLine>,
     /// An early fraud warning's fraud type, while a refund could still answer it.
     warning: Option<String>,
+    /// The buyer's personal data was erased (the erase form is not offered again).
+    erased: bool,
 }
 
 /// One of the order's emails as the console lists it.
@@ -230,6 +232,8 @@ struct EmailLine {
     /// "Sent …" or "Queued …" (with the attempts so far).
     state: String,
     sent: bool,
+    /// Its body was deleted (retention or erasure): listed, no longer resent.
+    body_deleted: bool,
 }
 
 pub async fn show(
@@ -260,6 +264,7 @@ pub async fn show(
                 None => format!("Queued — {} failed attempts so far", e.attempts),
             },
             sent: e.sent_at.is_some(),
+            body_deleted: e.body_deleted_at.is_some(),
             id: e.id,
         })
         .collect();
@@ -328,6 +333,7 @@ pub async fn show(
         others: views::other_orders(&state, &order).await?,
         disputes: super::disputes::lines(&state, &order).await?,
         warning: crate::orders::disputes::refund_proposed(&state, &order).await?,
+        erased: crate::db::erasure::is_erased(&order.email),
         order: OrderLine::of(&order),
     };
     Ok(render(StatusCode::OK, &page))

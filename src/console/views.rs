@@ -255,6 +255,8 @@ pub fn flash(done: Option<&str>, order: Option<&str>) -> Option<String> {
         "evidence" => format!("Evidence for the chargeback on {n} was submitted to the card issuer."),
         "evidence-already" => format!("Evidence for this chargeback on {n} was already submitted."),
         "warning-refunded" => format!("A full refund of {n} is on its way, ahead of a chargeback."),
+        "erased" => format!("The buyer's email address, IP addresses and messages were erased from {n} and every other order with that email. Amounts and states are kept."),
+        "erased-already" => format!("The buyer's personal data on {n} had been erased already."),
         _ => return None,
     })
 }

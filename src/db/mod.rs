@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod backup;
 pub mod disputes;
+pub mod erasure;
 pub mod events;
 pub mod lock;
 pub mod notes;
@@ -13,6 +14,7 @@ pub mod params;
 pub mod payments;
 pub mod rate_limits;
 pub mod refunds;
+pub mod retention;
 pub mod sign_in_throttle;
 pub mod staff;
 pub mod staff_digests;

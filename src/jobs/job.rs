@@ -42,6 +42,9 @@ pub enum Job {
     /// One staff member's notification digest for the period starting at `from`
     /// (`staff_digest`).
     StaffDigest { staff_id: String, from: i64 },
+    /// Prune old records for one period of `retention.every_minutes` (`retention`): the
+    /// period in the dedupe key makes it once per period across all instances.
+    PruneOldRecords { period: i64 },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -62,6 +65,7 @@ impl Job {
     pub const SANDBOX_WEBHOOK: &'static str = "sandbox_webhook";
     pub const SANDBOX_SETTLE: &'static str = "sandbox_settle";
     pub const STAFF_DIGEST: &'static str = "staff_digest";
+    pub const PRUNE_OLD_RECORDS: &'static str = "prune_old_records";
 
     /// The `kind` column: the serde tag of the variant.
     pub fn kind(&self) -> &'static str {
@@ -73,6 +77,7 @@ impl Job {
             Job::SandboxWebhook { .. } => Job::SANDBOX_WEBHOOK,
             Job::SandboxSettle { .. } => Job::SANDBOX_SETTLE,
             Job::StaffDigest { .. } => Job::STAFF_DIGEST,
+            Job::PruneOldRecords { .. } => Job::PRUNE_OLD_RECORDS,
         }
     }
 
@@ -85,7 +90,8 @@ impl Job {
             Job::SendEmail { .. }
             | Job::SandboxWebhook { .. }
             | Job::SandboxSettle { .. }
-            | Job::StaffDigest { .. } => None,
+            | Job::StaffDigest { .. }
+            | Job::PruneOldRecords { .. } => None,
         }
     }
 
@@ -147,6 +153,7 @@ mod tests {
                 staff_id: "st1".into(),
                 from: 1_700_000_000_000,
             },
+            Job::PruneOldRecords { period: 472_222 },
         ]
     }
 

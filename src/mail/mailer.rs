@@ -54,4 +54,10 @@ impl Mailer {
     pub async fn deliver(&self, email_id: &str, message: &Message) -> Result<(), SendError> {
         self.transport.send(email_id, message).await
     }
+
+    /// Removes what the transport kept of a sent email (the file outbox's `.eml`), when its
+    /// buyer's data is erased.
+    pub async fn forget(&self, email_id: &str) {
+        self.transport.forget(email_id).await
+    }
 }

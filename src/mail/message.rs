@@ -76,6 +76,7 @@ mod tests {
             created_at: 1_795_000_000_000,
             sent_at: None,
             attempts: 0,
+            body_deleted_at: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub struct StoredEmail {
     pub created_at: Millis,
     pub sent_at: Option<Millis>,
     pub attempts: i64,
+    /// When its body was deleted (by `retention`, or by erasing the buyer's data); such an
+    /// email is a record only and is never sent again.
+    pub body_deleted_at: Option<Millis>,
 }
 
 /// Renders `new` and writes it with its `send_email` job, inside the caller's transaction.
@@ -127,7 +130,7 @@ fn send_job_key(email_id: &str) -> String {
     format!("{}:{email_id}", Job::SEND_EMAIL)
 }
 
-const COLUMNS: &str = "id, order_id, kind, to_address, subject, text_body, html_body, message_id, created_at, sent_at, attempts";
+const COLUMNS: &str = "id, order_id, kind, to_address, subject, text_body, html_body, message_id, created_at, sent_at, attempts, body_deleted_at";
 
 fn from_row(r: &AnyRow) -> Result<StoredEmail, sqlx::Error> {
     Ok(StoredEmail {
@@ -142,6 +145,7 @@ fn from_row(r: &AnyRow) -> Result<StoredEmail, sqlx::Error> {
         created_at: col(r, "created_at")?,
         sent_at: col(r, "sent_at")?,
         attempts: col(r, "attempts")?,
+        body_deleted_at: col(r, "body_deleted_at")?,
     })
 }
 
@@ -166,14 +170,16 @@ pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<StoredEmail
 
 /// Sends an order's email again, the same row (same Message-ID, so mail clients thread it with
 /// the first): its sent mark cleared and a send job queued, in the caller's transaction.
-/// False when the order has no such email.
+/// False when the order has no such email, or its body has been deleted.
 pub async fn requeue(
     conn: &mut AnyConnection,
     order_id: &str,
     email_id: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
-    let changed = sqlx::query("UPDATE emails SET sent_at = NULL WHERE id = $1 AND order_id = $2")
+    let changed = sqlx::query(
+        "UPDATE emails SET sent_at = NULL WHERE id = $1 AND order_id = $2 AND body_deleted_at IS NULL",
+    )
         .bind(email_id)
         .bind(order_id)
         .execute(&mut *conn)
@@ -229,12 +235,15 @@ pub async fn record_failure(
     Ok(())
 }
 
-/// The order's receipt email (the `delivered` kind, one per order), if it was written.
+/// The order's receipt email (the `delivered` kind, one per order), if it was written and
+/// still has its body (else a new one is written).
 pub async fn receipt_of(
     conn: &mut AnyConnection,
     order_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered'")
+    let row = sqlx::query(
+        "SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered' AND body_deleted_at IS NULL",
+    )
         .bind(order_id)
         .fetch_optional(conn)
         .await?;

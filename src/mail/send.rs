@@ -39,6 +39,12 @@ pub async fn send(state: &Context<'_>, email_id: &str) -> Result<(), JobError> {
     if email.sent_at.is_some() {
         return Ok(());
     }
+    if email.body_deleted_at.is_some() || crate::db::erasure::is_erased(&email.to_address) {
+        // Marked given up, so nothing revives it.
+        let error = "the buyer's data or the email's body was deleted: nothing to send";
+        outbox::record_failure(pool, &email.id, error, true, state.now_ms()).await?;
+        return Err(JobError::Permanent(error.into()));
+    }
     let message = match prepare(state, email.clone()).await {
         Ok(m) => m,
         Err(Unprepared::Database(e)) => return Err(e.into()),

@@ -84,6 +84,18 @@ impl Transport {
         }
     }
 
+    /// Removes an email's outbox file, if it has one (a missing file is no error).
+    pub async fn forget(&self, email_id: &str) {
+        if let Transport::File { dir } = self {
+            let path = dir.join(format!("{email_id}.eml"));
+            if let Err(e) = tokio::fs::remove_file(&path).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(error = %e, path = %path.display(), "could not remove an outbox file");
+                }
+            }
+        }
+    }
+
     /// Delivers one message. `email_id` names the outbox file.
     pub async fn send(&self, email_id: &str, message: &Message) -> Result<(), SendError> {
         match self {

@@ -3,6 +3,7 @@
 
 pub mod checkout;
 pub mod disputes;
+pub mod erasure;
 pub mod expiry;
 pub mod fulfillment;
 pub mod notify;

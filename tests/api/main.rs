@@ -24,6 +24,7 @@ mod payment_methods;
 mod payments;
 mod process;
 mod refunds;
+mod retention;
 mod risk;
 mod screening;
 mod staff_security;
