@@ -245,7 +245,7 @@ pub async fn show(
         events::for_order(pool, &order.id),
         payments::for_order(pool, &order.id),
         notes::for_order(pool, &order.id),
-        crate::mail::outbox::for_order(pool, &order.id),
+        crate::db::emails::for_order(pool, &order.id),
     )?;
     let emails = emails
         .into_iter()

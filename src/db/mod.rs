@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod disputes;
+pub mod emails;
 pub mod events;
 pub mod notes;
 pub mod orders;
@@ -16,6 +17,7 @@ pub mod staff;
 pub mod staff_digests;
 pub mod staff_sessions;
 pub mod support;
+pub mod webhook_events;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};

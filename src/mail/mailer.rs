@@ -2,7 +2,7 @@
 //! address stops the shop with the key that holds it.
 
 use super::message::{self, MessageError};
-use super::outbox::StoredEmail;
+use crate::db::emails::StoredEmail;
 use super::transport::{SendError, Transport};
 use crate::config::{parse_mailbox, ConfigError, Settings};
 use lettre::message::Mailbox;

@@ -2,7 +2,7 @@
 //! comes from the row (rendered once) and the configured sender, so building it twice gives
 //! the same bytes: same Date, same Message-ID, same multipart boundary.
 
-use super::outbox::StoredEmail;
+use crate::db::emails::StoredEmail;
 use super::render::header_text;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};

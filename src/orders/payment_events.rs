@@ -3,7 +3,7 @@
 //! and an order moves `awaiting_payment → paid` exactly once.
 
 use crate::db::payments::PaymentRecord;
-use crate::db::{events, orders, payments};
+use crate::db::{events, orders, payments, webhook_events};
 use crate::domain::OrderStatus;
 use crate::payments::{EventKind, ProviderEvent};
 use crate::services::Services;
@@ -87,19 +87,15 @@ pub async fn apply(
             .unwrap_or_default(),
         _ => d.order_reference.clone(),
     };
-    let first_time = sqlx::query(
-        "INSERT INTO webhook_events (provider, event_id, event_type, order_id, received_at, outcome)
-         VALUES ($1, $2, $3, $4, $5, 'processing') ON CONFLICT DO NOTHING",
+    let first_time = webhook_events::claim(
+        &mut tx,
+        provider,
+        &event.id,
+        event.kind.as_str(),
+        &order_id,
+        now,
     )
-    .bind(provider)
-    .bind(&event.id)
-    .bind(event.kind.as_str())
-    .bind(&order_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    .await?;
     if !first_time {
         tx.rollback().await?;
         return Ok(Applied::Replay);
@@ -220,12 +216,7 @@ pub async fn apply(
             }
         }
     };
-    sqlx::query("UPDATE webhook_events SET outcome = $1 WHERE provider = $2 AND event_id = $3")
-        .bind(outcome.as_str())
-        .bind(provider)
-        .bind(&event.id)
-        .execute(&mut *tx)
-        .await?;
+    webhook_events::set_outcome(&mut tx, provider, &event.id, outcome.as_str()).await?;
     tx.commit().await?;
     state.jobs_ready.notify_one();
     if outcome == Applied::PaymentFailed {

@@ -485,14 +485,7 @@ pub async fn on_provider_event(
             .await?;
         }
     }
-    sqlx::query(
-        "UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3",
-    )
-    .bind(d.amount_minor)
-    .bind(now)
-    .bind(&order.id)
-    .execute(&mut **tx)
-    .await?;
+    orders::add_refunded(tx, &order.id, d.amount_minor, now).await?;
     events::record(
         tx,
         &order.id,

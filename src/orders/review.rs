@@ -264,9 +264,9 @@ pub async fn resend_receipt(
     .await?;
     // The receipt row is unique per order: send that same email again (same Message-ID, so
     // mail clients thread it with the first) by clearing its sent mark and queueing a send.
-    match crate::mail::outbox::receipt_of(&mut tx, order_id).await? {
+    match crate::db::emails::receipt_of(&mut tx, order_id).await? {
         Some(email_id) => {
-            crate::mail::outbox::mark_unsent(&mut tx, &email_id).await?;
+            crate::db::emails::mark_unsent(&mut tx, &email_id).await?;
             let job = crate::jobs::NewJob {
                 job: crate::jobs::Job::SendEmail { email_id },
                 dedupe_key: None,
