@@ -95,8 +95,14 @@ pub async fn last_succeeded_method(
     .bind(order_id)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| Ok((col(&r, "method")?, col(&r, "card_brand")?, col(&r, "card_last4")?)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            col(&r, "method")?,
+            col(&r, "card_brand")?,
+            col(&r, "card_last4")?,
+        ))
+    })
+    .transpose()
 }
 
 /// The distinct card fingerprints of an order's payments.

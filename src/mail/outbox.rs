@@ -133,5 +133,12 @@ pub async fn requeue(
 /// queue's backoff delays an email but never drops it. Returns how many were revived.
 pub async fn revive_dead_sends(pool: &AnyPool, now: Millis) -> Result<u64, sqlx::Error> {
     let key_prefix = format!("{}:", Job::SEND_EMAIL);
-    emails::revive_dead_sends(pool, Job::SEND_EMAIL, &key_prefix, now - REVIVE_AFTER_MS, now).await
+    emails::revive_dead_sends(
+        pool,
+        Job::SEND_EMAIL,
+        &key_prefix,
+        now - REVIVE_AFTER_MS,
+        now,
+    )
+    .await
 }

@@ -3,10 +3,10 @@
 //! (and, with the file transport, overwrites the same file).
 
 use super::kinds::ORDER_LINK_SLOT;
-use crate::db::emails::{self, StoredEmail};
 use super::Mailer;
 use crate::clock::SharedClock;
 use crate::config::Secret;
+use crate::db::emails::{self, StoredEmail};
 use crate::db::Db;
 use crate::domain::order_token as tokens;
 use crate::jobs::JobError;

@@ -240,10 +240,12 @@ fn amount_with_fee(order: &Order) -> String {
 /// How the order was paid, as the order page says it. Read in the caller's transaction, which
 /// may have just recorded the payment.
 async fn paid_with(conn: &mut AnyConnection, order: &Order) -> Result<String, sqlx::Error> {
-    Ok(match payments::last_succeeded_method(conn, &order.id).await? {
-        Some((method, brand, last4)) => {
-            method_summary(&method, brand.as_deref(), last4.as_deref())
-        }
-        None => order.payment_method.label().to_owned(),
-    })
+    Ok(
+        match payments::last_succeeded_method(conn, &order.id).await? {
+            Some((method, brand, last4)) => {
+                method_summary(&method, brand.as_deref(), last4.as_deref())
+            }
+            None => order.payment_method.label().to_owned(),
+        },
+    )
 }
