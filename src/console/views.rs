@@ -200,7 +200,7 @@ pub async fn assessments(
     services: &Services,
     order_id: &str,
 ) -> Result<Vec<RiskView>, sqlx::Error> {
-    let stored = crate::risk::for_order(services.db.pool(), order_id).await?;
+    let stored = crate::db::risk_assessments::for_order(services.db.pool(), order_id).await?;
     Ok(stored
         .into_iter()
         .map(|r| {

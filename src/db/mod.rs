@@ -13,11 +13,15 @@ pub mod params;
 pub mod payments;
 pub mod rate_limits;
 pub mod refunds;
+pub mod risk_assessments;
+pub mod risk_counts;
+pub mod risk_lists;
 pub mod sign_in_throttle;
 pub mod staff;
 pub mod staff_digests;
 pub mod staff_sessions;
 pub mod support;
+pub mod surge;
 pub mod webhook_events;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -5,10 +5,11 @@
 //! lets exactly one through; the other gets `Outcome::AlreadyMoved` and nothing happens.
 
 use crate::db::orders::{self, Order};
+use crate::db::risk_lists::{self as lists, NewEntry};
 use crate::db::{audit, events, notes, Tx};
+use crate::domain::risk_list::{List, ListKind};
 use crate::domain::OrderStatus;
 use crate::orders::screening;
-use crate::risk::lists::{self, List, ListKind, NewEntry};
 use crate::services::Services;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

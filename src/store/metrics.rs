@@ -58,7 +58,7 @@ async fn render(state: &AppState) -> Result<String, sqlx::Error> {
             "coinfront_jobs{{kind=\"{kind}\",status=\"{status}\"}} {n}"
         );
     }
-    let surges = crate::risk::surge::count(pool).await?;
+    let surges = crate::db::surge::count(pool).await?;
     out.push_str(
         "# HELP coinfront_screening_surges_total Times a surge of failed payments tightened the screening.\n",
     );

@@ -1,7 +1,8 @@
 //! Fraud screening scenarios over real HTTP.
 
 use crate::helpers::{spawn_app, spawn_app_with, Checkout};
-use coinfront::risk::lists::{self, List, ListKind, NewEntry};
+use coinfront::db::risk_lists::{self as lists, NewEntry};
+use coinfront::domain::risk_list::{List, ListKind};
 use sqlx::Row;
 
 /// Luhn-valid test cards that all decline and all differ: ...0002 with a varying middle.

@@ -9,7 +9,8 @@ use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
 use crate::clock::{format_utc, Millis};
 use crate::db::audit;
-use crate::risk::lists::{self, Entry, EntryFilter, List, ListKind, NewEntry};
+use crate::db::risk_lists::{self as lists, Entry, EntryFilter, NewEntry};
+use crate::domain::risk_list::{self, List, ListKind};
 use crate::state::AppState;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
@@ -324,7 +325,7 @@ type Checked = (List, ListKind, String, String, Option<Millis>);
 fn check(form: &AddForm, now: Millis) -> Result<Checked, String> {
     let list = List::parse(&form.list).ok_or("Choose the block list or the allow list.")?;
     let kind = ListKind::parse(&form.kind).ok_or("Choose what kind of value to list.")?;
-    let value = lists::parse_value(kind, &form.value)?;
+    let value = risk_list::parse_value(kind, &form.value)?;
     let reason = clean(&form.reason, MAX_REASON);
     if reason.is_empty() {
         return Err(
