@@ -16,6 +16,7 @@ pub mod refunds;
 pub mod risk_assessments;
 pub mod risk_counts;
 pub mod risk_lists;
+pub mod sandbox_payments;
 pub mod sandbox_supplier;
 pub mod sign_in_throttle;
 pub mod staff;
