@@ -207,14 +207,12 @@ pub async fn gave_up(
     if state.settings.fulfillment.auto_refund_on_failure {
         screening::queue_full_refund(tx, &order.id, "Coins could not be delivered", now).await?;
     } else {
-        events::record(
+        events::note(
             tx,
             &order.id,
             now,
             "system",
             "needs_attention",
-            None,
-            None,
             "Automatic refund is off: waiting for support",
         )
         .await?;

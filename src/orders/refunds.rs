@@ -87,14 +87,12 @@ async fn reserve(
             "Refund of {amount} asked from the payment provider (by {})",
             refund.created_by
         );
-        events::record(
+        events::note(
             tx,
             &order.id,
             now,
             &refund.created_by,
             "refund_requested",
-            None,
-            None,
             &detail,
         )
         .await?;
@@ -154,14 +152,12 @@ async fn settle_failed(
         return Ok(());
     }
     let amount = Money::from_minor(refund.amount_minor, order.amount.currency());
-    events::record(
+    events::note(
         tx,
         &order.id,
         now,
         "provider",
         "refund_failed",
-        None,
-        None,
         &format!("Refund of {amount} failed: {failure}"),
     )
     .await?;
@@ -207,17 +203,7 @@ pub async fn request(
             Err(e) => return Err(e),
         }
         let detail = format!("Refund requested: {}", rows::reason_label(reason));
-        events::record(
-            &mut tx,
-            &order.id,
-            now,
-            "buyer",
-            "refund_request",
-            None,
-            None,
-            &detail,
-        )
-        .await?;
+        events::note(&mut tx, &order.id, now, "buyer", "refund_request", &detail).await?;
         crate::orders::notify::refund_requested(state, &mut tx, order, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -348,14 +334,12 @@ pub async fn deny(
     {
         return Err(RefundError::AlreadyDecided);
     }
-    events::record(
+    events::note(
         &mut tx,
         &order.id,
         now,
         staff,
         "refund_denied",
-        None,
-        None,
         &format!("Refund request denied: {message}"),
     )
     .await?;
@@ -452,14 +436,12 @@ pub async fn on_provider_event(
         match ours {
             Some(refund) => settle_failed(tx, order, &refund, &why, now).await?,
             None => {
-                events::record(
+                events::note(
                     tx,
                     &order.id,
                     now,
                     "provider",
                     "refund_failed",
-                    None,
-                    None,
                     &format!("Refund of {amount} failed: {why}"),
                 )
                 .await?
@@ -486,14 +468,12 @@ pub async fn on_provider_event(
         }
     }
     orders::add_refunded(tx, &order.id, d.amount_minor, now).await?;
-    events::record(
+    events::note(
         tx,
         &order.id,
         now,
         "provider",
         "refund_succeeded",
-        None,
-        None,
         &format!("Refunded {amount}"),
     )
     .await?;

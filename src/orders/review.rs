@@ -162,14 +162,12 @@ pub async fn block_buyer_because(
         }
         listed.push(kind.describe());
     }
-    events::record(
+    events::note(
         tx,
         &order.id,
         now,
         actor,
         "block_listed",
-        None,
-        None,
         &format!("Block-listed the buyer's {}", listed.join(", ")),
     )
     .await
@@ -243,14 +241,12 @@ pub async fn resend_receipt(
             status: order.status,
         });
     }
-    events::record(
+    events::note(
         &mut tx,
         order_id,
         now,
         actor,
         "receipt_resent",
-        None,
-        None,
         &format!("Receipt sent again to {}", order.email),
     )
     .await?;
@@ -296,14 +292,12 @@ pub async fn resend_email(
         tx.rollback().await?;
         return Ok(Outcome::NotFound);
     }
-    events::record(
+    events::note(
         &mut tx,
         order_id,
         now,
         actor,
         "email_resent",
-        None,
-        None,
         &format!("Email {email_id} queued to be sent again"),
     )
     .await?;
@@ -341,17 +335,7 @@ pub async fn add_note(
     } else {
         format!("Note: {short}")
     };
-    events::record(
-        &mut tx,
-        order_id,
-        now,
-        actor,
-        "note_added",
-        None,
-        None,
-        &detail,
-    )
-    .await?;
+    events::note(&mut tx, order_id, now, actor, "note_added", &detail).await?;
     audit::order_action(&mut tx, actor, "note_added", order_id, &detail, now).await?;
     tx.commit().await?;
     Ok(Outcome::Done)
