@@ -130,11 +130,59 @@ pub async fn submit(
     if form.check_price.is_some() {
         return Ok(price_check(&state, live, &csrf.0, form));
     }
+    let values = CheckoutValues {
+        package: form.package.clone(),
+        coins: form.coins.clone(),
+        tiktok_username: form.tiktok_username.clone(),
+        email: form.email.clone(),
+        payment_method: form.payment_method.clone(),
+        age_confirmed: form.age_confirmed.is_some(),
+    };
+    let form_again = |currency: Option<Currency>, errors: FieldErrors| {
+        let currency = currency.unwrap_or(live.catalog.base_currency());
+        let page = CatalogPage::new(&state, live.clone(), &csrf.0, currency, values, errors);
+        render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+    };
+    let checked = match parse_form(&state, &live.catalog, &form) {
+        Ok(checked) => checked,
+        Err((currency, errors)) => return Ok(form_again(currency, errors)),
+    };
+    state.enforce(Action::AccountLookup, ip).await?;
+    let account = match find_account(&state, &checked.username).await {
+        Ok(account) => account,
+        Err(message) => {
+            let errors = FieldErrors {
+                tiktok_username: Some(message),
+                ..FieldErrors::default()
+            };
+            return Ok(form_again(Some(checked.currency), errors));
+        }
+    };
+    let page = confirm_page(&state, &live.catalog, &csrf.0, &checked, account)?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The checkout form with every field valid.
+struct Checked {
+    currency: Currency,
+    coins: Coins,
+    username: TikTokUsername,
+    email: BuyerEmail,
+    method: PaymentMethod,
+}
+
+/// Parses every field, or says what is wrong at each (with the currency, when that one was
+/// valid, to show the form again in).
+fn parse_form(
+    state: &AppState,
+    catalog: &crate::domain::Catalog,
+    form: &CheckoutForm,
+) -> Result<Checked, (Option<Currency>, FieldErrors)> {
     let mut errors = FieldErrors::default();
-    let currency = chosen_currency(&live.catalog, Some(&form.currency))
+    let currency = chosen_currency(catalog, Some(&form.currency))
         .map_err(|e| errors.currency = Some(e))
         .ok();
-    let coins = parse_amount(&live.catalog, &form.package, &form.coins)
+    let coins = parse_amount(catalog, &form.package, &form.coins)
         .map_err(|e| errors.amount = Some(e))
         .ok();
     let username = TikTokUsername::parse(&form.tiktok_username)
@@ -146,7 +194,7 @@ pub async fn submit(
     let offered = state
         .settings
         .payments
-        .methods_for(currency.unwrap_or(live.catalog.base_currency()));
+        .methods_for(currency.unwrap_or(catalog.base_currency()));
     let method = form
         .payment_method
         .parse::<PaymentMethod>()
@@ -158,88 +206,89 @@ pub async fn submit(
         })
         .map_err(|e| errors.payment_method = Some(e))
         .ok();
-    let min_age = state.settings.shop.min_age;
-    let age_confirmed = form.age_confirmed.is_some();
-    if !age_confirmed {
+    if form.age_confirmed.is_none() {
         errors.age = Some(format!(
-            "Please confirm you are {min_age} or older. TikTok coins are for adults: the law and TikTok's own terms require it, and we record your confirmation with the order."
+            "Please confirm you are {} or older. TikTok coins are for adults: the law and TikTok's own terms require it, and we record your confirmation with the order.",
+            state.settings.shop.min_age
         ));
     }
-    let values = CheckoutValues {
-        package: form.package.clone(),
-        coins: form.coins.clone(),
-        tiktok_username: form.tiktok_username.clone(),
-        email: form.email.clone(),
-        payment_method: form.payment_method.clone(),
-        age_confirmed,
-    };
-    let form_again = |errors: FieldErrors| {
-        let page = CatalogPage::new(
-            &state,
-            live.clone(),
-            &csrf.0,
-            currency.unwrap_or(live.catalog.base_currency()),
-            values.clone(),
-            errors,
-        );
-        render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-    };
-    let (Some(currency), Some(coins), Some(username), Some(email), Some(method), true) =
-        (currency, coins, username, email, method, age_confirmed)
-    else {
-        return Ok(form_again(errors));
-    };
-    state.enforce(Action::AccountLookup, ip).await?;
-    let account = match lookup(&state, &username).await {
-        Ok(Some(account)) => account,
-        Ok(None) => {
-            errors.tiktok_username = Some(format!(
-                "We could not find a TikTok account called {username}. Check the spelling — it is the name after the @ on the profile."
-            ));
-            return Ok(form_again(errors));
+    match (
+        currency,
+        coins,
+        username,
+        email,
+        method,
+        form.age_confirmed.is_some(),
+    ) {
+        (Some(currency), Some(coins), Some(username), Some(email), Some(method), true) => {
+            Ok(Checked {
+                currency,
+                coins,
+                username,
+                email,
+                method,
+            })
         }
+        _ => Err((currency, errors)),
+    }
+}
+
+/// The TikTok account the coins go to, or what to tell the buyer at the username field.
+async fn find_account(
+    state: &AppState,
+    username: &TikTokUsername,
+) -> Result<TikTokAccount, String> {
+    match lookup(state, username).await {
+        Ok(Some(account)) => Ok(account),
+        Ok(None) => Err(format!(
+            "We could not find a TikTok account called {username}. Check the spelling — it is the name after the @ on the profile."
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "account look-up failed");
-            errors.tiktok_username =
-                Some("We could not reach TikTok to check this account just now. Please try again in a moment.".into());
-            return Ok(form_again(errors));
+            Err("We could not reach TikTok to check this account just now. Please try again in a moment.".into())
         }
-    };
-    let price = live
-        .catalog
-        .quote(coins, currency)
-        .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
-    let charge = charge_for(&state, &live.catalog, &price, method)
-        .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
+    }
+}
+
+/// The confirm page: the charge, and the sealed quote that `confirm` will order from.
+fn confirm_page(
+    state: &AppState,
+    catalog: &crate::domain::Catalog,
+    csrf: &str,
+    c: &Checked,
+    account: TikTokAccount,
+) -> Result<ConfirmPage, AppError> {
+    let unpriceable = || AppError::BadRequest("That amount cannot be priced.".into());
+    let price = catalog.quote(c.coins, c.currency).ok_or_else(unpriceable)?;
+    let charge = charge_for(state, catalog, &price, c.method).ok_or_else(unpriceable)?;
     let q = Quote {
         idempotency_key: ids::new_secret_token(),
-        session: quote::session_binding(&csrf.0),
-        coins: coins.get(),
-        currency: currency.code().into(),
-        tiktok_username: username.as_str().into(),
+        session: quote::session_binding(csrf),
+        coins: c.coins.get(),
+        currency: c.currency.code().into(),
+        tiktok_username: c.username.as_str().into(),
         account_id: account.account_id.clone(),
         display_name: account.display_name.clone(),
-        email: email.as_str().into(),
-        payment_method: method.as_str().into(),
-        min_age,
+        email: c.email.as_str().into(),
+        payment_method: c.method.as_str().into(),
+        min_age: state.settings.shop.min_age,
         total_minor: charge.total.minor(),
         issued_at: state.now_ms(),
     };
-    let page = ConfirmPage {
-        meta: state.meta("Check and pay", &csrf.0),
+    Ok(ConfirmPage {
+        meta: state.meta("Check and pay", csrf),
         quote: quote::seal(&state.secrets.cookie_key, &q),
         account,
-        coins: coins.to_string(),
+        coins: c.coins.to_string(),
         subtotal: price.total.to_string(),
         fee: (charge.fee.minor() > 0).then(|| charge.fee.to_string()),
         total: charge.total.to_string(),
         total_minor: charge.total.minor(),
-        currency: currency.code().into(),
-        per_coin: charge.per_coin_text(coins),
-        method: method.label().into(),
-        email: email.as_str().into(),
-    };
-    Ok(render(StatusCode::OK, &page))
+        currency: c.currency.code().into(),
+        per_coin: charge.per_coin_text(c.coins),
+        method: c.method.label().into(),
+        email: c.email.as_str().into(),
+    })
 }
 
 /// "Check price" at the custom amount: the form again with that amount priced (or its error at
