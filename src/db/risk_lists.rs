@@ -9,6 +9,7 @@ use crate::domain::risk_list::{normalise, List, ListHit, ListKind};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
 
+#[derive(Debug, Clone)]
 pub struct NewEntry<'a> {
     pub list: List,
     pub kind: ListKind,

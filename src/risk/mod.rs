@@ -4,6 +4,7 @@
 
 pub mod backtest;
 pub mod disposable;
+pub mod lists;
 pub mod rules;
 pub mod settings;
 pub mod signals;
