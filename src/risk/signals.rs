@@ -4,8 +4,7 @@
 
 use crate::clock::Millis;
 use crate::db::orders::Order;
-use crate::db::risk_lists as lists;
-use crate::db::{risk_counts, Db};
+use crate::db::{risk_counts, risk_lists, Db};
 use crate::domain::risk_list::ListHit;
 use crate::domain::Catalog;
 use rust_decimal::Decimal;
@@ -148,9 +147,21 @@ pub async fn gather(
         prior_paid_cap: PRIOR_PAID_CAP,
     };
     let c = risk_counts::counts(&mut conn, &keys, now).await?;
-    let list_hits = lists::matches_order(&mut conn, order, now).await?;
+    let list_hits = risk_lists::matches_order(&mut conn, order, now).await?;
     let surge = super::surge::matches_order(&mut conn, order, now).await?;
+    Ok(assemble(catalog, order, &c, list_hits, surge, now))
+}
 
+/// The signals from what was read: the counts, list hits and surge match, with what the
+/// order itself says (its price per coin, a price mismatch, a disposable email domain).
+fn assemble(
+    catalog: &Catalog,
+    order: &Order,
+    c: &risk_counts::Counts,
+    list_hits: Vec<ListHit>,
+    surge: Option<SurgeMatch>,
+    now: Millis,
+) -> Signals {
     let base_total = catalog.to_base(order.amount).unwrap_or_default();
     let price_per_coin = base_total / Decimal::from(order.coins.get().max(1));
     let price_mismatch = order
@@ -165,7 +176,7 @@ pub async fn gather(
         .into_iter()
         .max()
         .unwrap_or(0);
-    Ok(Signals {
+    Signals {
         coins: order.coins.get(),
         amount_base_minor: order.base_amount_minor,
         price_per_coin: price_per_coin.round_dp(8),
@@ -218,5 +229,5 @@ pub async fn gather(
         rate_limited_1h: c.limited,
         surge,
         list_hits,
-    })
+    }
 }
