@@ -64,13 +64,18 @@ pub enum Started {
 /// What may still be refunded: paid, minus refunded, minus refunds under way.
 pub async fn refundable(tx: &mut Tx, order: &Order) -> Result<Money, sqlx::Error> {
     let pending = rows::pending_minor(tx, &order.id).await?;
+    Ok(left_to_refund(order, pending))
+}
+
+/// Paid, minus refunded, minus `pending_minor` asked for and not yet settled; never below zero.
+pub fn left_to_refund(order: &Order, pending_minor: i64) -> Money {
     let left = order
         .amount
         .minor()
         .saturating_sub(order.refunded_minor)
-        .saturating_sub(pending)
+        .saturating_sub(pending_minor)
         .max(0);
-    Ok(Money::from_minor(left, order.amount.currency()))
+    Money::from_minor(left, order.amount.currency())
 }
 
 /// Writes the pending refund inside the caller's transaction, after checking the amount.
