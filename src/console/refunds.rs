@@ -111,11 +111,7 @@ async fn card(state: &AppState, r: &RefundRequest) -> Result<Option<RequestCard>
         paid: order.amount.to_string(),
         refunded: Money::from_minor(order.refunded_minor, currency).to_string(),
         refundable: left.to_string(),
-        currency_hint: format!(
-            "in {} (e.g. {})",
-            currency.code(),
-            left.to_major()
-        ),
+        currency_hint: format!("in {} (e.g. {})", currency.code(), left.to_major()),
         earlier,
         risk: views::assessments(state, &order.id)
             .await?

@@ -31,6 +31,47 @@ async fn current_status(tx: &mut Tx, order_id: &str) -> Result<Outcome, sqlx::Er
     })
 }
 
+/// A decision's start: `in_review → to` in a new transaction, which the caller goes on with;
+/// or, when the order was not held (someone else decided first), what it is now.
+enum Decided {
+    Moved(Tx),
+    Not(Outcome),
+}
+
+async fn leave_review(
+    state: &Services,
+    order_id: &str,
+    to: OrderStatus,
+    actor: &str,
+    detail: &str,
+    now: i64,
+) -> Result<Decided, sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    let from = OrderStatus::InReview;
+    if orders::transition(&mut tx, order_id, from, to, actor, detail, now).await? {
+        return Ok(Decided::Moved(tx));
+    }
+    let outcome = current_status(&mut tx, order_id).await?;
+    tx.rollback().await?;
+    Ok(Decided::Not(outcome))
+}
+
+/// A decision's end: the agent's action in the audit log, committed, the workers woken.
+async fn done(
+    state: &Services,
+    mut tx: Tx,
+    actor: &str,
+    action: &str,
+    order_id: &str,
+    detail: &str,
+    now: i64,
+) -> Result<Outcome, sqlx::Error> {
+    audit::order_action(&mut tx, actor, action, order_id, detail, now).await?;
+    tx.commit().await?;
+    state.jobs_ready.notify_one();
+    Ok(Outcome::Done)
+}
+
 /// `in_review → queued`, with its fulfillment job.
 pub async fn approve(
     state: &Services,
@@ -44,27 +85,13 @@ pub async fn approve(
     } else {
         format!("Approved after review: {note}")
     };
-    let mut tx = state.db.begin().await?;
-    if !orders::transition(
-        &mut tx,
-        order_id,
-        OrderStatus::InReview,
-        OrderStatus::Queued,
-        actor,
-        &detail,
-        now,
-    )
-    .await?
-    {
-        let outcome = current_status(&mut tx, order_id).await?;
-        tx.rollback().await?;
-        return Ok(outcome);
-    }
+    let mut tx =
+        match leave_review(state, order_id, OrderStatus::Queued, actor, &detail, now).await? {
+            Decided::Moved(tx) => tx,
+            Decided::Not(outcome) => return Ok(outcome),
+        };
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
-    audit::order_action(&mut tx, actor, "order_approved", order_id, &detail, now).await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    done(state, tx, actor, "order_approved", order_id, &detail, now).await
 }
 
 /// `in_review → rejected` and a full refund (one per order, whatever happens; the refund job
@@ -83,22 +110,11 @@ pub async fn reject(
         (false, true) => "Rejected after review".to_owned(),
         (false, false) => format!("Rejected after review: {reason}"),
     };
-    let mut tx = state.db.begin().await?;
-    if !orders::transition(
-        &mut tx,
-        order_id,
-        OrderStatus::InReview,
-        OrderStatus::Rejected,
-        actor,
-        &detail,
-        now,
-    )
-    .await?
-    {
-        let outcome = current_status(&mut tx, order_id).await?;
-        tx.rollback().await?;
-        return Ok(outcome);
-    }
+    let to = OrderStatus::Rejected;
+    let mut tx = match leave_review(state, order_id, to, actor, &detail, now).await? {
+        Decided::Moved(tx) => tx,
+        Decided::Not(outcome) => return Ok(outcome),
+    };
     screening::queue_full_refund(&mut tx, order_id, &detail, now).await?;
     if fraud {
         if let Some(order) = orders::by_id_in(&mut tx, order_id).await? {
@@ -110,10 +126,7 @@ pub async fn reject(
     } else {
         "order_rejected"
     };
-    audit::order_action(&mut tx, actor, action, order_id, &detail, now).await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    done(state, tx, actor, action, order_id, &detail, now).await
 }
 
 async fn block_buyer(
@@ -209,18 +222,8 @@ pub async fn retry_fulfillment(
         });
     }
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
-    audit::order_action(
-        &mut tx,
-        actor,
-        "delivery_retried",
-        order_id,
-        "Delivery retried by support",
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    let detail = "Delivery retried by support";
+    done(state, tx, actor, "delivery_retried", order_id, detail, now).await
 }
 
 /// Sends the receipt of a delivered order again.
@@ -250,15 +253,6 @@ pub async fn resend_receipt(
         &format!("Receipt sent again to {}", order.email),
     )
     .await?;
-    audit::order_action(
-        &mut tx,
-        actor,
-        "receipt_resent",
-        order_id,
-        "Receipt sent again",
-        now,
-    )
-    .await?;
     // The receipt row is unique per order: send that same email again (same Message-ID, so
     // mail clients thread it with the first) by clearing its sent mark and queueing a send.
     match crate::db::emails::receipt_of(&mut tx, order_id).await? {
@@ -273,9 +267,16 @@ pub async fn resend_receipt(
         }
         None => crate::orders::notify::delivered(state, &mut tx, &order, now).await?,
     }
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    done(
+        state,
+        tx,
+        actor,
+        "receipt_resent",
+        order_id,
+        "Receipt sent again",
+        now,
+    )
+    .await
 }
 
 /// Sends one of the order's emails again (any kind, sent or still queued), with an event in
@@ -292,27 +293,9 @@ pub async fn resend_email(
         tx.rollback().await?;
         return Ok(Outcome::NotFound);
     }
-    events::note(
-        &mut tx,
-        order_id,
-        now,
-        actor,
-        "email_resent",
-        &format!("Email {email_id} queued to be sent again"),
-    )
-    .await?;
-    audit::order_action(
-        &mut tx,
-        actor,
-        "email_resent",
-        order_id,
-        &format!("Email {email_id} queued to be sent again"),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    let detail = format!("Email {email_id} queued to be sent again");
+    events::note(&mut tx, order_id, now, actor, "email_resent", &detail).await?;
+    done(state, tx, actor, "email_resent", order_id, &detail, now).await
 }
 
 /// An internal note, also in the order's timeline.
@@ -336,7 +319,5 @@ pub async fn add_note(
         format!("Note: {short}")
     };
     events::note(&mut tx, order_id, now, actor, "note_added", &detail).await?;
-    audit::order_action(&mut tx, actor, "note_added", order_id, &detail, now).await?;
-    tx.commit().await?;
-    Ok(Outcome::Done)
+    done(state, tx, actor, "note_added", order_id, &detail, now).await
 }
