@@ -16,7 +16,7 @@ use crate::config::Secret;
 use crate::db::audit;
 use crate::db::staff;
 use crate::db::staff_sessions::Stage;
-use crate::staff::password::{self, HashParams, PolicyError};
+use crate::staff::password::{self, HashParams};
 use crate::staff::seed_box;
 use crate::staff::totp;
 use crate::state::AppState;
@@ -116,10 +116,8 @@ pub async fn change_password(
     if !verified.ok {
         return bad("Your current password is not right, so nothing was changed.".into()).await;
     }
-    if form.new_password.expose() != form.confirm_password.expose() {
-        return bad(PolicyError::Mismatch.to_string()).await;
-    }
-    if let Err(e) = password::check_policy(form.new_password.expose(), &current.staff.email) {
+    let (new, again) = (form.new_password.expose(), form.confirm_password.expose());
+    if let Err(e) = password::check_new(new, again, &current.staff.email) {
         return bad(e.to_string()).await;
     }
     let hash = password::hash(form.new_password, params).await?;
