@@ -6,7 +6,8 @@
 //! - `moved_…`: every look-up returns a new account id (the username changed hands).
 //! - `broken_…`: every credit fails (to exercise the last retry and the automatic refund).
 //!
-//! A ledger keyed by order id makes a repeated credit a no-op that returns the first receipt.
+//! A ledger keyed by order id (`db::sandbox_supplier`) makes a repeated credit a no-op that
+//! returns the first receipt.
 
 use super::{CreditReceipt, Supplier, SupplierError, TikTokAccount};
 use crate::clock::SharedClock;

@@ -1,6 +1,7 @@
 //! The sandbox payment provider: behaves like a real hosted checkout, in TEST MODE. It keeps
-//! its own records (sessions, refunds), decides each attempt on its hosted payment page (the
-//! page's routes are `store::sandbox_page`), and tells the shop what happened only through
+//! its own records (sessions, refunds, gift cards, crypto quotes: `db::sandbox_payments`),
+//! decides each attempt on its hosted payment page (the page's routes are
+//! `store::sandbox_page`), and tells the shop what happened only through
 //! signed webhooks delivered over HTTP with retries, exactly the path a real provider's events
 //! take.
 
