@@ -144,8 +144,8 @@ pub async fn submit(
         render(StatusCode::UNPROCESSABLE_ENTITY, &page)
     };
     let checked = match parse_form(&state, &live.catalog, &form) {
-        Ok(checked) => checked,
-        Err((currency, errors)) => return Ok(form_again(currency, errors)),
+        Parsed::Valid(checked) => checked,
+        Parsed::Invalid(currency, errors) => return Ok(form_again(currency, errors)),
     };
     state.enforce(Action::AccountLookup, ip).await?;
     let account = match find_account(&state, &checked.username).await {
@@ -171,13 +171,15 @@ struct Checked {
     method: PaymentMethod,
 }
 
-/// Parses every field, or says what is wrong at each (with the currency, when that one was
-/// valid, to show the form again in).
-fn parse_form(
-    state: &AppState,
-    catalog: &crate::domain::Catalog,
-    form: &CheckoutForm,
-) -> Result<Checked, (Option<Currency>, FieldErrors)> {
+enum Parsed {
+    Valid(Checked),
+    /// What is wrong at each field, with the currency (when that one was valid) to show the
+    /// form again in.
+    Invalid(Option<Currency>, FieldErrors),
+}
+
+/// Parses every field, or says what is wrong at each.
+fn parse_form(state: &AppState, catalog: &crate::domain::Catalog, form: &CheckoutForm) -> Parsed {
     let mut errors = FieldErrors::default();
     let currency = chosen_currency(catalog, Some(&form.currency))
         .map_err(|e| errors.currency = Some(e))
@@ -221,7 +223,7 @@ fn parse_form(
         form.age_confirmed.is_some(),
     ) {
         (Some(currency), Some(coins), Some(username), Some(email), Some(method), true) => {
-            Ok(Checked {
+            Parsed::Valid(Checked {
                 currency,
                 coins,
                 username,
@@ -229,7 +231,7 @@ fn parse_form(
                 method,
             })
         }
-        _ => Err((currency, errors)),
+        _ => Parsed::Invalid(currency, errors),
     }
 }
 
