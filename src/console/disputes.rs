@@ -47,7 +47,14 @@ pub async fn lines(state: &AppState, order: &Order) -> Result<Vec<DisputeLine>, 
                     .map(format_utc)
                     .unwrap_or_else(|| "—".into()),
                 evidence: match (d.evidence_submitted_at, &d.evidence_submitted_by) {
-                    (Some(at), Some(by)) => format!("Submitted {} by {by}", format_utc(at)),
+                    (Some(at), Some(by)) => format!(
+                        "Submitted {} by {by}{}",
+                        format_utc(at),
+                        d.evidence_file_id
+                            .as_deref()
+                            .map(|f| format!(", with the service documentation ({f})"))
+                            .unwrap_or_default()
+                    ),
                     _ => String::new(),
                 },
                 can_submit: d.evidence_submitted_at.is_none() && !closed,

@@ -17,11 +17,13 @@ pub struct Dispute {
     pub evidence_due_by: Option<Millis>,
     pub evidence_submitted_at: Option<Millis>,
     pub evidence_submitted_by: Option<String>,
+    /// The provider's id of the uploaded service documentation.
+    pub evidence_file_id: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
-const COLUMNS: &str = "id, order_id, provider, amount_minor, currency, reason, status, evidence_due_by, evidence_submitted_at, evidence_submitted_by, created_at, updated_at";
+const COLUMNS: &str = "id, order_id, provider, amount_minor, currency, reason, status, evidence_due_by, evidence_submitted_at, evidence_submitted_by, evidence_file_id, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<Dispute, sqlx::Error> {
     Ok(Dispute {
@@ -35,6 +37,7 @@ fn from_row(r: &AnyRow) -> Result<Dispute, sqlx::Error> {
         evidence_due_by: col(r, "evidence_due_by")?,
         evidence_submitted_at: col(r, "evidence_submitted_at")?,
         evidence_submitted_by: col(r, "evidence_submitted_by")?,
+        evidence_file_id: col(r, "evidence_file_id")?,
         created_at: col(r, "created_at")?,
         updated_at: col(r, "updated_at")?,
     })
@@ -156,11 +159,25 @@ pub async fn clear_evidence_submitted(
     id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE disputes SET evidence_submitted_at = NULL, evidence_submitted_by = NULL, evidence = NULL WHERE id = $1",
+        "UPDATE disputes SET evidence_submitted_at = NULL, evidence_submitted_by = NULL, evidence = NULL, evidence_file_id = NULL WHERE id = $1",
     )
     .bind(id)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// The file the evidence's service documentation was uploaded as.
+pub async fn set_evidence_file(
+    conn: &mut AnyConnection,
+    id: &str,
+    file_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE disputes SET evidence_file_id = $1 WHERE id = $2")
+        .bind(file_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
