@@ -252,11 +252,7 @@ fn trail_actor(actor: &str) -> &str {
 fn trail_line(e: &events::OrderEvent) -> String {
     let what = match (e.kind.as_str(), e.from_status.as_deref(), e.to_status.as_deref()) {
         ("status_changed", from, Some(to)) => {
-            let status = |s: &str| {
-                s.parse::<OrderStatus>()
-                    .map(|st| st.label().to_owned())
-                    .unwrap_or_else(|_| s.replace('_', " "))
-            };
+            let status = |s: &str| s.replace('_', " ");
             let moved = match from {
                 Some(from) => format!("Status {} -> {}", status(from), status(to)),
                 None => format!("Status {}", status(to)),

@@ -12,11 +12,13 @@ use sqlx::Row;
 
 async fn stripe_app(fake: &FakeStripe) -> TestApp {
     let url = fake.url.clone();
+    let files_url = fake.files_url.clone();
     spawn_app_with(move |s| {
         s.payments.provider = "stripe".into();
         s.payments.stripe.secret_key = Some(Secret::new(SECRET_KEY));
         s.payments.stripe.webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
         s.payments.stripe.api_base = url;
+        s.payments.stripe.files_api_base = files_url;
         s.payments.methods = [(
             "default".to_owned(),
             vec!["card".to_owned(), "wallet".to_owned(), "paypal".to_owned()],
@@ -556,6 +558,24 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
             && html.contains("fraudulent")
             && html.contains("Submit evidence")
     );
+    // The Files API answers 500 once (retried with the same key), then Stripe refuses the
+    // dispute update: the agent is told, nothing is recorded as sent, and the second click
+    // sends the same document again, which Stripe's idempotency answers with the same file.
+    fake.fail_next("/v1/files", 500);
+    fake.fail_next("/v1/disputes/", 400);
+    let resp = post_from(
+        &agent,
+        &console_page,
+        &format!("{console_page}/dispute-evidence"),
+        &[("dispute", "dp_test_1")],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("Nothing was recorded as sent; you can try again."));
     let resp = post_from(
         &agent,
         &console_page,
@@ -564,8 +584,57 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
     )
     .await;
     assert_eq!(resp.status(), 303);
+    let uploads = fake.requests_to("POST", "/v1/files");
+    assert_eq!(
+        uploads.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 200, 200]
+    );
+    let file_key = uploads[0].idempotency_key.clone().unwrap();
+    assert!(
+        file_key.starts_with("coinfront-evidence-file-dp_test_1-"),
+        "{file_key}"
+    );
+    assert!(uploads.iter().all(|r| r.idempotency_key.as_ref() == Some(&file_key)));
+    assert_eq!(param(&uploads[0], "purpose"), "dispute_evidence");
+    let files = fake.state.lock().unwrap().files.clone();
+    assert_eq!(files.len(), 1, "one file however often it was sent");
+    let (file_id, file) = files.into_iter().next().unwrap();
+    assert_eq!(file.content_type, "application/pdf");
+    assert_eq!(file.filename, format!("service-documentation-{number}.pdf"));
+    // The document is plain text laid out in a PDF: its lines are readable in the file.
+    let text = String::from_utf8_lossy(&file.bytes);
+    for expected in [
+        format!("(Service documentation: order {number}) Tj"),
+        "dp_test_1".to_owned(),
+        "(  Username: @ana_buyer) Tj".to_owned(),
+        "(  Email: ana@example.com) Tj".to_owned(),
+        "(  Supplier reference: ".to_owned(),
+        "(  Payment reference: pi_disputed) Tj".to_owned(),
+        "(Order history \\(the shop's audit trail\\)) Tj".to_owned(),
+        "coin supplier: Status fulfilling -> delivered".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "{expected} in {text}");
+    }
+    assert!(!text.contains("Block-listed"), "internal events stay out");
+
     let sent = fake.requests_to("POST", "/v1/disputes/dp_test_1");
-    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [400, 200]
+    );
+    let sent = &sent[1..];
+    assert!(sent[0]
+        .idempotency_key
+        .as_deref()
+        .unwrap()
+        .starts_with("coinfront-evidence-dp_test_1-"));
+    assert_eq!(param(&sent[0], "evidence[service_documentation]"), file_id);
+    assert_eq!(
+        param(&sent[0], "evidence[customer_email_address]"),
+        "ana@example.com"
+    );
+    assert!(param(&sent[0], "evidence[product_description]").contains("700 TikTok coins"));
+    assert!(param(&sent[0], "evidence[service_date]").ends_with("UTC"));
     let log = param(&sent[0], "evidence[access_activity_log]");
     assert!(
         log.contains("@ana_buyer") && log.contains("supplier ref"),
@@ -573,6 +642,10 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
     );
     assert!(param(&sent[0], "evidence[uncategorized_text]").contains(&number));
     assert_eq!(param(&sent[0], "submit"), "true");
+    assert!(agent
+        .get_html(&console_page)
+        .await
+        .contains(&format!("with the service documentation ({file_id})")));
     let again = post_from(
         &agent,
         &console_page,
@@ -585,7 +658,8 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
         .get_html(again.headers()["location"].to_str().unwrap())
         .await;
     assert!(flash.contains("was already submitted"), "{flash}");
-    assert_eq!(fake.requests_to("POST", "/v1/disputes/").len(), 1);
+    assert_eq!(fake.requests_to("POST", "/v1/disputes/").len(), 2);
+    assert_eq!(fake.requests_to("POST", "/v1/files").len(), 3);
 
     // Won: the order is delivered again; the block-list entries stay for an agent to judge.
     let mut closed = fake.state.lock().unwrap().disputes["dp_test_1"].clone();
