@@ -282,6 +282,31 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_is_one_field_and_one_file_between_boundaries() {
+        let fields = [("purpose".to_owned(), "dispute_evidence".to_owned())];
+        let upload = Upload {
+            fields: &fields,
+            filename: "doc \"1\".pdf",
+            content_type: "application/pdf",
+            bytes: b"%PDF-1.4 body",
+        };
+        let (content_type, body) = multipart(&upload);
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap();
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\ndispute_evidence\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"doc1.pdf\"\r\nContent-Type: application/pdf\r\n\r\n\
+                 %PDF-1.4 body\r\n--{boundary}--\r\n"
+            )
+        );
+        assert_eq!(multipart(&upload).1, body, "the same upload, the same bytes");
+    }
+
+    #[test]
     fn only_unreachable_overloaded_or_failing_stripe_counts_as_unavailable() {
         let e = |status| ApiError {
             status,

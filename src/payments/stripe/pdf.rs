@@ -207,7 +207,8 @@ mod tests {
             .parse()
             .unwrap();
         assert!(pdf[start..].starts_with(b"xref\n"));
-        let entries: Vec<&str> = s[start..].lines().skip(3).take_while(|l| l.ends_with(" n ")).collect();
+        let tail = std::str::from_utf8(&pdf[start..]).unwrap();
+        let entries: Vec<&str> = tail.lines().skip(3).take_while(|l| l.ends_with(" n ")).collect();
         assert_eq!(entries.len(), 5 + 2 * 3, "150 lines make three pages");
         for (i, e) in entries.iter().enumerate() {
             let at: usize = e[..10].parse().unwrap();
