@@ -192,6 +192,81 @@ async fn a_full_purchase_goes_through_a_checkout_session() {
 }
 
 #[tokio::test]
+async fn back_from_stripe_without_paying_shows_the_orders_confirm_page_to_pay_or_change() {
+    let fake = FakeStripe::start().await;
+    let app = stripe_app(&fake).await;
+    let session = start(&app, &fake, &Checkout::default()).await;
+    let created = fake.requests_to("POST", "/v1/checkout/sessions");
+    assert_eq!(
+        param(&created[0], "cancel_url"),
+        app.url("/checkout/confirm")
+    );
+    let (_, amount, currency, _) = app.only_order().await;
+    let total = coinfront::domain::Money::from_minor(amount, currency.parse().unwrap()).to_string();
+
+    // Stripe's "back" link: the buyer's browser opens `cancel_url`.
+    let back = app.get("/checkout/confirm").await;
+    assert_eq!(back.status(), 200);
+    let html = back.text().await.unwrap();
+    for shown in [
+        "You left the payment page before paying, so nothing was charged.",
+        "@ana_buyer",
+        "ana@example.com",
+        "<dt>Pay with</dt><dd>Card</dd>",
+        &format!("Yes, pay {total}"),
+        "No, go back and change it",
+    ] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+
+    // Paying again resumes the same Checkout Session: no second one, no second order.
+    let again = app.confirm(&html).await;
+    assert_eq!(again.status(), 303);
+    let resume = again.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(resume, app.url(&format!("/checkout/stripe/{session}")));
+    let to_stripe = app.get(&format!("/checkout/stripe/{session}")).await;
+    assert_eq!(to_stripe.status(), 303);
+    assert!(to_stripe.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("https://checkout.stripe.com/c/pay/{session}")));
+    assert_eq!(fake.requests_to("POST", "/v1/checkout/sessions").len(), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);
+
+    // Changing it: the form again with everything the buyer chose.
+    let csrf = extract_hidden(&html, "csrf_token").unwrap();
+    let quote = extract_hidden(&html, "quote").unwrap();
+    let form = app
+        .post_form("/checkout/back", &[("csrf_token", &csrf), ("quote", &quote)])
+        .await;
+    assert_eq!(form.status(), 200);
+    let form = form.text().await.unwrap();
+    assert!(
+        form.contains("value=\"ana_buyer\"") && form.contains("value=\"ana@example.com\""),
+        "{form}"
+    );
+
+    // Another browser has no order waiting: it is told, plainly.
+    let other = crate::helpers::Browser::new(app.address.clone());
+    let r = other.get("/checkout/confirm").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Nothing was charged."));
+    // The confirm page of this order, copied into that browser, leads nowhere either.
+    let copied = other.confirm(&html).await;
+    assert_eq!(copied.status(), 403);
+
+    // Once paid, the way back leads to the order's page.
+    fake.set_card("pi_back_then_paid", "4242", "US", "fpBackThenPaid");
+    pay(&app, &fake, &session, "pi_back_then_paid", "paid").await;
+    let path = order_path(&app).await;
+    app.wait_for_status(&path, "delivered").await;
+    let r = app.get("/checkout/confirm").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), path);
+    fake.assert_no_violations();
+}
+
+#[tokio::test]
 async fn stripe_answering_500_then_200_still_opens_the_page_once() {
     let fake = FakeStripe::start().await;
     let app = stripe_app(&fake).await;
