@@ -746,6 +746,126 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
     fake.assert_no_violations();
 }
 
+/// A Stripe decline of `order_id`'s payment, with the card it was tried with.
+async fn declined(app: &TestApp, order_id: &str, decline_code: &str, fingerprint: &str) {
+    let (_, amount, currency, _) = app.only_order().await;
+    let mut pi = fixture("payment_intent");
+    pi["id"] = json!(format!("pi_declined_{fingerprint}"));
+    pi["amount"] = json!(amount);
+    pi["currency"] = json!(currency.to_lowercase());
+    pi["metadata"] = json!({"order_id": order_id, "method": "card"});
+    let mut pm = fixture("payment_method");
+    pm["card"]["fingerprint"] = json!(fingerprint);
+    pi["last_payment_error"] = json!({"type": "card_error", "code": "card_declined",
+        "decline_code": decline_code, "message": "Your card was declined.", "payment_method": pm});
+    assert_eq!(deliver(app, "payment_intent.payment_failed", pi).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_review_queue_marks_a_buyer_with_a_chargeback_and_backtests_count_it_as_fraud() {
+    let fake = FakeStripe::start().await;
+    let app = stripe_app(&fake).await;
+    let first = delivered(&app, &fake, "pi_first_paid", "fpSameCard").await;
+    let first_id: String = sqlx::query("SELECT id FROM orders")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    // The same buyer's next order is held: a stolen-card decline before a card that works.
+    let session = start(&app, &fake, &Checkout::default()).await;
+    let held_id: String = sqlx::query("SELECT id FROM orders WHERE provider_session_id = $1")
+        .bind(&session)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    declined(&app, &held_id, "stolen_card", "fpStolenOther").await;
+    fake.set_card("pi_second_paid", "4242", "US", "fpSameCard");
+    pay(&app, &fake, &session, "pi_second_paid", "paid").await;
+    let held = order_path(&app).await;
+    app.wait_for_status(&held, "in_review").await;
+    let number = |id: String| {
+        let pool = app.state.db.pool().clone();
+        async move {
+            sqlx::query("SELECT order_number FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<String, _>(0)
+        }
+    };
+    let (first_number, held_number) = (number(first_id.clone()).await, number(held_id).await);
+
+    let agent = app.sign_in_as_agent("agent@shop.test").await;
+    let queue = agent.get_html("/console/review").await;
+    assert!(queue.contains(&held_number) && !queue.contains("dispute-marker"));
+
+    // The first order's chargeback arrives while the second waits for review.
+    let (_, amount, _, _) = app.only_order().await;
+    let mut dispute = fixture("dispute");
+    dispute["id"] = json!("dp_review_1");
+    dispute["amount"] = json!(amount);
+    dispute["charge"] = json!("ch_first_paid");
+    dispute["payment_intent"] = json!("pi_first_paid");
+    dispute["reason"] = json!("fraudulent");
+    dispute["status"] = json!("needs_response");
+    assert_eq!(deliver(&app, "charge.dispute.created", dispute).await.0, 200);
+    assert_eq!(app.order_status(&first).await, "disputed");
+
+    let queue = agent.get_html("/console/review").await;
+    let held_card = queue
+        .split(&format!("id=\"{held_number}\""))
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap();
+    assert!(
+        held_card.contains(&format!(
+            "Chargeback on this buyer&#39;s order {first_number} (same email, TikTok username and card): dp_review_1"
+        )) && held_card.contains("reason fraudulent")
+            && held_card.contains("reject this order as fraud unless you know the chargeback was a mistake"),
+        "{held_card}"
+    );
+    // The disputed order waits for its answer in the same queue, with what to do.
+    let waiting = queue.split("id=\"chargebacks\"").nth(1).unwrap();
+    assert!(
+        waiting.contains(&first_number)
+            && waiting.contains("dp_review_1")
+            && waiting.contains("submit the evidence (one click on the order&#39;s page) before"),
+        "{waiting}"
+    );
+    let page = format!("/console/orders/{first_number}");
+    let resp = post_from(
+        &agent,
+        &page,
+        &format!("{page}/dispute-evidence"),
+        &[("dispute", "dp_review_1")],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert!(!agent.get_html("/console/review").await.contains("id=\"chargebacks\""));
+
+    // Replayed over the period, the disputed order counts as rejected as fraud, like an agent's
+    // "reject as fraud"; the held one as held, with no fate yet.
+    let risk = app.state.live.current().risk.clone();
+    let c = coinfront::risk::backtest::run(&app.state.db, &risk, &risk, 0)
+        .await
+        .unwrap();
+    use coinfront::risk::rules::Decision;
+    assert_eq!(c.orders, 2);
+    let allow = Decision::Allow as usize;
+    let review = Decision::Review as usize;
+    assert_eq!(
+        (c.current.decided[allow], c.current.rejected[allow], c.current.fraud[allow]),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        (c.current.decided[review], c.current.rejected[review], c.current.fraud[review]),
+        (1, 0, 0)
+    );
+    fake.assert_no_violations();
+}
+
 #[tokio::test]
 async fn an_early_fraud_warning_proposes_a_refund() {
     let fake = FakeStripe::start().await;
