@@ -248,10 +248,19 @@ mod tests {
         assert_eq!(review_marker(&[]), None);
         let m = review_marker(&[on("needs_response", false)]).unwrap();
         assert!(m.starts_with("Chargeback on this buyer's order CF-1 (same TikTok username and card): dp_1 for US$7.28, reason product not received, now needs response"), "{m}");
-        assert!(m.ends_with("reject this order as fraud unless you know the chargeback was a mistake."));
+        assert!(
+            m.ends_with("reject this order as fraud unless you know the chargeback was a mistake.")
+        );
         let m = review_marker(&[on("won", false), on("lost", false)]).unwrap();
-        assert!(m.contains("(2 chargebacks in all for this buyer)") && m.ends_with("judge this order on its own."), "{m}");
+        assert!(
+            m.contains("(2 chargebacks in all for this buyer)")
+                && m.ends_with("judge this order on its own."),
+            "{m}"
+        );
         let m = review_marker(&[on("needs_response", true)]).unwrap();
-        assert!(m.starts_with("Chargeback on this order itself") && m.contains("do not deliver"), "{m}");
+        assert!(
+            m.starts_with("Chargeback on this order itself") && m.contains("do not deliver"),
+            "{m}"
+        );
     }
 }

@@ -235,7 +235,9 @@ const TRAIL_MAX: usize = 300;
 /// The supplier's reference from the delivery's own event ("… (supplier ref X)").
 fn supplier_ref(detail: &str) -> Option<&str> {
     let (_, rest) = detail.split_once("(supplier ref ")?;
-    rest.split_once(')').map(|(r, _)| r).filter(|r| !r.is_empty())
+    rest.split_once(')')
+        .map(|(r, _)| r)
+        .filter(|r| !r.is_empty())
 }
 
 /// Who did something, as the card issuer may read it: staff are "support agent", not a name.
@@ -250,7 +252,11 @@ fn trail_actor(actor: &str) -> &str {
 }
 
 fn trail_line(e: &events::OrderEvent) -> String {
-    let what = match (e.kind.as_str(), e.from_status.as_deref(), e.to_status.as_deref()) {
+    let what = match (
+        e.kind.as_str(),
+        e.from_status.as_deref(),
+        e.to_status.as_deref(),
+    ) {
         ("status_changed", from, Some(to)) => {
             let status = |s: &str| s.replace('_', " ");
             let moved = match from {
@@ -259,7 +265,10 @@ fn trail_line(e: &events::OrderEvent) -> String {
             };
             // Screening and review details stay internal; what happened to the money and the
             // coins is the evidence.
-            if matches!(to, "paid" | "delivered" | "refunded" | "partially_refunded" | "expired") {
+            if matches!(
+                to,
+                "paid" | "delivered" | "refunded" | "partially_refunded" | "expired"
+            ) {
                 format!("{moved}: {}", e.detail)
             } else {
                 moved
@@ -334,7 +343,11 @@ pub async fn evidence_for(
     line(format!(
         "Prepared by {} for {} {} ({}, {}). Times are UTC.",
         state.settings.shop_name,
-        if dispute.status.starts_with("warning") { "inquiry" } else { "dispute" },
+        if dispute.status.starts_with("warning") {
+            "inquiry"
+        } else {
+            "dispute"
+        },
         dispute.id,
         dispute.reason.replace('_', " "),
         money(dispute.amount_minor)
@@ -352,7 +365,10 @@ pub async fn evidence_for(
         order.amount
     ));
     if order.refunded_minor > 0 {
-        line(format!("  Refunded so far: {}.", money(order.refunded_minor)));
+        line(format!(
+            "  Refunded so far: {}.",
+            money(order.refunded_minor)
+        ));
     }
     line(String::new());
     line("The buyer".into());

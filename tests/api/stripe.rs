@@ -237,7 +237,10 @@ async fn back_from_stripe_without_paying_shows_the_orders_confirm_page_to_pay_or
     let csrf = extract_hidden(&html, "csrf_token").unwrap();
     let quote = extract_hidden(&html, "quote").unwrap();
     let form = app
-        .post_form("/checkout/back", &[("csrf_token", &csrf), ("quote", &quote)])
+        .post_form(
+            "/checkout/back",
+            &[("csrf_token", &csrf), ("quote", &quote)],
+        )
         .await;
     assert_eq!(form.status(), 200);
     let form = form.text().await.unwrap();
@@ -669,7 +672,9 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
         file_key.starts_with("coinfront-evidence-file-dp_test_1-"),
         "{file_key}"
     );
-    assert!(uploads.iter().all(|r| r.idempotency_key.as_ref() == Some(&file_key)));
+    assert!(uploads
+        .iter()
+        .all(|r| r.idempotency_key.as_ref() == Some(&file_key)));
     assert_eq!(param(&uploads[0], "purpose"), "dispute_evidence");
     let files = fake.state.lock().unwrap().files.clone();
     assert_eq!(files.len(), 1, "one file however often it was sent");
@@ -758,7 +763,10 @@ async fn declined(app: &TestApp, order_id: &str, decline_code: &str, fingerprint
     pm["card"]["fingerprint"] = json!(fingerprint);
     pi["last_payment_error"] = json!({"type": "card_error", "code": "card_declined",
         "decline_code": decline_code, "message": "Your card was declined.", "payment_method": pm});
-    assert_eq!(deliver(app, "payment_intent.payment_failed", pi).await.0, 200);
+    assert_eq!(
+        deliver(app, "payment_intent.payment_failed", pi).await.0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -810,7 +818,10 @@ async fn the_review_queue_marks_a_buyer_with_a_chargeback_and_backtests_count_it
     dispute["payment_intent"] = json!("pi_first_paid");
     dispute["reason"] = json!("fraudulent");
     dispute["status"] = json!("needs_response");
-    assert_eq!(deliver(&app, "charge.dispute.created", dispute).await.0, 200);
+    assert_eq!(
+        deliver(&app, "charge.dispute.created", dispute).await.0,
+        200
+    );
     assert_eq!(app.order_status(&first).await, "disputed");
 
     let queue = agent.get_html("/console/review").await;
@@ -843,7 +854,10 @@ async fn the_review_queue_marks_a_buyer_with_a_chargeback_and_backtests_count_it
     )
     .await;
     assert_eq!(resp.status(), 303);
-    assert!(!agent.get_html("/console/review").await.contains("id=\"chargebacks\""));
+    assert!(!agent
+        .get_html("/console/review")
+        .await
+        .contains("id=\"chargebacks\""));
 
     // Replayed over the period, the disputed order counts as rejected as fraud, like an agent's
     // "reject as fraud"; the held one as held, with no fate yet.
@@ -856,11 +870,19 @@ async fn the_review_queue_marks_a_buyer_with_a_chargeback_and_backtests_count_it
     let allow = Decision::Allow as usize;
     let review = Decision::Review as usize;
     assert_eq!(
-        (c.current.decided[allow], c.current.rejected[allow], c.current.fraud[allow]),
+        (
+            c.current.decided[allow],
+            c.current.rejected[allow],
+            c.current.fraud[allow]
+        ),
         (1, 1, 1)
     );
     assert_eq!(
-        (c.current.decided[review], c.current.rejected[review], c.current.fraud[review]),
+        (
+            c.current.decided[review],
+            c.current.rejected[review],
+            c.current.fraud[review]
+        ),
         (1, 0, 0)
     );
     fake.assert_no_violations();

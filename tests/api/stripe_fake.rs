@@ -374,7 +374,10 @@ fn check_dispute_params(params: &[(String, String)], v: &mut Vec<String>) {
 /// `purpose` and one `file` part (file name and content type given) of a type and size Stripe
 /// takes for that purpose, and no other fields. Returns the fields as parameters (the file
 /// as its name, type and digest, for the idempotency check) and the file.
-fn parse_upload(content_type: &str, body: &[u8]) -> Result<(Vec<(String, String)>, Uploaded), String> {
+fn parse_upload(
+    content_type: &str,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, Uploaded), String> {
     use sha2::Digest;
     let boundary = content_type
         .strip_prefix("multipart/form-data; boundary=")
@@ -433,7 +436,8 @@ fn parse_upload(content_type: &str, body: &[u8]) -> Result<(Vec<(String, String)
         }
         match name.as_deref() {
             Some("purpose") => {
-                purpose = Some(String::from_utf8(content.to_vec()).map_err(|_| "purpose not UTF-8")?)
+                purpose =
+                    Some(String::from_utf8(content.to_vec()).map_err(|_| "purpose not UTF-8")?)
             }
             Some("file") => {
                 let filename = filename.ok_or("the file part has no filename")?;
@@ -472,7 +476,11 @@ fn parse_upload(content_type: &str, body: &[u8]) -> Result<(Vec<(String, String)
             "application/pdf" => bytes.starts_with(b"%PDF-") && bytes.ends_with(b"%%EOF\n"),
             "image/jpeg" => bytes.starts_with(&[0xff, 0xd8]),
             "image/png" => bytes.starts_with(b"\x89PNG"),
-            _ => return Err(format!("{content_type} is not a type dispute evidence takes")),
+            _ => {
+                return Err(format!(
+                    "{content_type} is not a type dispute evidence takes"
+                ))
+            }
         };
         if !magic_ok {
             return Err(format!("the file is not a {content_type}"));
@@ -518,11 +526,16 @@ async fn handle(fake: web::Data<FakeStripe>, req: HttpRequest, body: web::Bytes)
     } else {
         body.to_vec()
     };
-    let on_files_host = req.app_config().local_addr().port() == fake.state.lock().unwrap().files_port;
+    let on_files_host =
+        req.app_config().local_addr().port() == fake.state.lock().unwrap().files_port;
     if on_files_host != (path == "/v1/files") {
         fake.state.lock().unwrap().violations.push(format!(
             "{method} {path}: sent to the {} host",
-            if on_files_host { "Files API" } else { "main API" }
+            if on_files_host {
+                "Files API"
+            } else {
+                "main API"
+            }
         ));
     }
     let mut upload = None;
@@ -869,7 +882,12 @@ async fn execute(
         }
         ("POST", ["v1", "files"]) => {
             let Some(file) = upload else {
-                return stripe_error(400, "invalid_request_error", "", "Missing required param: file.");
+                return stripe_error(
+                    400,
+                    "invalid_request_error",
+                    "",
+                    "Missing required param: file.",
+                );
             };
             let mut s = fake.state.lock().unwrap();
             s.counter += 1;

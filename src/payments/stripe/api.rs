@@ -81,10 +81,7 @@ pub fn multipart(upload: &Upload<'_>) -> (String, Vec<u8>) {
             .chain_update(upload.bytes)
             .finalize();
         let b = format!("coinfront-{}", hex::encode(&digest[..12]));
-        let clash = upload
-            .bytes
-            .windows(b.len())
-            .any(|w| w == b.as_bytes())
+        let clash = upload.bytes.windows(b.len()).any(|w| w == b.as_bytes())
             || upload.fields.iter().any(|(_, v)| v.contains(&b));
         if !clash {
             break b;
@@ -122,7 +119,10 @@ pub fn multipart(upload: &Upload<'_>) -> (String, Vec<u8>) {
 
 enum Body {
     Form(Vec<(String, String)>),
-    Multipart { content_type: String, bytes: Vec<u8> },
+    Multipart {
+        content_type: String,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Api {
@@ -134,12 +134,22 @@ impl Api {
     ) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.base.trim_end_matches('/'));
         let body = Body::Form(params.to_vec());
-        self.call(reqwest::Method::POST, &url, path, body, Some(idempotency_key))
-            .await
+        self.call(
+            reqwest::Method::POST,
+            &url,
+            path,
+            body,
+            Some(idempotency_key),
+        )
+        .await
     }
 
     /// Uploads a file to the Files API (`POST {files_base}/v1/files`), retried like any POST.
-    pub async fn upload(&self, upload: &Upload<'_>, idempotency_key: &str) -> Result<Value, ApiError> {
+    pub async fn upload(
+        &self,
+        upload: &Upload<'_>,
+        idempotency_key: &str,
+    ) -> Result<Value, ApiError> {
         let path = "/v1/files";
         let url = format!("{}{path}", self.files_base.trim_end_matches('/'));
         let (content_type, bytes) = multipart(upload);
@@ -147,14 +157,21 @@ impl Api {
             content_type,
             bytes,
         };
-        self.call(reqwest::Method::POST, &url, path, body, Some(idempotency_key))
-            .await
+        self.call(
+            reqwest::Method::POST,
+            &url,
+            path,
+            body,
+            Some(idempotency_key),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.base.trim_end_matches('/'));
         let body = Body::Form(query.to_vec());
-        self.call(reqwest::Method::GET, &url, path, body, None).await
+        self.call(reqwest::Method::GET, &url, path, body, None)
+            .await
     }
 
     async fn call(
@@ -303,7 +320,11 @@ mod tests {
                  %PDF-1.4 body\r\n--{boundary}--\r\n"
             )
         );
-        assert_eq!(multipart(&upload).1, body, "the same upload, the same bytes");
+        assert_eq!(
+            multipart(&upload).1,
+            body,
+            "the same upload, the same bytes"
+        );
     }
 
     #[test]

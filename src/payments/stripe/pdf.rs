@@ -117,11 +117,19 @@ pub fn text_document(title: &str, body: &str) -> Vec<u8> {
     let mut objects: Vec<Vec<u8>> = Vec::with_capacity(5 + 2 * count);
     objects.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
     let kids: Vec<String> = (0..count).map(|i| format!("{} 0 R", 6 + 2 * i)).collect();
-    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {count} >>", kids.join(" ")).into_bytes());
+    objects.push(
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {count} >>",
+            kids.join(" ")
+        )
+        .into_bytes(),
+    );
     for font in ["Helvetica", "Helvetica-Bold"] {
         objects.push(
-            format!("<< /Type /Font /Subtype /Type1 /BaseFont /{font} /Encoding /WinAnsiEncoding >>")
-                .into_bytes(),
+            format!(
+                "<< /Type /Font /Subtype /Type1 /BaseFont /{font} /Encoding /WinAnsiEncoding >>"
+            )
+            .into_bytes(),
         );
     }
     objects.push(format!("<< /Title {} /Producer (coinfront) >>", literal(title)).into_bytes());
@@ -165,7 +173,9 @@ pub fn text_document(title: &str, body: &str) -> Vec<u8> {
         out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
@@ -208,11 +218,18 @@ mod tests {
             .unwrap();
         assert!(pdf[start..].starts_with(b"xref\n"));
         let tail = std::str::from_utf8(&pdf[start..]).unwrap();
-        let entries: Vec<&str> = tail.lines().skip(3).take_while(|l| l.ends_with(" n ")).collect();
+        let entries: Vec<&str> = tail
+            .lines()
+            .skip(3)
+            .take_while(|l| l.ends_with(" n "))
+            .collect();
         assert_eq!(entries.len(), 5 + 2 * 3, "150 lines make three pages");
         for (i, e) in entries.iter().enumerate() {
             let at: usize = e[..10].parse().unwrap();
-            assert!(pdf[at..].starts_with(format!("{} 0 obj\n", i + 1).as_bytes()), "{e}");
+            assert!(
+                pdf[at..].starts_with(format!("{} 0 obj\n", i + 1).as_bytes()),
+                "{e}"
+            );
         }
         assert!(s.contains("/Count 3"));
         assert!(s.contains("(Service documentation \\(page 3 of 3\\)) Tj"));
@@ -244,7 +261,10 @@ mod tests {
         assert_eq!(lines.join(" ").split_whitespace().count(), 40);
         let id = "x".repeat(200);
         let lines = wrap(&format!("  id {id}"));
-        assert!(lines.iter().all(|l| l.chars().count() <= COLUMNS), "{lines:?}");
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= COLUMNS),
+            "{lines:?}"
+        );
         assert_eq!(lines.concat().matches('x').count(), 200);
         assert_eq!(wrap("a\n\nb"), ["a", "", "b"]);
     }
