@@ -516,11 +516,6 @@ async fn handle(fake: web::Data<FakeStripe>, req: HttpRequest, body: web::Bytes)
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let auth_ok = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {SECRET_KEY}"));
     let raw = if method == "GET" {
         req.query_string().as_bytes().to_vec()
     } else {
@@ -572,17 +567,8 @@ async fn handle(fake: web::Data<FakeStripe>, req: HttpRequest, body: web::Bytes)
             }
         }
     };
-    let (status, answer) = answer(
-        &fake,
-        &req,
-        &method,
-        &path,
-        key.as_deref(),
-        &params,
-        upload,
-        auth_ok,
-    )
-    .await;
+    let (status, answer) =
+        answer(&fake, &req, &method, &path, key.as_deref(), &params, upload).await;
     fake.state.lock().unwrap().requests.push(Recorded {
         method,
         path,
@@ -603,8 +589,12 @@ async fn answer(
     key: Option<&str>,
     params: &[(String, String)],
     upload: Option<Uploaded>,
-    auth_ok: bool,
 ) -> (u16, Value) {
+    let auth_ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {SECRET_KEY}"));
     if !auth_ok {
         fake.state.lock().unwrap().violations.push(format!(
             "{method} {path}: without the secret key as bearer token"
