@@ -105,20 +105,6 @@ pub async fn last_succeeded_method(
     .transpose()
 }
 
-/// The distinct card prefixes (first six digits) of an order's payments.
-pub async fn card_bins(
-    conn: &mut AnyConnection,
-    order_id: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT card_bin FROM payments WHERE order_id = $1 AND card_bin IS NOT NULL",
-    )
-    .bind(order_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(|r| col(r, "card_bin")).collect()
-}
-
 /// The distinct card fingerprints of an order's payments.
 pub async fn card_fingerprints(
     conn: &mut sqlx::AnyConnection,

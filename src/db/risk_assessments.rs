@@ -74,9 +74,12 @@ pub struct Replayable {
     pub signals: String,
     /// The order's status now.
     pub status: String,
-    /// The order was rejected as fraud: an agent's "reject as fraud", and a dispute, leave a
-    /// block-list event (`block_listed`) on it.
+    /// The order was rejected as fraud: an agent's "reject as fraud" leaves a block-list event
+    /// (`block_listed`) on it.
     pub fraud: bool,
+    /// The order has had a chargeback, whatever its status became since (won, refunded before
+    /// it arrived).
+    pub disputed: bool,
 }
 
 /// The pre-fulfillment assessments made since `since`, streamed, so the database produces
@@ -88,7 +91,9 @@ pub fn pre_fulfillment_since(
     sqlx::query(
         "SELECT ra.signals AS signals, o.status AS status,
                 CASE WHEN EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = o.id AND e.kind = 'block_listed')
-                     THEN 1 ELSE 0 END AS fraud
+                     THEN 1 ELSE 0 END AS fraud,
+                CASE WHEN EXISTS (SELECT 1 FROM disputes d WHERE d.order_id = o.id)
+                     THEN 1 ELSE 0 END AS disputed
          FROM risk_assessments ra JOIN orders o ON o.id = ra.order_id
          WHERE ra.stage = 'pre_fulfillment' AND ra.created_at >= $1",
     )
@@ -100,6 +105,7 @@ pub fn pre_fulfillment_since(
             signals: col(&row, "signals")?,
             status: col(&row, "status")?,
             fraud: col::<i64>(&row, "fraud")? > 0,
+            disputed: col::<i64>(&row, "disputed")? > 0,
         })
     })
 }

@@ -1,10 +1,12 @@
-//! The counts behind an order's risk signals (`risk::signals`): failed payments, velocity,
-//! recipient funnel, earlier orders and rate-limit hits per key, read in one statement on one
-//! index range scan per key. What they mean to the rules is the risk module's business.
+//! The facts behind an order's risk signals (`risk::signals`), read in one statement: failed
+//! payments, velocity, recipient funnel, earlier orders and rate-limit hits per key (one index
+//! range scan per key), the block and allow list entries that match the order, and the surge
+//! response in force. What they mean to the rules is the risk module's business.
 
 use crate::clock::Millis;
-use crate::db::col;
-use sqlx::AnyConnection;
+use crate::db::orders::Order;
+use crate::db::{col, Backend, Db};
+use crate::domain::risk_list::{normalise, List, ListHit, ListKind};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -20,18 +22,7 @@ pub const FRAUD_DECLINE_CODES: &[&str] = &[
     "card_velocity_exceeded",
 ];
 
-/// The order's keys the counts are taken over.
-#[derive(Debug, Clone, Copy)]
-pub struct Keys<'a> {
-    pub order_id: &'a str,
-    pub email: &'a str,
-    pub client_ip: &'a str,
-    pub tiktok_username: &'a str,
-    /// Earlier paid orders are counted up to this many.
-    pub prior_paid_cap: u32,
-}
-
-/// The counts, named as the statement names them.
+/// The facts, named as the statement names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Failed attempts on this order in the last hour (one per card and decline code).
@@ -84,18 +75,31 @@ pub struct Counts {
     pub known_payer: u32,
     /// Requests from the address refused by a rate limit in the last hour.
     pub limited: u32,
+    /// Block and allow list entries in force that match the order (its email, email domain,
+    /// IP, TikTok username or a card tried on it), oldest first.
+    pub list_hits: Vec<ListHit>,
+    /// The surge response in force, if any: why it engaged and what it tightened (JSON)…
+    pub surge_detail: Option<String>,
+    pub surge_tightened: Option<String>,
+    /// …and the card prefixes tried on the order, comma-separated.
+    pub surge_bins: Option<String>,
 }
 
 fn n(row: &sqlx::any::AnyRow, name: &str) -> Result<u32, sqlx::Error> {
     Ok(col::<i64>(row, name)?.clamp(0, u32::MAX as i64) as u32)
 }
 
-/// Every count for the order's keys as of `now`, in one statement.
+/// Every fact about `order` as of `now`, in one statement. Earlier paid orders are counted up
+/// to `prior_paid_cap`; `surge_kind` is the kind of `screening_events` row that is the surge
+/// response.
 pub async fn counts(
-    conn: &mut AnyConnection,
-    k: &Keys<'_>,
+    db: &Db,
+    order: &Order,
+    prior_paid_cap: u32,
+    surge_kind: &'static str,
     now: Millis,
 ) -> Result<Counts, sqlx::Error> {
+    let [list_email, list_domain, list_ip, list_username] = order_values(order);
     let h1 = now - HOUR;
     let d1 = now - DAY;
     // One range scan per key, on its (key, created_at) index, each computing every count
@@ -154,7 +158,8 @@ pub async fn counts(
                                                  AND {earlier_succeeded} AND earlier.email = $2
                                                  AND earlier.order_id <> $1 AND e.status = 'delivered')
                                  LIMIT 1) AS k) AS kp,
-          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) AS limited FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS rl",
+          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) AS limited FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS rl,
+          (SELECT {list_hits} AS list_hits, {surge}) AS ls",
         attempt = "COALESCE(card_fingerprint, id) || ':' || COALESCE(failure_code, '')",
         failed = "status = 'failed'",
         succeeded = "status = 'succeeded'",
@@ -168,19 +173,36 @@ pub async fn counts(
             .map(|c| format!("'{c}'"))
             .collect::<Vec<_>>()
             .join(", "),
+        list_hits = list_hits_sql(
+            db.backend(),
+            HitParams {
+                email: "$9",
+                domain: "$10",
+                ip: "$11",
+                username: "$12",
+                order: "$1",
+                now: "$13",
+            }
+        ),
+        surge = engagement_sql(db.backend(), surge_kind, "$1", "$13"),
     ))))
-    .bind(k.order_id)
-    .bind(k.email)
-    .bind(k.client_ip)
-    .bind(k.tiktok_username)
+    .bind(&order.id)
+    .bind(&order.email)
+    .bind(&order.client_ip)
+    .bind(&order.tiktok_username)
     .bind(h1)
     .bind(d1)
-    .bind(i64::from(k.prior_paid_cap))
+    .bind(i64::from(prior_paid_cap))
     // Orders are paid before they expire, so a paid order of the last day was created within
     // a day and the order's expiry before it: this keeps the recipient counts on the
     // (username, created_at) index.
     .bind(d1 - RECIPIENT_LOOKBACK_SLACK)
-    .fetch_one(conn)
+    .bind(list_email)
+    .bind(list_domain)
+    .bind(list_ip)
+    .bind(list_username)
+    .bind(now)
+    .fetch_one(db.pool())
     .await?;
     Ok(Counts {
         f1_order: n(&row, "f1_order")?,
@@ -216,10 +238,15 @@ pub async fn counts(
         prior_paid: n(&row, "prior_paid")?,
         known_payer: n(&row, "known_payer")?,
         limited: n(&row, "limited")?,
+        list_hits: hits_from_json(&col::<String>(&row, "list_hits")?)?,
+        surge_detail: col(&row, "surge_detail")?,
+        surge_tightened: col(&row, "surge_tightened")?,
+        surge_bins: col(&row, "surge_bins")?,
     })
 }
 
-/// The statement's parameters wrapped in casts: `$1`–`$4` are text, `$5`–`$8` integers.
+/// The statement's parameters wrapped in casts: `$1`–`$4` and `$9`–`$12` are text, the
+/// others integers.
 ///
 /// SQLite compares a bare parameter with the literals of partial indexes (`WHERE status =
 /// 'failed'`) while planning, and then marks the statement to be planned again whenever that
@@ -227,10 +254,133 @@ pub async fn counts(
 /// re-preparing. A cast is an expression, not a parameter, so the plan is made once; the
 /// indexes are used as before, and PostgreSQL reads the casts as type hints.
 fn cast_parameters(sql: &str) -> String {
-    (1..=8).fold(sql.to_owned(), |out, n| {
-        let ty = if n <= 4 { "TEXT" } else { "BIGINT" };
-        out.replace(&format!("${n}"), &format!("CAST(${n} AS {ty})"))
-    })
+    let mut out = String::with_capacity(sql.len() + 512);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(rest.len() - at - 1, |n| n);
+        match rest[at + 1..at + 1 + digits].parse::<u32>() {
+            Ok(n) => {
+                let ty = if matches!(n, 1..=4 | 9..=12) {
+                    "TEXT"
+                } else {
+                    "BIGINT"
+                };
+                out.push_str(&format!("CAST(${n} AS {ty})"));
+            }
+            Err(_) => out.push('$'),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The order's values in the form list entries are stored in (`normalise`): email, email
+/// domain, IP and TikTok username.
+fn order_values(order: &Order) -> [String; 4] {
+    let domain = order
+        .email
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    [
+        normalise(ListKind::Email, &order.email),
+        normalise(ListKind::EmailDomain, domain),
+        normalise(ListKind::Ip, &order.client_ip),
+        normalise(ListKind::TiktokUsername, &order.tiktok_username),
+    ]
+}
+
+/// The placeholders `list_hits_sql` uses, e.g. `"$9"` (or any SQL expression).
+#[derive(Clone, Copy)]
+struct HitParams<'a> {
+    email: &'a str,
+    domain: &'a str,
+    ip: &'a str,
+    username: &'a str,
+    order: &'a str,
+    now: &'a str,
+}
+
+/// The entries in force that match an order, as one JSON array of `[list, kind, value, reason,
+/// added_by]`, oldest first; each branch is a look-up on (kind, value).
+fn list_hits_sql(backend: Backend, p: HitParams) -> String {
+    let HitParams {
+        email,
+        domain,
+        ip,
+        username,
+        order,
+        now,
+    } = p;
+    let matching = format!(
+        "FROM risk_lists
+         WHERE (expires_at IS NULL OR expires_at > {now})
+           AND ((kind = 'email' AND value = {email})
+             OR (kind = 'email_domain' AND value = {domain})
+             OR (kind = 'ip' AND value = {ip})
+             OR (kind = 'tiktok_username' AND value = {username})
+             OR (kind = 'card_fingerprint' AND value IN
+                   (SELECT LOWER(card_fingerprint) FROM payments WHERE order_id = {order} AND card_fingerprint IS NOT NULL)))"
+    );
+    match backend {
+        // SQLite aggregates in the order rows arrive, which the sub-select sorts.
+        Backend::Sqlite => format!(
+            "(SELECT json_group_array(json_array(list, kind, value, reason, added_by))
+              FROM (SELECT list, kind, value, reason, added_by {matching} ORDER BY created_at) AS hits)"
+        ),
+        Backend::Postgres => format!(
+            "(SELECT CAST(COALESCE(json_agg(json_build_array(list, kind, value, reason, added_by) ORDER BY created_at), '[]') AS TEXT)
+              {matching})"
+        ),
+    }
+}
+
+/// Reads the hits `list_hits_sql` returned. An entry of a kind this version does not know
+/// cannot match anything and is skipped.
+fn hits_from_json(json: &str) -> Result<Vec<ListHit>, sqlx::Error> {
+    type Row = (String, String, String, String, String);
+    let rows: Vec<Row> =
+        serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(list, kind, value, reason, added_by)| {
+            Some(ListHit {
+                list: if list == "block" {
+                    List::Block
+                } else {
+                    List::Allow
+                },
+                kind: ListKind::parse(&kind)?,
+                value,
+                reason,
+                added_by,
+            })
+        })
+        .collect())
+}
+
+/// The surge engagement in force, newest first, and the card prefixes tried on the order, as
+/// columns `surge_detail`, `surge_tightened` and `surge_bins`; `{order}` and `{now}` are the
+/// statement's placeholders for the order's id and the time. `kind` is a constant of the
+/// code, never outside input.
+fn engagement_sql(backend: Backend, kind: &'static str, order: &str, now: &str) -> String {
+    let in_force = format!(
+        "FROM screening_events WHERE kind = '{kind}' AND until_at > {now} ORDER BY started_at DESC LIMIT 1"
+    );
+    // Card prefixes are digits: a comma cannot be part of one.
+    let bins = match backend {
+        Backend::Sqlite => "group_concat(DISTINCT card_bin)",
+        Backend::Postgres => "string_agg(DISTINCT card_bin, ',')",
+    };
+    format!(
+        "(SELECT detail {in_force}) AS surge_detail,
+         (SELECT tightened {in_force}) AS surge_tightened,
+         (SELECT {bins} FROM payments WHERE order_id = {order} AND card_bin IS NOT NULL) AS surge_bins"
+    )
 }
 
 /// How far before the 24-hour window a paid order may have been created (its expiry, with
@@ -247,5 +397,14 @@ mod tests {
             cast_parameters("a = $1 AND b > $5 - 60000 LIMIT $7"),
             "a = CAST($1 AS TEXT) AND b > CAST($5 AS BIGINT) - 60000 LIMIT CAST($7 AS BIGINT)"
         );
+    }
+
+    #[test]
+    fn two_digit_parameters_are_cast_whole() {
+        assert_eq!(
+            cast_parameters("v = $12 OR t > $13 OR x = $1"),
+            "v = CAST($12 AS TEXT) OR t > CAST($13 AS BIGINT) OR x = CAST($1 AS TEXT)"
+        );
+        assert_eq!(cast_parameters("'$' || $"), "'$' || $");
     }
 }

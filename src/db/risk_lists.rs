@@ -5,7 +5,7 @@
 use crate::clock::Millis;
 use crate::db::col;
 use crate::db::params::{like_contains, where_all, Params};
-use crate::domain::risk_list::{normalise, List, ListHit, ListKind};
+use crate::domain::risk_list::{normalise, List, ListKind};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
 
@@ -40,65 +40,6 @@ pub async fn add(
     .execute(conn)
     .await?;
     Ok(id)
-}
-
-/// Active entries that match `order`: its email, email domain, IP address, TikTok username,
-/// or any card tried on it. One statement; each branch is a look-up on (kind, value).
-pub async fn matches_order(
-    conn: &mut AnyConnection,
-    order: &crate::db::orders::Order,
-    now: Millis,
-) -> Result<Vec<ListHit>, sqlx::Error> {
-    let domain = order
-        .email
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or_default();
-    let rows = sqlx::query(
-        "SELECT list, kind, value, reason, added_by FROM risk_lists
-         WHERE (expires_at IS NULL OR expires_at > $6)
-           AND ((kind = 'email' AND value = $1)
-             OR (kind = 'email_domain' AND value = $2)
-             OR (kind = 'ip' AND value = $3)
-             OR (kind = 'tiktok_username' AND value = $4)
-             OR (kind = 'card_fingerprint' AND value IN
-                   (SELECT LOWER(card_fingerprint) FROM payments WHERE order_id = $5 AND card_fingerprint IS NOT NULL)))
-         ORDER BY created_at",
-    )
-    .bind(normalise(ListKind::Email, &order.email))
-    .bind(normalise(ListKind::EmailDomain, domain))
-    .bind(normalise(ListKind::Ip, &order.client_ip))
-    .bind(normalise(ListKind::TiktokUsername, &order.tiktok_username))
-    .bind(&order.id)
-    .bind(now)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .filter_map(|r| {
-            let kind: String = match col(r, "kind") {
-                Ok(k) => k,
-                Err(e) => return Some(Err(e)),
-            };
-            // An entry of a kind this version does not know cannot match anything.
-            let kind = ListKind::parse(&kind)?;
-            Some(row_to_hit(r, kind))
-        })
-        .collect()
-}
-
-fn row_to_hit(r: &AnyRow, kind: ListKind) -> Result<ListHit, sqlx::Error> {
-    let list: String = col(r, "list")?;
-    Ok(ListHit {
-        list: if list == "block" {
-            List::Block
-        } else {
-            List::Allow
-        },
-        kind,
-        value: col(r, "value")?,
-        reason: col(r, "reason")?,
-        added_by: col(r, "added_by")?,
-    })
 }
 
 /// A list entry as the admin page shows it.

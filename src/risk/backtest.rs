@@ -65,7 +65,8 @@ pub async fn run(
     proposed: &RiskSettings,
     since: Millis,
 ) -> Result<Comparison, sqlx::Error> {
-    // One pass over the period's assessments with each order's fate, streamed.
+    // One pass over the period's assessments with each order's fate, streamed: the database
+    // produces the next rows while this task decodes and evaluates.
     let mut rows = std::pin::pin!(risk_assessments::pre_fulfillment_since(db.pool(), since));
     let mut out = Comparison::default();
     while let Some(row) = rows.try_next().await? {
@@ -74,11 +75,12 @@ pub async fn run(
             continue;
         };
         let status = row.status.as_str();
+        // A chargeback is the issuer rejecting the order as fraud after the fact, whatever its
+        // order's status became since.
         let outcome = Outcome {
             refunded: matches!(status, "refunded" | "partially_refunded"),
-            // A chargeback is the issuer rejecting the order after the fact.
-            rejected: matches!(status, "rejected" | "disputed"),
-            fraud: row.fraud,
+            rejected: row.disputed || matches!(status, "rejected" | "disputed"),
+            fraud: row.disputed || row.fraud,
         };
         let now = evaluate(&signals, current).decision;
         let then = evaluate(&signals, proposed).decision;

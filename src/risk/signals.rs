@@ -4,7 +4,7 @@
 
 use crate::clock::Millis;
 use crate::db::orders::Order;
-use crate::db::{risk_counts, risk_lists, Db};
+use crate::db::{risk_counts, Db};
 use crate::domain::risk_list::ListHit;
 use crate::domain::Catalog;
 use rust_decimal::Decimal;
@@ -129,39 +129,28 @@ pub struct Signals {
 /// and a regular's thousandth order should cost no more to screen than their second.
 pub const PRIOR_PAID_CAP: u32 = 100;
 
-/// Gathers the signals for `order` as of `now`: on one connection, one statement for every
-/// count (`db::risk_counts`), one for the block and allow lists, and one for the surge
-/// response (a tiny table).
+/// Gathers the signals for `order` as of `now`: one statement (`db::risk_counts`) reads every
+/// count, the matching block and allow list entries and the surge response in force.
 pub async fn gather(
     db: &Db,
     catalog: &Catalog,
     order: &Order,
     now: Millis,
 ) -> Result<Signals, sqlx::Error> {
-    let mut conn = db.pool().acquire().await?;
-    let keys = risk_counts::Keys {
-        order_id: &order.id,
-        email: &order.email,
-        client_ip: &order.client_ip,
-        tiktok_username: &order.tiktok_username,
-        prior_paid_cap: PRIOR_PAID_CAP,
-    };
-    let c = risk_counts::counts(&mut conn, &keys, now).await?;
-    let list_hits = risk_lists::matches_order(&mut conn, order, now).await?;
-    let surge = super::surge::matches_order(&mut conn, order, now).await?;
-    Ok(assemble(catalog, order, &c, list_hits, surge, now))
+    let c = risk_counts::counts(db, order, PRIOR_PAID_CAP, super::surge::KIND, now).await?;
+    Ok(assemble(catalog, order, c, now))
 }
 
-/// The signals from what was read: the counts, list hits and surge match, with what the
-/// order itself says (its price per coin, a price mismatch, a disposable email domain).
-fn assemble(
-    catalog: &Catalog,
-    order: &Order,
-    c: &risk_counts::Counts,
-    list_hits: Vec<ListHit>,
-    surge: Option<SurgeMatch>,
-    now: Millis,
-) -> Signals {
+/// The signals from what was read, with what the order itself says (its price per coin, a
+/// price mismatch, a disposable email domain) and what the surge response tightened that it
+/// shares.
+fn assemble(catalog: &Catalog, order: &Order, c: risk_counts::Counts, now: Millis) -> Signals {
+    let surge = super::surge::match_order(
+        c.surge_detail.clone(),
+        c.surge_tightened.clone(),
+        c.surge_bins.clone(),
+        order,
+    );
     let base_total = catalog.to_base(order.amount).unwrap_or_default();
     let price_per_coin = base_total / Decimal::from(order.coins.get().max(1));
     let price_mismatch = order
@@ -228,6 +217,6 @@ fn assemble(
         known_payer: c.known_payer > 0,
         rate_limited_1h: c.limited,
         surge,
-        list_hits,
+        list_hits: c.list_hits,
     }
 }

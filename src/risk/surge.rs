@@ -16,7 +16,6 @@ use crate::clock::Millis;
 use crate::db::orders::Order;
 use crate::db::{surge, Db};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 
 pub const KIND: &str = "failure_surge";
 
@@ -161,31 +160,33 @@ async fn record(
     tx.commit().await
 }
 
-/// What the engagement in force, if any, tightened that this order shares.
-pub async fn matches_order(
-    conn: &mut AnyConnection,
+/// What the engagement in force, if any, tightened that this order shares, from what the
+/// screening statement read (`db::risk_counts`): the engagement's detail and tightened traits
+/// (JSON), and the card prefixes tried on the order (comma-separated).
+pub fn match_order(
+    detail: Option<String>,
+    tightened: Option<String>,
+    bins: Option<String>,
     order: &Order,
-    now: Millis,
-) -> Result<Option<SurgeMatch>, sqlx::Error> {
-    let Some(event) = surge::in_force(&mut *conn, KIND, now).await? else {
-        return Ok(None);
-    };
-    let why = event.detail;
-    let tightened: Vec<Tightened> = serde_json::from_str(&event.tightened).unwrap_or_default();
-    let bins = crate::db::payments::card_bins(conn, &order.id).await?;
+) -> Option<SurgeMatch> {
+    let why = detail?;
+    let tightened: Vec<Tightened> =
+        serde_json::from_str(tightened.as_deref().unwrap_or("[]")).unwrap_or_default();
+    let bins = bins.unwrap_or_default();
+    let bins: Vec<&str> = bins.split(',').filter(|b| !b.is_empty()).collect();
     let domain = super::traits::email_domain(&order.email);
     let net = super::traits::client_net(&order.client_ip);
     let hit = tightened.iter().find(|t| match t.kind.as_str() {
-        "card_bin" => bins.contains(&t.value),
+        "card_bin" => bins.contains(&t.value.as_str()),
         "email_domain" => t.value == domain,
         "client_net" => t.value == net,
         "tiktok_username" => t.value == order.tiktok_username,
         _ => false,
     });
-    Ok(hit.map(|t| SurgeMatch {
+    hit.map(|t| SurgeMatch {
         shares: t.describe(),
         why,
-    }))
+    })
 }
 
 /// Engagements that ended after `since` or are in force, newest first, for the console.
