@@ -301,9 +301,22 @@ pub struct Limit {
     pub burst: u32,
 }
 
+/// Where the rate limits keep their state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitStore {
+    /// In this process (governor): limits hold per instance.
+    Memory,
+    /// In the database, one row per limit and client: limits hold across every instance.
+    Database,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
+    /// Unset: `memory` on SQLite (one instance), `database` on PostgreSQL (several may share
+    /// it), see `store_for`.
+    pub store: Option<LimitStore>,
     pub checkout: Limit,
     pub payment_attempt: Limit,
     pub account_lookup: Limit,
@@ -316,6 +329,7 @@ pub struct RateLimitSettings {
 impl Default for RateLimitSettings {
     fn default() -> Self {
         RateLimitSettings {
+            store: None,
             checkout: Limit {
                 per_minute: 5,
                 burst: 5,
@@ -348,6 +362,16 @@ impl Default for RateLimitSettings {
     }
 }
 
+impl RateLimitSettings {
+    /// The store in force: the one configured, else the backend's default.
+    pub fn store_for(&self, backend: crate::db::Backend) -> LimitStore {
+        self.store.unwrap_or(match backend {
+            crate::db::Backend::Sqlite => LimitStore::Memory,
+            crate::db::Backend::Postgres => LimitStore::Database,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobSettings {
@@ -355,8 +379,13 @@ pub struct JobSettings {
     /// Most of a worker's time is spent waiting (on the supplier, the SMTP server, the
     /// database), so there are more of them than cores.
     pub workers: usize,
-    /// How long a claimed job is reserved for one worker before another may take it.
+    /// How long a claimed job is reserved for one worker before another may take it. The
+    /// worker renews it every `heartbeat_ms` while it runs, so this is how long a crashed
+    /// instance's jobs wait for another worker, not a limit on how long a job may take.
     pub lease_seconds: u64,
+    /// How often a worker renews the lease of the job it runs (at least three renewals fit in
+    /// a lease, so one slow renewal does not lose it).
+    pub heartbeat_ms: u64,
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
@@ -368,12 +397,33 @@ impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
             workers: 8,
-            lease_seconds: 60,
+            lease_seconds: 10,
+            heartbeat_ms: 3_000,
             max_attempts: 8,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
             poll_interval_ms: 250,
         }
+    }
+}
+
+impl JobSettings {
+    /// Durations are already capped at ten years (`check_durations`), so these products fit.
+    fn validate_lease(&self) -> Result<(), ConfigError> {
+        if self.lease_seconds == 0 {
+            return Err(ConfigError::new("jobs.lease_seconds", "must be at least 1"));
+        }
+        if self.heartbeat_ms < 10 || self.heartbeat_ms.saturating_mul(3) > self.lease_seconds * 1000
+        {
+            return Err(ConfigError::new(
+                "jobs.heartbeat_ms",
+                format!(
+                    "must be at least 10 and at most a third of jobs.lease_seconds ({} ms)",
+                    self.lease_seconds * 1000 / 3
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -684,6 +734,7 @@ impl Settings {
                 1_000,
             ),
             ("jobs.lease_seconds", j.lease_seconds, 1_000),
+            ("jobs.heartbeat_ms", j.heartbeat_ms, 1),
             ("jobs.backoff_base_ms", j.backoff_base_ms, 1),
             ("jobs.backoff_max_ms", j.backoff_max_ms, 1),
             ("jobs.poll_interval_ms", j.poll_interval_ms, 1),
@@ -985,6 +1036,7 @@ impl Settings {
         if self.jobs.max_attempts == 0 {
             return Err(ConfigError::new("jobs.max_attempts", "must be at least 1"));
         }
+        self.jobs.validate_lease()?;
         self.risk.validate()?;
         self.console.validate()?;
         self.notifications.validate()?;

@@ -1,7 +1,8 @@
 //! The durable job queue: a table, not a process. A job is enqueued in the same transaction as
-//! the state change that causes it, claimed with a lease (a crashed worker's job is taken
-//! again once the lease ends), retried with exponential backoff and jitter, and marked dead
-//! after its last try. Handlers must be idempotent: execution is at least once.
+//! the state change that causes it, claimed with a short lease that its worker renews while it
+//! runs (`renew`: a crashed worker's job is taken again seconds after its last renewal),
+//! retried with exponential backoff and jitter, and marked dead after its last try. Handlers
+//! must be idempotent: execution is at least once.
 //!
 //! What a job is: [`Job`], one enum of every kind (`job.rs`); who runs each kind: the one
 //! `match` in `workers`.
@@ -49,6 +50,8 @@ pub struct Claimed {
     pub payload: String,
     /// Including this one.
     pub attempts: u32,
+    /// The end of the lease taken with the claim.
+    pub lease_until: Millis,
 }
 
 impl Claimed {
@@ -141,7 +144,31 @@ pub async fn claim(
         kind: col(&row, "kind")?,
         payload: col(&row, "payload")?,
         attempts: col::<i64>(&row, "attempts")? as u32,
+        lease_until: now + lease_ms,
     }))
+}
+
+/// Extends the lease of a job `worker` runs to `now + lease_ms`. False when the job is no
+/// longer this worker's (its lease ran out and another worker took it, or it was finished):
+/// the worker must stop, so the job's work is not done twice at once.
+pub async fn renew(
+    db: &Db,
+    job_id: &str,
+    worker: &str,
+    now: Millis,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE jobs SET run_at = $1, lease_until = $1, updated_at = $2
+         WHERE id = $3 AND locked_by = $4 AND status = 'running'",
+    )
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(job_id)
+    .bind(worker)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Whether a job with this dedupe key was ever enqueued.
