@@ -22,6 +22,7 @@ mod pages;
 mod payment_methods;
 mod payments;
 mod process;
+mod rate_limits;
 mod refunds;
 mod risk;
 mod screening;
