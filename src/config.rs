@@ -397,8 +397,10 @@ impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
             workers: 8,
-            lease_seconds: 10,
-            heartbeat_ms: 3_000,
+            // A crashed instance's jobs are free again at most 8 s after its last renewal, so
+            // they are taken over within 10 s of the crash, the workers' polling included.
+            lease_seconds: 8,
+            heartbeat_ms: 2_000,
             max_attempts: 8,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,

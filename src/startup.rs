@@ -122,6 +122,7 @@ impl Application {
             http,
             jobs_ready,
             surge: Default::default(),
+            job_leases_lost: Default::default(),
             settings,
         });
         let state = Arc::new(AppState {

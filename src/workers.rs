@@ -164,7 +164,10 @@ async fn while_leased<F: std::future::Future>(
         // recorded only if the job is still this worker's (`jobs::complete`, `jobs::fail`).
         biased;
         out = work => Some(out),
-        () = heartbeat => None,
+        () = heartbeat => {
+            state.job_leases_lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
     }
 }
 
