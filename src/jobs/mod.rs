@@ -95,24 +95,25 @@ pub async fn claim(
     now: Millis,
     lease_ms: i64,
 ) -> Result<Option<Claimed>, sqlx::Error> {
-    // On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without waiting on
-    // each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain form is safe.
+    // A job whose lease ran out goes first: its worker died while running it, it was due
+    // before anything pending now, and a crashed instance's work is to be taken over within
+    // seconds even behind a backlog. Each branch is the front of one (status, run_at) index
+    // range. On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without
+    // waiting on each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain
+    // form is safe.
     let sql = match db.backend() {
         Backend::Postgres => {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
-             WHERE id = (SELECT id FROM jobs WHERE status IN ('pending', 'running') AND run_at <= $3
-                         ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             WHERE id = COALESCE(
+                 (SELECT id FROM jobs WHERE status = 'running' AND run_at <= $3 ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED),
+                 (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $3 ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED))
              RETURNING id, kind, payload, attempts"
         }
-        // The earliest due job of each status, each found at the front of its (status, run_at)
-        // index range, instead of sorting the whole backlog while holding the write lock.
         Backend::Sqlite => {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
-             WHERE id = (SELECT id FROM (
-                           SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE status = 'pending' AND run_at <= $3 ORDER BY run_at LIMIT 1)
-                           UNION ALL
-                           SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE status = 'running' AND run_at <= $3 ORDER BY run_at LIMIT 1)
-                         ) ORDER BY run_at LIMIT 1)
+             WHERE id = COALESCE(
+                 (SELECT id FROM jobs WHERE status = 'running' AND run_at <= $3 ORDER BY run_at LIMIT 1),
+                 (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $3 ORDER BY run_at LIMIT 1))
              RETURNING id, kind, payload, attempts"
         }
     };

@@ -17,6 +17,7 @@ mod edge_security;
 mod fulfillment;
 mod health;
 mod https;
+mod instances;
 mod leases;
 mod mail;
 mod pages;
