@@ -1107,6 +1107,47 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_must_fit_three_renewals() {
+        for (line, ok) in [
+            ("[jobs]\nlease_seconds = 8\nheartbeat_ms = 2000", true),
+            ("[jobs]\nlease_seconds = 1\nheartbeat_ms = 333", true),
+            ("[jobs]\nlease_seconds = 1\nheartbeat_ms = 334", false),
+            ("[jobs]\nheartbeat_ms = 5", false),
+            ("[jobs]\nlease_seconds = 0", false),
+        ] {
+            let result = Settings::from_figment(Figment::new().merge(Toml::string(line)));
+            match (ok, result) {
+                (true, Ok(_)) => {}
+                (false, Err(e)) => assert!(e.key.starts_with("jobs."), "{line}: {e}"),
+                (true, Err(e)) => panic!("{line}: {e}"),
+                (false, Ok(_)) => panic!("{line} was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_store_defaults_by_backend() {
+        use crate::db::Backend;
+        let s = Settings::default();
+        assert_eq!(s.rate_limits.store_for(Backend::Sqlite), LimitStore::Memory);
+        assert_eq!(
+            s.rate_limits.store_for(Backend::Postgres),
+            LimitStore::Database
+        );
+        let fig = Figment::new().merge(Toml::string("[rate_limits]\nstore = \"database\""));
+        let s = Settings::from_figment(fig).unwrap();
+        assert_eq!(
+            s.rate_limits.store_for(Backend::Sqlite),
+            LimitStore::Database
+        );
+        let fig = Figment::new().merge(Toml::string("[rate_limits]\nstore = \"redis\""));
+        assert_eq!(
+            Settings::from_figment(fig).unwrap_err().key,
+            "rate_limits.store"
+        );
+    }
+
+    #[test]
     fn absurd_durations_are_refused_not_overflowed() {
         for line in [
             "console.absolute_timeout_hours = 307445734561825861",
