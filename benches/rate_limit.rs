@@ -142,7 +142,7 @@ async fn run(
     for (name, url) in databases {
         let db = Db::connect(url, 16).await?;
         db.migrate().await?;
-        let shared = Arc::new(RateLimits::in_database(&s, db.clone(), clock.clone()));
+        let shared = Arc::new(RateLimits::in_database(&s, &db, clock.clone()));
         rows.push(measure(format!("database, {name}"), shared, checks, tasks).await);
         let kept = coinfront::db::rate_limits::state_rows(db.pool()).await?;
         println!(

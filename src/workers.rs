@@ -142,7 +142,18 @@ async fn while_leased<F: std::future::Future>(
         loop {
             tokio::time::sleep(every).await;
             let now = state.now_ms();
-            match jobs::renew(&state.db, &claimed.id, worker, now, lease_ms).await {
+            // A renewal stuck behind a busy database counts as failed after one interval, so
+            // the check against the lease's end below is made in time.
+            let renewed = match tokio::time::timeout(
+                every,
+                jobs::renew(&state.db, &claimed.id, worker, now, lease_ms),
+            )
+            .await
+            {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {every:?}")),
+            };
+            match renewed {
                 Ok(true) => leased_until = now + lease_ms,
                 Ok(false) => {
                     tracing::warn!("lease lost: another worker has this job; stopping this run");

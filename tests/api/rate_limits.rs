@@ -29,7 +29,7 @@ async fn the_database_store_answers_exactly_as_governor_does() {
     let app = spawn_app_with(|_| {}).await;
     let clock: coinfront::clock::SharedClock = Arc::new(app.clock.clone());
     let memory = RateLimits::in_memory(&limits(), clock.clone());
-    let shared = RateLimits::in_database(&limits(), app.state.db.clone(), clock);
+    let shared = RateLimits::in_database(&limits(), &app.state.db, clock);
     let actions = [
         Action::Checkout,
         Action::PaymentAttempt,
