@@ -52,10 +52,10 @@ async fn a_job_that_outlasts_its_lease_keeps_it_by_renewing() {
     let mut lease_ends = Vec::new();
     loop {
         match fulfill_job(&db).await {
-            Some((status, _, _, run_at)) if status == "running" => {
-                if lease_ends.last() != Some(&run_at) {
-                    lease_ends.push(run_at);
-                }
+            Some((status, _, _, run_at))
+                if status == "running" && lease_ends.last() != Some(&run_at) =>
+            {
+                lease_ends.push(run_at);
             }
             Some((status, ..)) if status == "done" => break,
             _ => {}
