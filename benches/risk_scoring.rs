@@ -7,7 +7,10 @@
 //!     BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench risk_scoring
 //!
 //! Environment: BENCH_HISTORY (historical orders, default 100000), BENCH_SCORES (scored orders,
-//! default 2000), BENCH_KEEP_SQLITE (copy the SQLite database there at the end), BENCH_WARMUP (scorings before the measurement, default 100), BENCH_SEED (the
+//! default 2000), BENCH_KEEP_SQLITE (a copy of the SQLite history, before any scoring, for
+//! `EXPLAIN QUERY PLAN` or for BENCH_REUSE_SQLITE), BENCH_REUSE_SQLITE (score against such a copy
+//! instead of writing the history again: the same seed gives the same orders; for quick A/B runs,
+//! not for reported figures, since a copy's pages are better packed than a shop's), BENCH_WARMUP (scorings before the measurement, default 100), BENCH_SEED (the
 //! data generator's seed, default 42), BENCH_POSTGRES_URL (also run on a fresh PostgreSQL
 //! database `cf_bench_<random>` made from this URL and dropped at the end).
 //!
@@ -127,17 +130,16 @@ fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<EngineResult> {
         .then(|| cfg.postgres.clone())
         .flatten();
     let mut scratch = Scratch::new("cf-bench-risk-", postgres)?;
+    if let (Engine::Sqlite, Some(from)) = (engine, std::env::var_os("BENCH_REUSE_SQLITE")) {
+        std::fs::copy(&from, scratch.path().join("risk.db"))
+            .context("copying BENCH_REUSE_SQLITE")?;
+    }
     let result = scratch.database("risk").and_then(|url| {
         let rt = common::runtime(2);
         let r = rt.block_on(common::or_interrupted(engine_phase(cfg, engine, url)));
         rt.shutdown_timeout(Duration::from_secs(10));
         r
     });
-    if let (Engine::Sqlite, Some(keep)) = (engine, std::env::var_os("BENCH_KEEP_SQLITE")) {
-        // For EXPLAIN QUERY PLAN on the same data: `sqlite3 $BENCH_KEEP_SQLITE`.
-        std::fs::copy(scratch.path().join("risk.db"), &keep).context("keeping the database")?;
-        println!("[sqlite] database kept at {}", Path::new(&keep).display());
-    }
     scratch.close()?;
     result
 }
@@ -147,32 +149,55 @@ async fn engine_phase(cfg: &Config, engine: Engine, url: String) -> anyhow::Resu
     let catalog = settings.catalog.build()?;
     let db = Db::connect(&url, settings.db_max_connections).await?;
     db.migrate().await?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let reuse = (engine == Engine::Sqlite)
+        .then(|| std::env::var("BENCH_REUSE_SQLITE").ok())
+        .flatten();
+    let now = match &reuse {
+        Some(_) => {
+            sqlx::query_scalar::<_, i64>("SELECT now FROM bench_history")
+                .fetch_one(db.pool())
+                .await?
+        }
+        None => chrono::Utc::now().timestamp_millis(),
+    };
     let mut rng = StdRng::seed_from_u64(cfg.seed);
 
     let started = Instant::now();
     let world = World::new(cfg.history, &mut rng);
     let history = world.history(cfg.history, &catalog, now, &mut rng);
-    let stats = fill(&db, &history, now).await?;
+    let stats = match &reuse {
+        Some(from) => {
+            println!("[sqlite] history reused from {from} (written at {now})");
+            None
+        }
+        None => Some(fill(&db, &history, now).await?),
+    };
     if db.backend() == Backend::Postgres {
         // What autovacuum would do soon after such a load; SQLite's `ANALYZE` is not run (the
         // shop never runs it).
         sqlx::query("ANALYZE").execute(db.pool()).await?;
     }
-    println!(
-        "[{}] history written in {:.1} s: {} orders, {} payments ({} declined), {} distinct emails, {} IPs, {} usernames, {} cards; {} list entries, {} rate-limit hits",
-        engine.name(),
-        started.elapsed().as_secs_f64(),
-        stats.orders,
-        stats.payments,
-        stats.failed,
-        stats.emails,
-        stats.ips,
-        stats.usernames,
-        stats.cards,
-        stats.list_entries,
-        stats.rate_limit_hits,
-    );
+    if let Some(stats) = stats {
+        println!(
+            "[{}] history written in {:.1} s: {} orders, {} payments ({} declined), {} distinct emails, {} IPs, {} usernames, {} cards; {} list entries, {} rate-limit hits",
+            engine.name(),
+            started.elapsed().as_secs_f64(),
+            stats.orders,
+            stats.payments,
+            stats.failed,
+            stats.emails,
+            stats.ips,
+            stats.usernames,
+            stats.cards,
+            stats.list_entries,
+            stats.rate_limit_hits,
+        );
+    }
+    if let (Engine::Sqlite, Some(keep), None) =
+        (engine, std::env::var_os("BENCH_KEEP_SQLITE"), &reuse)
+    {
+        keep_history(&db, Path::new(&keep), now).await?;
+    }
 
     let mut timings = Vec::with_capacity(cfg.scores);
     let mut decisions = BTreeMap::new();
@@ -800,4 +825,31 @@ fn print_table(results: &[EngineResult]) {
             ms(p99)
         );
     }
+}
+
+/// Writes a packed copy of the history (`VACUUM INTO`) with the `now` it was written at, so
+/// that BENCH_REUSE_SQLITE can score against it later.
+async fn keep_history(db: &Db, keep: &Path, now: i64) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(keep);
+    let target = keep.to_str().context("BENCH_KEEP_SQLITE is not UTF-8")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "VACUUM INTO '{}'",
+        target.replace('\'', "''")
+    )))
+    .execute(db.pool())
+    .await?;
+    let copy = Db::connect(&format!("sqlite://{target}"), 1).await?;
+    sqlx::query("CREATE TABLE bench_history (now BIGINT NOT NULL)")
+        .execute(copy.pool())
+        .await?;
+    sqlx::query("INSERT INTO bench_history (now) VALUES ($1)")
+        .bind(now)
+        .execute(copy.pool())
+        .await?;
+    copy.close().await;
+    println!(
+        "[sqlite] history kept at {} (written at {now})",
+        keep.display()
+    );
+    Ok(())
 }

@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
             command: StaffCommand::Disable { email },
         } => coinfront::cli::disable(settings, &email).await,
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if log_errors {
@@ -84,7 +84,9 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    coinfront::telemetry::flush();
+    code
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

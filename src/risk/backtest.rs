@@ -66,12 +66,16 @@ pub async fn run(
     since: Millis,
 ) -> Result<Comparison, sqlx::Error> {
     // One pass over the period's assessments with each order's fate. An agent's "reject as
-    // fraud" leaves a block-list event (`block_listed`) on the order, and so does a dispute. Rows are streamed, so the
-    // database produces the next ones while this task decodes and evaluates.
+    // fraud" leaves a block-list event (`block_listed`) on the order; a chargeback counts the
+    // same, whatever its order's status became since (won, refunded before it arrived). Rows
+    // are streamed, so the database produces the next ones while this task decodes and
+    // evaluates.
     let mut rows = sqlx::query(
         "SELECT ra.signals AS signals, o.status AS status,
                 CASE WHEN EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = o.id AND e.kind = 'block_listed')
-                     THEN 1 ELSE 0 END AS fraud
+                     THEN 1 ELSE 0 END AS fraud,
+                CASE WHEN EXISTS (SELECT 1 FROM disputes d WHERE d.order_id = o.id)
+                     THEN 1 ELSE 0 END AS disputed
          FROM risk_assessments ra JOIN orders o ON o.id = ra.order_id
          WHERE ra.stage = 'pre_fulfillment' AND ra.created_at >= $1",
     )
@@ -86,11 +90,12 @@ pub async fn run(
             continue;
         };
         let status: String = col(row, "status")?;
+        let disputed = col::<i64>(row, "disputed")? > 0;
         let outcome = Outcome {
             refunded: matches!(status.as_str(), "refunded" | "partially_refunded"),
             // A chargeback is the issuer rejecting the order after the fact.
-            rejected: matches!(status.as_str(), "rejected" | "disputed"),
-            fraud: col::<i64>(row, "fraud")? > 0,
+            rejected: disputed || matches!(status.as_str(), "rejected" | "disputed"),
+            fraud: disputed || col::<i64>(row, "fraud")? > 0,
         };
         let now = evaluate(&signals, current).decision;
         let then = evaluate(&signals, proposed).decision;

@@ -129,63 +129,91 @@ pub async fn add(
     Ok(id)
 }
 
-/// Active entries that match `order`: its email, email domain, IP address, TikTok username,
-/// or any card tried on it. One statement; each branch is a look-up on (kind, value).
-pub async fn matches_order(
-    conn: &mut sqlx::AnyConnection,
-    order: &crate::db::orders::Order,
-    now: Millis,
-) -> Result<Vec<ListHit>, sqlx::Error> {
+/// The order's values in the form list entries are stored in (`normalise`): email, email
+/// domain, IP and TikTok username, bound by the screening statement (`risk::signals::gather`),
+/// which also matches card fingerprints and returns the hits as `LIST_HITS_JSON`.
+pub fn order_values(order: &crate::db::orders::Order) -> [String; 4] {
     let domain = order
         .email
         .rsplit_once('@')
         .map(|(_, d)| d)
         .unwrap_or_default();
-    let rows = sqlx::query(
-        "SELECT list, kind, value, reason, added_by FROM risk_lists
-         WHERE (expires_at IS NULL OR expires_at > $6)
-           AND ((kind = 'email' AND value = $1)
-             OR (kind = 'email_domain' AND value = $2)
-             OR (kind = 'ip' AND value = $3)
-             OR (kind = 'tiktok_username' AND value = $4)
-             OR (kind = 'card_fingerprint' AND value IN
-                   (SELECT LOWER(card_fingerprint) FROM payments WHERE order_id = $5 AND card_fingerprint IS NOT NULL)))
-         ORDER BY created_at",
-    )
-    .bind(normalise(ListKind::Email, &order.email))
-    .bind(normalise(ListKind::EmailDomain, domain))
-    .bind(normalise(ListKind::Ip, &order.client_ip))
-    .bind(normalise(ListKind::TiktokUsername, &order.tiktok_username))
-    .bind(&order.id)
-    .bind(now)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .filter_map(|r| {
-            let kind: String = match col(r, "kind") {
-                Ok(k) => k,
-                Err(e) => return Some(Err(e)),
-            };
-            // An entry of a kind this version does not know cannot match anything.
-            let kind = ListKind::parse(&kind)?;
-            Some(row_to_hit(r, kind))
-        })
-        .collect()
+    [
+        normalise(ListKind::Email, &order.email),
+        normalise(ListKind::EmailDomain, domain),
+        normalise(ListKind::Ip, &order.client_ip),
+        normalise(ListKind::TiktokUsername, &order.tiktok_username),
+    ]
 }
 
-fn row_to_hit(r: &sqlx::any::AnyRow, kind: ListKind) -> Result<ListHit, sqlx::Error> {
-    let list: String = col(r, "list")?;
-    Ok(ListHit {
-        list: if list == "block" {
-            List::Block
-        } else {
-            List::Allow
-        },
-        kind,
-        value: col(r, "value")?,
-        reason: col(r, "reason")?,
-        added_by: col(r, "added_by")?,
-    })
+/// The entries in force that match an order, as one JSON array of `[list, kind, value, reason,
+/// added_by]`, oldest first. `{email}`, `{domain}`, `{ip}`, `{username}`, `{order}` and `{now}`
+/// are the statement's placeholders for `order_values`, the order's id and the time.
+pub fn hits_json_sql(backend: crate::db::Backend, p: HitParams) -> String {
+    let HitParams {
+        email,
+        domain,
+        ip,
+        username,
+        order,
+        now,
+    } = p;
+    let matching = format!(
+        "FROM risk_lists
+         WHERE (expires_at IS NULL OR expires_at > {now})
+           AND ((kind = 'email' AND value = {email})
+             OR (kind = 'email_domain' AND value = {domain})
+             OR (kind = 'ip' AND value = {ip})
+             OR (kind = 'tiktok_username' AND value = {username})
+             OR (kind = 'card_fingerprint' AND value IN
+                   (SELECT LOWER(card_fingerprint) FROM payments WHERE order_id = {order} AND card_fingerprint IS NOT NULL)))"
+    );
+    match backend {
+        // SQLite aggregates in the order rows arrive, which the sub-select sorts.
+        crate::db::Backend::Sqlite => format!(
+            "(SELECT json_group_array(json_array(list, kind, value, reason, added_by))
+              FROM (SELECT list, kind, value, reason, added_by {matching} ORDER BY created_at) AS hits)"
+        ),
+        crate::db::Backend::Postgres => format!(
+            "(SELECT CAST(COALESCE(json_agg(json_build_array(list, kind, value, reason, added_by) ORDER BY created_at), '[]') AS TEXT)
+              {matching})"
+        ),
+    }
+}
+
+/// The placeholders `hits_json_sql` uses, e.g. `"$9"` (or any SQL expression).
+#[derive(Clone, Copy)]
+pub struct HitParams<'a> {
+    pub email: &'a str,
+    pub domain: &'a str,
+    pub ip: &'a str,
+    pub username: &'a str,
+    pub order: &'a str,
+    pub now: &'a str,
+}
+
+/// Reads the hits `hits_json_sql` returned. An entry of a kind this version does not know
+/// cannot match anything and is skipped.
+pub fn hits_from_json(json: &str) -> Result<Vec<ListHit>, sqlx::Error> {
+    type Row = (String, String, String, String, String);
+    let rows: Vec<Row> =
+        serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(list, kind, value, reason, added_by)| {
+            Some(ListHit {
+                list: if list == "block" {
+                    List::Block
+                } else {
+                    List::Allow
+                },
+                kind: ListKind::parse(&kind)?,
+                value,
+                reason,
+                added_by,
+            })
+        })
+        .collect())
 }
 
 /// Checks a value typed by an admin for `kind` and returns it in the form orders are matched

@@ -155,7 +155,7 @@ pub async fn gather(
     order: &Order,
     now: Millis,
 ) -> Result<Signals, sqlx::Error> {
-    let mut conn = db.pool().acquire().await?;
+    let [list_email, list_domain, list_ip, list_username] = lists::order_values(order);
     let h1 = now - HOUR;
     let d1 = now - DAY;
     // One range scan per key, on its (key, created_at) index, each computing every count
@@ -214,7 +214,8 @@ pub async fn gather(
                                                  AND {earlier_succeeded} AND earlier.email = $2
                                                  AND earlier.order_id <> $1 AND e.status = 'delivered')
                                  LIMIT 1) AS k) AS kp,
-          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) AS limited FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS rl",
+          (SELECT CAST(COALESCE(SUM(hits), 0) AS BIGINT) AS limited FROM rate_limit_counts WHERE client_ip = $3 AND window_start > $5 - 60000) AS rl,
+          (SELECT {list_hits} AS list_hits, {surge}) AS ls",
         attempt = "COALESCE(card_fingerprint, id) || ':' || COALESCE(failure_code, '')",
         failed = "status = 'failed'",
         succeeded = "status = 'succeeded'",
@@ -228,6 +229,18 @@ pub async fn gather(
             .map(|c| format!("'{c}'"))
             .collect::<Vec<_>>()
             .join(", "),
+        list_hits = lists::hits_json_sql(
+            db.backend(),
+            lists::HitParams {
+                email: "$9",
+                domain: "$10",
+                ip: "$11",
+                username: "$12",
+                order: "$1",
+                now: "$13",
+            }
+        ),
+        surge = super::surge::engagement_sql(db.backend(), "$1", "$13"),
     ))))
     .bind(&order.id)
     .bind(&order.email)
@@ -240,10 +253,20 @@ pub async fn gather(
     // a day and the order's expiry before it: this keeps the recipient counts on the
     // (username, created_at) index.
     .bind(d1 - RECIPIENT_LOOKBACK_SLACK)
-    .fetch_one(&mut *conn)
+    .bind(list_email)
+    .bind(list_domain)
+    .bind(list_ip)
+    .bind(list_username)
+    .bind(now)
+    .fetch_one(db.pool())
     .await?;
-    let list_hits = lists::matches_order(&mut conn, order, now).await?;
-    let surge = super::surge::matches_order(&mut conn, order, now).await?;
+    let list_hits = lists::hits_from_json(&col::<String>(&row, "list_hits")?)?;
+    let surge = super::surge::match_order(
+        col(&row, "surge_detail")?,
+        col(&row, "surge_tightened")?,
+        col(&row, "surge_bins")?,
+        order,
+    );
 
     let base_total = catalog.to_base(order.amount).unwrap_or_default();
     let price_per_coin = base_total / Decimal::from(order.coins.get().max(1));
@@ -319,7 +342,8 @@ pub async fn gather(
     })
 }
 
-/// The statement's parameters wrapped in casts: `$1`–`$4` are text, `$5`–`$8` integers.
+/// The statement's parameters wrapped in casts: `$1`–`$4` and `$9`–`$12` are text, the
+/// others integers.
 ///
 /// SQLite compares a bare parameter with the literals of partial indexes (`WHERE status =
 /// 'failed'`) while planning, and then marks the statement to be planned again whenever that
@@ -327,10 +351,28 @@ pub async fn gather(
 /// re-preparing. A cast is an expression, not a parameter, so the plan is made once; the
 /// indexes are used as before, and PostgreSQL reads the casts as type hints.
 fn cast_parameters(sql: &str) -> String {
-    (1..=8).fold(sql.to_owned(), |out, n| {
-        let ty = if n <= 4 { "TEXT" } else { "BIGINT" };
-        out.replace(&format!("${n}"), &format!("CAST(${n} AS {ty})"))
-    })
+    let mut out = String::with_capacity(sql.len() + 512);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(rest.len() - at - 1, |n| n);
+        match rest[at + 1..at + 1 + digits].parse::<u32>() {
+            Ok(n) => {
+                let ty = if matches!(n, 1..=4 | 9..=12) {
+                    "TEXT"
+                } else {
+                    "BIGINT"
+                };
+                out.push_str(&format!("CAST(${n} AS {ty})"));
+            }
+            Err(_) => out.push('$'),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// How far before the 24-hour window a paid order may have been created (its expiry, with
@@ -347,5 +389,14 @@ mod tests {
             cast_parameters("a = $1 AND b > $5 - 60000 LIMIT $7"),
             "a = CAST($1 AS TEXT) AND b > CAST($5 AS BIGINT) - 60000 LIMIT CAST($7 AS BIGINT)"
         );
+    }
+
+    #[test]
+    fn two_digit_parameters_are_cast_whole() {
+        assert_eq!(
+            cast_parameters("v = $12 OR t > $13 OR x = $1"),
+            "v = CAST($12 AS TEXT) OR t > CAST($13 AS BIGINT) OR x = CAST($1 AS TEXT)"
+        );
+        assert_eq!(cast_parameters("'$' || $"), "'$' || $");
     }
 }

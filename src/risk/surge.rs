@@ -16,7 +16,6 @@ use crate::clock::Millis;
 use crate::db::orders::Order;
 use crate::db::{col, Db};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 
 pub const KIND: &str = "failure_surge";
 
@@ -242,48 +241,52 @@ async fn record(
     tx.commit().await
 }
 
-/// What the engagement in force, if any, tightened that this order shares.
-pub async fn matches_order(
-    conn: &mut AnyConnection,
-    order: &Order,
-    now: Millis,
-) -> Result<Option<SurgeMatch>, sqlx::Error> {
-    let Some(row) = sqlx::query(
-        "SELECT detail, tightened FROM screening_events WHERE kind = $1 AND until_at > $2
-         ORDER BY started_at DESC LIMIT 1",
-    )
-    .bind(KIND)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
+/// The engagement in force, newest first, and the card prefixes tried on the order, as
+/// columns `surge_detail`, `surge_tightened` and `surge_bins` of the screening statement
+/// (`risk::signals::gather`); `{order}` and `{now}` are its placeholders for the order's id
+/// and the time.
+pub fn engagement_sql(backend: crate::db::Backend, order: &str, now: &str) -> String {
+    let in_force = format!(
+        "FROM screening_events WHERE kind = '{KIND}' AND until_at > {now} ORDER BY started_at DESC LIMIT 1"
+    );
+    // Card prefixes are digits: a comma cannot be part of one.
+    let bins = match backend {
+        crate::db::Backend::Sqlite => "group_concat(DISTINCT card_bin)",
+        crate::db::Backend::Postgres => "string_agg(DISTINCT card_bin, ',')",
     };
-    let why: String = col(&row, "detail")?;
-    let tightened: Vec<Tightened> =
-        serde_json::from_str(&col::<String>(&row, "tightened")?).unwrap_or_default();
-    let bins: Vec<String> = sqlx::query(
-        "SELECT DISTINCT card_bin FROM payments WHERE order_id = $1 AND card_bin IS NOT NULL",
+    format!(
+        "(SELECT detail {in_force}) AS surge_detail,
+         (SELECT tightened {in_force}) AS surge_tightened,
+         (SELECT {bins} FROM payments WHERE order_id = {order} AND card_bin IS NOT NULL) AS surge_bins"
     )
-    .bind(&order.id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| col(r, "card_bin"))
-    .collect::<Result<_, _>>()?;
+}
+
+/// What the engagement in force, if any, tightened that this order shares, from the columns
+/// `engagement_sql` returned.
+pub fn match_order(
+    detail: Option<String>,
+    tightened: Option<String>,
+    bins: Option<String>,
+    order: &Order,
+) -> Option<SurgeMatch> {
+    let why = detail?;
+    let tightened: Vec<Tightened> =
+        serde_json::from_str(tightened.as_deref().unwrap_or("[]")).unwrap_or_default();
+    let bins = bins.unwrap_or_default();
+    let bins: Vec<&str> = bins.split(',').filter(|b| !b.is_empty()).collect();
     let domain = super::traits::email_domain(&order.email);
     let net = super::traits::client_net(&order.client_ip);
     let hit = tightened.iter().find(|t| match t.kind.as_str() {
-        "card_bin" => bins.contains(&t.value),
+        "card_bin" => bins.contains(&t.value.as_str()),
         "email_domain" => t.value == domain,
         "client_net" => t.value == net,
         "tiktok_username" => t.value == order.tiktok_username,
         _ => false,
     });
-    Ok(hit.map(|t| SurgeMatch {
+    hit.map(|t| SurgeMatch {
         shares: t.describe(),
         why,
-    }))
+    })
 }
 
 /// How many times a surge response engaged, ever (for the metrics).

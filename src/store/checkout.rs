@@ -1,6 +1,8 @@
 //! Checkout: `POST /checkout` checks the form and the TikTok account and shows the confirm
 //! page; `POST /checkout/confirm` creates the order and sends the buyer to the provider's
-//! hosted payment page; `GET /checkout/return` brings the buyer back to their order.
+//! hosted payment page; `GET /checkout/return` brings the buyer back to their order, and
+//! `GET /checkout/confirm` (the hosted page's "back", Stripe's `cancel_url`) shows the confirm
+//! page of the order they left unpaid, to pay it or change it.
 
 use super::catalog::{chosen_currency, parse_amount, CatalogPage, CheckoutValues, FieldErrors};
 use super::quote::{self, Quote};
@@ -64,6 +66,8 @@ struct ConfirmPage {
     per_coin: String,
     method: String,
     email: String,
+    /// Back from the payment page without paying: said above the order.
+    notice: Option<String>,
 }
 
 /// What the buyer pays with a method: the coins' price plus the method's fee.
@@ -238,6 +242,7 @@ pub async fn submit(
         per_coin: charge.per_coin_text(coins),
         method: method.label().into(),
         email: email.as_str().into(),
+        notice: None,
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -371,6 +376,11 @@ pub async fn confirm(
         OrderStatus::Declined => return Ok(declined_page(&state)),
         _ => return Ok(see_other(&format!("/orders/{token}"))),
     }
+    if let Some(session) = &order.provider_session_id {
+        // Paying again (back from the hosted page, or a double submit): the session the order
+        // has, resumed where the provider says it is still open, never a second one.
+        return Ok(see_other(&state.provider.session_url(session)));
+    }
     let session = state
         .provider
         .create_session(&SessionRequest {
@@ -386,9 +396,9 @@ pub async fn confirm(
             expires_at: order.expires_at,
             created_at: order.created_at,
             email: order.email.clone(),
-            // There is no confirm page to return to once the order exists: its return path
-            // shows the order, still waiting for payment, with the way back to paying.
-            cancel_url: format!("{}/checkout/return", state.base_url),
+            // The confirm page again, for this order (found by the cookie set below): pay it
+            // or change it.
+            cancel_url: format!("{}/checkout/confirm", state.base_url),
         })
         .await
         .map_err(|e| {
@@ -398,8 +408,10 @@ pub async fn confirm(
             )
         })?;
     orders::set_provider_session(state.db.pool(), &order.id, &session.id, now).await?;
+    // Read on the way back from the provider: `/checkout/return` (paid) and `GET
+    // /checkout/confirm` (left unpaid).
     let cookie = Cookie::build(RETURN_COOKIE, token)
-        .path("/checkout/return")
+        .path("/checkout")
         .http_only(true)
         .secure(state.settings.http.effective_secure_cookies())
         .same_site(SameSite::Lax)
@@ -498,6 +510,86 @@ fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_owned()))
         .finish()
+}
+
+/// `GET /checkout/confirm`: back from the provider's page without paying (Stripe's
+/// `cancel_url`). The browser that started the checkout carries its order's token in a cookie:
+/// an order still waiting for payment gets its confirm page again — the account, the amount,
+/// the way to pay — whose "pay" resumes the same payment page and whose "change" goes back to
+/// the form with everything filled in (a changed order is a new one; this one then expires
+/// unpaid). Anything else goes to the order's page.
+pub async fn confirm_again(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let token = req
+        .cookie(RETURN_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|t| crate::domain::order_token::well_formed(t));
+    let order = match &token {
+        Some(t) => orders::by_token_hash(state.db.pool(), &ids::token_hash(t)).await?,
+        None => None,
+    };
+    let (Some(token), Some(order)) = (token, order) else {
+        return Err(AppError::BadRequest(format!(
+            "Nothing was charged. We could not find an order waiting for payment in this browser: start again from the shop, or open your order with the link in the email from {}, or under \"Find my order\".",
+            state.settings.shop_name
+        )));
+    };
+    let now = state.now_ms();
+    if order.status != OrderStatus::AwaitingPayment || order.expires_at <= now {
+        return Ok(see_other(&format!("/orders/{token}")));
+    }
+    let fee = Money::from_minor(order.fee_minor, order.amount.currency());
+    let charge = Charge {
+        fee,
+        total: order.amount,
+    };
+    let subtotal = order.amount.checked_sub(fee).unwrap_or(order.amount);
+    // The quote of the order itself (its idempotency key): confirming it again finds the order
+    // instead of making another, and "change" fills the form from it.
+    let q = Quote {
+        idempotency_key: order.idempotency_key.clone(),
+        session: quote::session_binding(&csrf.0),
+        coins: order.coins.get(),
+        currency: order.amount.currency().code().into(),
+        tiktok_username: order.tiktok_username.clone(),
+        account_id: order.tiktok_account_id.clone(),
+        display_name: order.tiktok_display_name.clone(),
+        email: order.email.clone(),
+        payment_method: order.payment_method.as_str().into(),
+        min_age: order
+            .min_age
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(state.settings.shop.min_age),
+        total_minor: order.amount.minor(),
+        issued_at: now,
+    };
+    let page = ConfirmPage {
+        meta: state.meta("Check and pay", &csrf.0),
+        quote: quote::seal(&state.secrets.cookie_key, &q),
+        account: TikTokAccount {
+            username: order.tiktok_username.clone(),
+            account_id: order.tiktok_account_id.clone(),
+            display_name: order.tiktok_display_name.clone(),
+        },
+        coins: order.coins.to_string(),
+        subtotal: subtotal.to_string(),
+        fee: (order.fee_minor > 0).then(|| fee.to_string()),
+        total: order.amount.to_string(),
+        total_minor: order.amount.minor(),
+        currency: order.amount.currency().code().into(),
+        per_coin: charge.per_coin_text(order.coins),
+        method: order.payment_method.label().into(),
+        email: order.email.clone(),
+        notice: Some(format!(
+            "You left the payment page before paying, so nothing was charged. Order {} is kept for you until {}: pay it below, or change it.",
+            order.order_number,
+            crate::clock::format_utc(order.expires_at)
+        )),
+    };
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// Back from the provider: the browser that started the checkout carries its order's token in
