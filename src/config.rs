@@ -301,9 +301,22 @@ pub struct Limit {
     pub burst: u32,
 }
 
+/// Where the rate limits keep their state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitStore {
+    /// In this process (governor): limits hold per instance.
+    Memory,
+    /// In the database, one row per limit and client: limits hold across every instance.
+    Database,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
+    /// Unset: `memory` on SQLite (one instance), `database` on PostgreSQL (several may share
+    /// it), see `store_for`.
+    pub store: Option<LimitStore>,
     pub checkout: Limit,
     pub payment_attempt: Limit,
     pub account_lookup: Limit,
@@ -316,6 +329,7 @@ pub struct RateLimitSettings {
 impl Default for RateLimitSettings {
     fn default() -> Self {
         RateLimitSettings {
+            store: None,
             checkout: Limit {
                 per_minute: 5,
                 burst: 5,
@@ -348,6 +362,16 @@ impl Default for RateLimitSettings {
     }
 }
 
+impl RateLimitSettings {
+    /// The store in force: the one configured, else the backend's default.
+    pub fn store_for(&self, backend: crate::db::Backend) -> LimitStore {
+        self.store.unwrap_or(match backend {
+            crate::db::Backend::Sqlite => LimitStore::Memory,
+            crate::db::Backend::Postgres => LimitStore::Database,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobSettings {
@@ -355,8 +379,13 @@ pub struct JobSettings {
     /// Most of a worker's time is spent waiting (on the supplier, the SMTP server, the
     /// database), so there are more of them than cores.
     pub workers: usize,
-    /// How long a claimed job is reserved for one worker before another may take it.
+    /// How long a claimed job is reserved for one worker before another may take it. The
+    /// worker renews it every `heartbeat_ms` while it runs, so this is how long a crashed
+    /// instance's jobs wait for another worker, not a limit on how long a job may take.
     pub lease_seconds: u64,
+    /// How often a worker renews the lease of the job it runs (at least three renewals fit in
+    /// a lease, so one slow renewal does not lose it).
+    pub heartbeat_ms: u64,
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
@@ -368,12 +397,35 @@ impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
             workers: 8,
-            lease_seconds: 60,
+            // A crashed instance's jobs are free again at most 8 s after its last renewal, so
+            // they are taken over within 10 s of the crash, the workers' polling included.
+            lease_seconds: 8,
+            heartbeat_ms: 2_000,
             max_attempts: 8,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
             poll_interval_ms: 250,
         }
+    }
+}
+
+impl JobSettings {
+    /// Durations are already capped at ten years (`check_durations`), so these products fit.
+    fn validate_lease(&self) -> Result<(), ConfigError> {
+        if self.lease_seconds == 0 {
+            return Err(ConfigError::new("jobs.lease_seconds", "must be at least 1"));
+        }
+        if self.heartbeat_ms < 10 || self.heartbeat_ms.saturating_mul(3) > self.lease_seconds * 1000
+        {
+            return Err(ConfigError::new(
+                "jobs.heartbeat_ms",
+                format!(
+                    "must be at least 10 and at most a third of jobs.lease_seconds ({} ms)",
+                    self.lease_seconds * 1000 / 3
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -689,6 +741,7 @@ impl Settings {
                 SECOND,
             ),
             ("jobs.lease_seconds", j.lease_seconds, SECOND),
+            ("jobs.heartbeat_ms", j.heartbeat_ms, MS),
             ("jobs.backoff_base_ms", j.backoff_base_ms, MS),
             ("jobs.backoff_max_ms", j.backoff_max_ms, MS),
             ("jobs.poll_interval_ms", j.poll_interval_ms, MS),
@@ -959,7 +1012,7 @@ impl JobSettings {
         if self.max_attempts == 0 {
             return Err(ConfigError::new("jobs.max_attempts", "must be at least 1"));
         }
-        Ok(())
+        self.validate_lease()
     }
 }
 
@@ -1102,6 +1155,47 @@ mod tests {
         assert_eq!(
             format!("{:?}", Secret::new("hunter2")),
             "Secret([redacted])"
+        );
+    }
+
+    #[test]
+    fn a_lease_must_fit_three_renewals() {
+        for (line, ok) in [
+            ("[jobs]\nlease_seconds = 8\nheartbeat_ms = 2000", true),
+            ("[jobs]\nlease_seconds = 1\nheartbeat_ms = 333", true),
+            ("[jobs]\nlease_seconds = 1\nheartbeat_ms = 334", false),
+            ("[jobs]\nheartbeat_ms = 5", false),
+            ("[jobs]\nlease_seconds = 0", false),
+        ] {
+            let result = Settings::from_figment(Figment::new().merge(Toml::string(line)));
+            match (ok, result) {
+                (true, Ok(_)) => {}
+                (false, Err(e)) => assert!(e.key.starts_with("jobs."), "{line}: {e}"),
+                (true, Err(e)) => panic!("{line}: {e}"),
+                (false, Ok(_)) => panic!("{line} was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_store_defaults_by_backend() {
+        use crate::db::Backend;
+        let s = Settings::default();
+        assert_eq!(s.rate_limits.store_for(Backend::Sqlite), LimitStore::Memory);
+        assert_eq!(
+            s.rate_limits.store_for(Backend::Postgres),
+            LimitStore::Database
+        );
+        let fig = Figment::new().merge(Toml::string("[rate_limits]\nstore = \"database\""));
+        let s = Settings::from_figment(fig).unwrap();
+        assert_eq!(
+            s.rate_limits.store_for(Backend::Sqlite),
+            LimitStore::Database
+        );
+        let fig = Figment::new().merge(Toml::string("[rate_limits]\nstore = \"redis\""));
+        assert_eq!(
+            Settings::from_figment(fig).unwrap_err().key,
+            "rate_limits.store"
         );
     }
 

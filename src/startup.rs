@@ -72,7 +72,8 @@ impl Application {
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("coinfront/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let limits = RateLimits::new(&settings.rate_limits, clock.clone());
+        let limits = RateLimits::new(&settings.rate_limits, &db, clock.clone());
+        tracing::info!(store = ?limits.store(), "rate limits");
         let services = Arc::new(Services {
             live,
             db,
@@ -87,6 +88,7 @@ impl Application {
             http,
             jobs_ready,
             surge: Default::default(),
+            job_leases_lost: Default::default(),
             settings,
         });
         let state = Arc::new(AppState {
@@ -275,7 +277,8 @@ fn spawn_background(
     tasks
 }
 
-/// Every minute, drops the rate limiters' buckets of clients gone quiet (memory stays bounded).
+/// Every minute, drops the rate limits' state of clients gone quiet (memory, or the shared
+/// table, stays bounded).
 async fn forget_idle_limits(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -284,6 +287,8 @@ async fn forget_idle_limits(state: Arc<AppState>, mut shutdown: watch::Receiver<
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        state.limits.forget_idle();
+        if let Err(e) = state.limits.forget_idle().await {
+            tracing::warn!(error = %e, "could not prune the shared rate limits");
+        }
     }
 }

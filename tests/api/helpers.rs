@@ -69,6 +69,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         burst: 10_000,
     };
     s.rate_limits = coinfront::config::RateLimitSettings {
+        store: None,
         checkout: roomy,
         payment_attempt: roomy,
         account_lookup: roomy,
