@@ -19,8 +19,8 @@ mod common;
 
 use anyhow::Context;
 use coinfront::db::Db;
+use coinfront::domain::risk_list::{List, ListHit, ListKind};
 use coinfront::risk::backtest;
-use coinfront::risk::lists::{List, ListHit, ListKind};
 use coinfront::risk::signals::{PerScope, Signals, Velocity};
 use coinfront::risk::{self, RiskSettings, Stage};
 use common::Scratch;

@@ -192,6 +192,7 @@ fn bench_settings(db_url: String, data_dir: &Path, job_workers: usize) -> Settin
         data_dir: data_dir.to_path_buf(),
         database_url: Some(db_url),
         rate_limits: RateLimitSettings {
+            store: None,
             checkout: roomy,
             payment_attempt: roomy,
             account_lookup: roomy,

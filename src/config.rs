@@ -305,9 +305,22 @@ pub struct Limit {
     pub burst: u32,
 }
 
+/// Where the rate limits keep their state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitStore {
+    /// In this process (governor): limits hold per instance.
+    Memory,
+    /// In the database, one row per limit and client: limits hold across every instance.
+    Database,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
+    /// Unset: `memory` on SQLite (one instance), `database` on PostgreSQL (several may share
+    /// it), see `store_for`.
+    pub store: Option<LimitStore>,
     pub checkout: Limit,
     pub payment_attempt: Limit,
     pub account_lookup: Limit,
@@ -320,6 +333,7 @@ pub struct RateLimitSettings {
 impl Default for RateLimitSettings {
     fn default() -> Self {
         RateLimitSettings {
+            store: None,
             checkout: Limit {
                 per_minute: 5,
                 burst: 5,
@@ -352,6 +366,16 @@ impl Default for RateLimitSettings {
     }
 }
 
+impl RateLimitSettings {
+    /// The store in force: the one configured, else the backend's default.
+    pub fn store_for(&self, backend: crate::db::Backend) -> LimitStore {
+        self.store.unwrap_or(match backend {
+            crate::db::Backend::Sqlite => LimitStore::Memory,
+            crate::db::Backend::Postgres => LimitStore::Database,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobSettings {
@@ -359,8 +383,13 @@ pub struct JobSettings {
     /// Most of a worker's time is spent waiting (on the supplier, the SMTP server, the
     /// database), so there are more of them than cores.
     pub workers: usize,
-    /// How long a claimed job is reserved for one worker before another may take it.
+    /// How long a claimed job is reserved for one worker before another may take it. The
+    /// worker renews it every `heartbeat_ms` while it runs, so this is how long a crashed
+    /// instance's jobs wait for another worker, not a limit on how long a job may take.
     pub lease_seconds: u64,
+    /// How often a worker renews the lease of the job it runs (at least three renewals fit in
+    /// a lease, so one slow renewal does not lose it).
+    pub heartbeat_ms: u64,
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
@@ -372,12 +401,35 @@ impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
             workers: 8,
-            lease_seconds: 60,
+            // A crashed instance's jobs are free again at most 8 s after its last renewal, so
+            // they are taken over within 10 s of the crash, the workers' polling included.
+            lease_seconds: 8,
+            heartbeat_ms: 2_000,
             max_attempts: 8,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
             poll_interval_ms: 250,
         }
+    }
+}
+
+impl JobSettings {
+    /// Durations are already capped at ten years (`check_durations`), so these products fit.
+    fn validate_lease(&self) -> Result<(), ConfigError> {
+        if self.lease_seconds == 0 {
+            return Err(ConfigError::new("jobs.lease_seconds", "must be at least 1"));
+        }
+        if self.heartbeat_ms < 10 || self.heartbeat_ms.saturating_mul(3) > self.lease_seconds * 1000
+        {
+            return Err(ConfigError::new(
+                "jobs.heartbeat_ms",
+                format!(
+                    "must be at least 10 and at most a third of jobs.lease_seconds ({} ms)",
+                    self.lease_seconds * 1000 / 3
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -737,108 +789,110 @@ const MAX_DURATION_MS: u64 = 10 * 366 * 24 * 3_600_000;
 
 impl Settings {
     fn check_durations(&self) -> Result<(), ConfigError> {
+        const MS: u64 = 1;
+        const SECOND: u64 = 1_000;
+        const MINUTE: u64 = 60 * SECOND;
+        const HOUR: u64 = 60 * MINUTE;
+        const DAY: u64 = 24 * HOUR;
         let (p, j, c) = (&self.payments, &self.jobs, &self.console);
         let durations = [
             (
                 "payments.order_expiry_minutes",
                 p.order_expiry_minutes,
-                60_000,
+                MINUTE,
             ),
             (
                 "payments.sandbox_bank_transfer_settle_seconds",
                 p.sandbox_bank_transfer_settle_seconds,
-                1_000,
+                SECOND,
             ),
             (
                 "payments.webhook_tolerance_seconds",
                 p.webhook_tolerance_seconds,
-                1_000,
+                SECOND,
             ),
             (
                 "payments.crypto_quote_minutes",
                 p.crypto_quote_minutes,
-                60_000,
+                MINUTE,
             ),
             (
                 "payments.sandbox_crypto_confirm_seconds",
                 p.sandbox_crypto_confirm_seconds,
-                1_000,
+                SECOND,
             ),
-            ("jobs.lease_seconds", j.lease_seconds, 1_000),
-            ("jobs.backoff_base_ms", j.backoff_base_ms, 1),
-            ("jobs.backoff_max_ms", j.backoff_max_ms, 1),
-            ("jobs.poll_interval_ms", j.poll_interval_ms, 1),
+            ("jobs.lease_seconds", j.lease_seconds, SECOND),
+            ("jobs.heartbeat_ms", j.heartbeat_ms, MS),
+            ("jobs.backoff_base_ms", j.backoff_base_ms, MS),
+            ("jobs.backoff_max_ms", j.backoff_max_ms, MS),
+            ("jobs.poll_interval_ms", j.poll_interval_ms, MS),
             (
                 "supplier.sandbox_delay_ms",
                 self.supplier.sandbox_delay_ms,
-                1,
+                MS,
             ),
             (
                 "console.idle_timeout_minutes",
                 c.idle_timeout_minutes,
-                60_000,
+                MINUTE,
             ),
             (
                 "console.absolute_timeout_hours",
                 c.absolute_timeout_hours,
-                3_600_000,
+                HOUR,
             ),
-            ("console.lockout_minutes", c.lockout_minutes, 60_000),
-            ("console.setup_link_hours", c.setup_link_hours, 3_600_000),
+            ("console.lockout_minutes", c.lockout_minutes, MINUTE),
+            ("console.setup_link_hours", c.setup_link_hours, HOUR),
             (
                 "console.settings_reload_seconds",
                 c.settings_reload_seconds,
-                1_000,
+                SECOND,
             ),
             (
                 "notifications.check_seconds",
                 self.notifications.check_seconds,
-                1_000,
+                SECOND,
             ),
             (
                 "notifications.held_after_minutes",
                 self.notifications.held_after_minutes,
-                60_000,
+                MINUTE,
             ),
             (
                 "shop.refund_window_days",
                 u64::from(self.shop.refund_window_days),
-                86_400_000,
+                DAY,
             ),
             (
                 "shop.default_delivery_minutes",
                 u64::from(self.shop.default_delivery_minutes),
-                60_000,
+                MINUTE,
             ),
             (
                 "retention.finished_jobs_days",
                 self.retention.finished_jobs_days,
-                86_400_000,
+                DAY,
             ),
             (
                 "retention.rate_limit_hours",
                 self.retention.rate_limit_hours,
-                3_600_000,
+                HOUR,
             ),
             (
                 "retention.sign_in_records_days",
                 self.retention.sign_in_records_days,
-                86_400_000,
+                DAY,
             ),
-            (
-                "retention.sessions_days",
-                self.retention.sessions_days,
-                86_400_000,
-            ),
+            ("retention.sessions_days", self.retention.sessions_days, DAY),
             (
                 "retention.staff_links_days",
                 self.retention.staff_links_days,
-                86_400_000,
+                DAY,
             ),
             (
                 "retention.email_bodies_days",
                 self.retention.email_bodies_days,
-                86_400_000,
+                DAY,
             ),
         ];
         for (key, value, unit_ms) in durations {
@@ -922,6 +976,153 @@ impl ConsoleSettings {
     }
 }
 
+impl PaymentSettings {
+    fn check_methods_and_fees(&self) -> Result<(), ConfigError> {
+        for (currency, methods) in &self.methods {
+            if currency != "default" && Currency::from_str(currency).is_err() {
+                return Err(ConfigError::new(
+                    format!("payments.methods.{currency}"),
+                    "not a currency code or \"default\"",
+                ));
+            }
+            if let Some(bad) = methods
+                .iter()
+                .find(|m| crate::domain::PaymentMethod::from_str(m).is_err())
+            {
+                return Err(ConfigError::new(
+                    format!("payments.methods.{currency}"),
+                    format!("unknown method {bad:?}"),
+                ));
+            }
+        }
+        if !self.methods.contains_key("default") {
+            return Err(ConfigError::new(
+                "payments.methods",
+                "needs a \"default\" list",
+            ));
+        }
+        for (method, fee) in &self.fees {
+            if crate::domain::PaymentMethod::from_str(method).is_err() {
+                return Err(ConfigError::new(
+                    format!("payments.fees.{method}"),
+                    "unknown method",
+                ));
+            }
+            if fee.percent.0 < Decimal::ZERO
+                || fee.percent.0 > Decimal::from(50)
+                || fee.fixed.0 < Decimal::ZERO
+            {
+                return Err(ConfigError::new(
+                    format!("payments.fees.{method}"),
+                    "percent must be 0 to 50 and fixed at least 0",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_provider(&self) -> Result<(), ConfigError> {
+        match self.provider.as_str() {
+            "sandbox" => Ok(()),
+            "stripe" => self.stripe.validate(&self.methods),
+            _ => Err(ConfigError::new(
+                "payments.provider",
+                "must be \"sandbox\" or \"stripe\"",
+            )),
+        }
+    }
+}
+
+impl ShopSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_age == 0 || self.min_age > 99 {
+            return Err(ConfigError::new("shop.min_age", "must be between 1 and 99"));
+        }
+        Ok(())
+    }
+}
+
+impl SupplierSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.kind != "sandbox" {
+            return Err(ConfigError::new(
+                "supplier.kind",
+                "only \"sandbox\" is available",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl MailSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.transport.as_str(), "file" | "smtp") {
+            return Err(ConfigError::new(
+                "mail.transport",
+                "must be \"file\" or \"smtp\"",
+            ));
+        }
+        parse_mailbox("mail.from", &self.from)?;
+        if let Some(reply_to) = &self.reply_to {
+            parse_mailbox("mail.reply_to", reply_to)?;
+        }
+        if !matches!(self.smtp_security.as_str(), "starttls" | "tls" | "none") {
+            return Err(ConfigError::new(
+                "mail.smtp_security",
+                "must be \"starttls\", \"tls\" or \"none\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RateLimitSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, limit) in [
+            ("checkout", self.checkout),
+            ("payment_attempt", self.payment_attempt),
+            ("account_lookup", self.account_lookup),
+            ("order_lookup", self.order_lookup),
+            ("refund_request", self.refund_request),
+            ("staff_login", self.staff_login),
+            ("support_message", self.support_message),
+        ] {
+            if limit.per_minute == 0 || limit.burst == 0 {
+                return Err(ConfigError::new(
+                    format!("rate_limits.{name}"),
+                    "per_minute and burst must be at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HttpSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(ConfigError::new(
+                "http.tls_key",
+                "is needed with http.tls_cert",
+            )),
+            (None, Some(_)) => Err(ConfigError::new(
+                "http.tls_cert",
+                "is needed with http.tls_key",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl JobSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("jobs.max_attempts", "must be at least 1"));
+        }
+        self.validate_lease()
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `config_file` (or `./coinfront.toml` when it exists), then the
     /// environment.
@@ -958,10 +1159,30 @@ impl Settings {
     }
 
     /// Checks what the types alone cannot. Run at start-up so a bad value stops the shop
-    /// before it serves anyone.
+    /// before it serves anyone. Each section checks its own keys, in this order.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_durations()?;
         self.catalog.build()?;
+        self.check_urls()?;
+        self.payments.check_methods_and_fees()?;
+        self.shop.validate()?;
+        self.payments.check_provider()?;
+        self.supplier.validate()?;
+        self.mail.validate()?;
+        self.rate_limits.validate()?;
+        self.http.validate()?;
+        if self.db_max_connections == 0 {
+            return Err(ConfigError::new("db_max_connections", "must be at least 1"));
+        }
+        self.jobs.validate()?;
+        self.risk.validate()?;
+        self.console.validate()?;
+        self.notifications.validate()?;
+        self.retention.validate()?;
+        Ok(())
+    }
+
+    fn check_urls(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:")
                 || url.starts_with("postgres://")
@@ -981,125 +1202,6 @@ impl Settings {
                 ));
             }
         }
-        for (currency, methods) in &self.payments.methods {
-            if currency != "default" && Currency::from_str(currency).is_err() {
-                return Err(ConfigError::new(
-                    format!("payments.methods.{currency}"),
-                    "not a currency code or \"default\"",
-                ));
-            }
-            if let Some(bad) = methods
-                .iter()
-                .find(|m| crate::domain::PaymentMethod::from_str(m).is_err())
-            {
-                return Err(ConfigError::new(
-                    format!("payments.methods.{currency}"),
-                    format!("unknown method {bad:?}"),
-                ));
-            }
-        }
-        if !self.payments.methods.contains_key("default") {
-            return Err(ConfigError::new(
-                "payments.methods",
-                "needs a \"default\" list",
-            ));
-        }
-        for (method, fee) in &self.payments.fees {
-            if crate::domain::PaymentMethod::from_str(method).is_err() {
-                return Err(ConfigError::new(
-                    format!("payments.fees.{method}"),
-                    "unknown method",
-                ));
-            }
-            if fee.percent.0 < Decimal::ZERO
-                || fee.percent.0 > Decimal::from(50)
-                || fee.fixed.0 < Decimal::ZERO
-            {
-                return Err(ConfigError::new(
-                    format!("payments.fees.{method}"),
-                    "percent must be 0 to 50 and fixed at least 0",
-                ));
-            }
-        }
-        if self.shop.min_age == 0 || self.shop.min_age > 99 {
-            return Err(ConfigError::new("shop.min_age", "must be between 1 and 99"));
-        }
-        match self.payments.provider.as_str() {
-            "sandbox" => {}
-            "stripe" => self.payments.stripe.validate(&self.payments.methods)?,
-            _ => {
-                return Err(ConfigError::new(
-                    "payments.provider",
-                    "must be \"sandbox\" or \"stripe\"",
-                ))
-            }
-        }
-        if self.supplier.kind != "sandbox" {
-            return Err(ConfigError::new(
-                "supplier.kind",
-                "only \"sandbox\" is available",
-            ));
-        }
-        if !matches!(self.mail.transport.as_str(), "file" | "smtp") {
-            return Err(ConfigError::new(
-                "mail.transport",
-                "must be \"file\" or \"smtp\"",
-            ));
-        }
-        parse_mailbox("mail.from", &self.mail.from)?;
-        if let Some(reply_to) = &self.mail.reply_to {
-            parse_mailbox("mail.reply_to", reply_to)?;
-        }
-        if !matches!(
-            self.mail.smtp_security.as_str(),
-            "starttls" | "tls" | "none"
-        ) {
-            return Err(ConfigError::new(
-                "mail.smtp_security",
-                "must be \"starttls\", \"tls\" or \"none\"",
-            ));
-        }
-        for (name, limit) in [
-            ("checkout", self.rate_limits.checkout),
-            ("payment_attempt", self.rate_limits.payment_attempt),
-            ("account_lookup", self.rate_limits.account_lookup),
-            ("order_lookup", self.rate_limits.order_lookup),
-            ("refund_request", self.rate_limits.refund_request),
-            ("staff_login", self.rate_limits.staff_login),
-            ("support_message", self.rate_limits.support_message),
-        ] {
-            if limit.per_minute == 0 || limit.burst == 0 {
-                return Err(ConfigError::new(
-                    format!("rate_limits.{name}"),
-                    "per_minute and burst must be at least 1",
-                ));
-            }
-        }
-        match (&self.http.tls_cert, &self.http.tls_key) {
-            (Some(_), None) => {
-                return Err(ConfigError::new(
-                    "http.tls_key",
-                    "is needed with http.tls_cert",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::new(
-                    "http.tls_cert",
-                    "is needed with http.tls_key",
-                ))
-            }
-            _ => {}
-        }
-        if self.db_max_connections == 0 {
-            return Err(ConfigError::new("db_max_connections", "must be at least 1"));
-        }
-        if self.jobs.max_attempts == 0 {
-            return Err(ConfigError::new("jobs.max_attempts", "must be at least 1"));
-        }
-        self.risk.validate()?;
-        self.console.validate()?;
-        self.notifications.validate()?;
-        self.retention.validate()?;
         Ok(())
     }
 
@@ -1161,6 +1263,47 @@ mod tests {
         assert_eq!(
             format!("{:?}", Secret::new("hunter2")),
             "Secret([redacted])"
+        );
+    }
+
+    #[test]
+    fn a_lease_must_fit_three_renewals() {
+        for (line, ok) in [
+            ("[jobs]\nlease_seconds = 8\nheartbeat_ms = 2000", true),
+            ("[jobs]\nlease_seconds = 1\nheartbeat_ms = 333", true),
+            ("[jobs]\nlease_seconds = 1\nheartbeat_ms = 334", false),
+            ("[jobs]\nheartbeat_ms = 5", false),
+            ("[jobs]\nlease_seconds = 0", false),
+        ] {
+            let result = Settings::from_figment(Figment::new().merge(Toml::string(line)));
+            match (ok, result) {
+                (true, Ok(_)) => {}
+                (false, Err(e)) => assert!(e.key.starts_with("jobs."), "{line}: {e}"),
+                (true, Err(e)) => panic!("{line}: {e}"),
+                (false, Ok(_)) => panic!("{line} was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_store_defaults_by_backend() {
+        use crate::db::Backend;
+        let s = Settings::default();
+        assert_eq!(s.rate_limits.store_for(Backend::Sqlite), LimitStore::Memory);
+        assert_eq!(
+            s.rate_limits.store_for(Backend::Postgres),
+            LimitStore::Database
+        );
+        let fig = Figment::new().merge(Toml::string("[rate_limits]\nstore = \"database\""));
+        let s = Settings::from_figment(fig).unwrap();
+        assert_eq!(
+            s.rate_limits.store_for(Backend::Sqlite),
+            LimitStore::Database
+        );
+        let fig = Figment::new().merge(Toml::string("[rate_limits]\nstore = \"redis\""));
+        assert_eq!(
+            Settings::from_figment(fig).unwrap_err().key,
+            "rate_limits.store"
         );
     }
 

@@ -1,6 +1,7 @@
 //! Settings that admins change in the console without a deploy: the risk rules' thresholds and
 //! weights, and the catalog's prices. The config file gives their starting values; a saved
-//! value, stored in `live_settings`, overrides the file's until it is reverted.
+//! value, stored in the `live_settings` table (`db::live_settings`), overrides the file's
+//! until it is reverted.
 //!
 //! Every instance holds one immutable `Snapshot` (settings plus everything derived from them:
 //! the catalog and its formatted price rows) behind an `Arc`, so a request or an assessment
@@ -10,7 +11,8 @@
 
 use crate::clock::Millis;
 use crate::config::{CatalogSettings, ConfigError, Dec, Settings, TierSettings};
-use crate::db::{audit, col, Db};
+use crate::db::live_settings::{self as stored, StoredSetting};
+use crate::db::{audit, Db};
 use crate::domain::pricing::PriceRow;
 use crate::domain::{Catalog, Currency};
 use crate::risk::RiskSettings;
@@ -78,12 +80,6 @@ pub struct LiveSettings {
     reloading: tokio::sync::Mutex<()>,
 }
 
-struct StoredRow {
-    name: String,
-    value: Option<String>,
-    version: i64,
-}
-
 impl LiveSettings {
     /// Builds the first snapshot from the config file and whatever is stored.
     pub async fn load(db: &Db, settings: &Settings) -> anyhow::Result<LiveSettings> {
@@ -146,19 +142,7 @@ impl LiveSettings {
     /// Reloads when any stored version differs from the snapshot's; returns whether it did.
     pub async fn reload_if_changed(&self, db: &Db) -> Result<bool, sqlx::Error> {
         let _one_at_a_time = self.reloading.lock().await;
-        // The table holds a row per setting: reading it whole is as cheap as reading versions.
-        let rows = sqlx::query("SELECT name, value, version FROM live_settings")
-            .fetch_all(db.pool())
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(StoredRow {
-                    name: col(r, "name")?,
-                    value: col(r, "value")?,
-                    version: col(r, "version")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let rows = stored::all(db.pool()).await?;
         let versions: BTreeMap<String, i64> =
             rows.iter().map(|r| (r.name.clone(), r.version)).collect();
         if versions == self.current().versions {
@@ -172,7 +156,7 @@ impl LiveSettings {
     /// A snapshot from stored rows over the file's values. A stored value this version cannot
     /// read (written by a newer release, say) is logged and the file's value used instead:
     /// the shop keeps selling with the settings it was deployed with.
-    fn build(&self, rows: Vec<StoredRow>) -> Snapshot {
+    fn build(&self, rows: Vec<StoredSetting>) -> Snapshot {
         let mut risk = self.file_risk.clone();
         let mut prices = self.file_prices();
         let mut catalog = self.file_built.clone();
@@ -255,12 +239,8 @@ pub enum Saved {
 /// either backend. The caller then reloads its snapshot (`LiveSettings::reload_if_changed`).
 pub async fn save(db: &Db, s: Save<'_>, now: Millis) -> Result<Saved, SaveError> {
     let mut tx = db.begin().await?;
-    let stored = sqlx::query("SELECT value, version FROM live_settings WHERE name = $1")
-        .bind(s.name)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (stored_value, version): (Option<String>, i64) = match &stored {
-        Some(r) => (col(r, "value")?, col(r, "version")?),
+    let (stored_value, version) = match stored::get(&mut tx, s.name).await? {
+        Some(row) => (row.value, row.version),
         None => (None, 0),
     };
     if version != s.based_on {
@@ -277,31 +257,8 @@ pub async fn save(db: &Db, s: Save<'_>, now: Millis) -> Result<Saved, SaveError>
         return Ok(Saved::Unchanged);
     }
     let text = s.value.as_ref().map(|v| v.to_string());
-    let written = if stored.is_none() {
-        sqlx::query(
-            "INSERT INTO live_settings (name, value, version, updated_at, updated_by)
-             VALUES ($1, $2, 1, $3, $4) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(s.name)
-        .bind(&text)
-        .bind(now)
-        .bind(s.actor)
-        .execute(&mut *tx)
-        .await?
-    } else {
-        sqlx::query(
-            "UPDATE live_settings SET value = $2, version = version + 1, updated_at = $3, updated_by = $4
-             WHERE name = $1 AND version = $5",
-        )
-        .bind(s.name)
-        .bind(&text)
-        .bind(now)
-        .bind(s.actor)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?
-    };
-    if written.rows_affected() != 1 {
+    // Versions start at 1, so 0 means never saved: the write inserts the first row.
+    if !stored::write(&mut tx, s.name, text.as_deref(), version, s.actor, now).await? {
         return Err(SaveError::Stale);
     }
     let changes = changes(&old, &new).join("; ");

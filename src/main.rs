@@ -101,7 +101,7 @@ async fn main() -> ExitCode {
             command: StaffCommand::Disable { email },
         } => coinfront::cli::disable(settings, &email).await,
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if log_errors {
@@ -110,7 +110,9 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    coinfront::telemetry::flush();
+    code
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

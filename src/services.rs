@@ -42,6 +42,8 @@ pub struct Services {
     pub jobs_ready: Arc<Notify>,
     /// Paces this instance's checks for a shop-wide surge of failed payments.
     pub surge: crate::risk::surge::Monitor,
+    /// Job runs this instance stopped because their lease was lost (`workers`).
+    pub job_leases_lost: std::sync::atomic::AtomicU64,
 }
 
 impl Services {

@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::fulfillment::sandbox::SandboxSupplier;
 use crate::live_settings::LiveSettings;
 use crate::payments::sandbox::SandboxProvider;
+use crate::payments::stripe::StripeProvider;
 use crate::payments::PaymentProvider;
 use crate::secrets::Secrets;
 use crate::services::Services;
@@ -59,17 +60,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let addr = listener.local_addr()?;
-        let base_url = settings
-            .public_base_url
-            .clone()
-            .unwrap_or_else(|| {
-                format!(
-                    "{}://{addr}",
-                    if settings.http.tls() { "https" } else { "http" }
-                )
-            })
-            .trim_end_matches('/')
-            .to_owned();
+        let base_url = base_url(&settings, addr);
         tracing::info!(
             backend = ?db.backend(),
             risk = ?live.current().risk,
@@ -77,32 +68,7 @@ impl Application {
         );
 
         let jobs_ready = Arc::new(Notify::new());
-        let sandbox = Arc::new(SandboxProvider::new(
-            db.clone(),
-            clock.clone(),
-            secrets.webhook_signing_key.clone(),
-            base_url.clone(),
-            &settings.payments,
-            jobs_ready.clone(),
-        ));
-        // The sandbox is the provider unless Stripe is configured (then its pages are off).
-        let (provider, sandbox, stripe): (Arc<dyn PaymentProvider>, _, _) =
-            match settings.payments.provider.as_str() {
-                "stripe" => {
-                    let stripe = Arc::new(crate::payments::stripe::StripeProvider::new(
-                        &settings.payments.stripe,
-                        settings.payments.webhook_tolerance_seconds,
-                        base_url.clone(),
-                    )?);
-                    tracing::info!(
-                        live = stripe.live_mode(),
-                        api = %settings.payments.stripe.api_base,
-                        "payments go through Stripe"
-                    );
-                    (stripe.clone(), None, Some(stripe))
-                }
-                _ => (sandbox.clone(), Some(sandbox), None),
-            };
+        let providers = Providers::new(&settings, &db, &clock, &secrets, &base_url, &jobs_ready)?;
         let supplier = Arc::new(SandboxSupplier::new(
             db.clone(),
             clock.clone(),
@@ -112,21 +78,23 @@ impl Application {
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("coinfront/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let limits = RateLimits::new(&settings.rate_limits, clock.clone());
+        let limits = RateLimits::new(&settings.rate_limits, &db, clock.clone());
+        tracing::info!(store = ?limits.store(), "rate limits");
         let services = Arc::new(Services {
             live,
             db,
             clock,
             base_url,
             secrets,
-            provider,
-            sandbox,
-            stripe,
+            provider: providers.provider,
+            sandbox: providers.sandbox,
+            stripe: providers.stripe,
             supplier,
             mailer,
             http,
             jobs_ready,
             surge: Default::default(),
+            job_leases_lost: Default::default(),
             settings,
         });
         let state = Arc::new(AppState {
@@ -169,6 +137,67 @@ impl Application {
         self.state.db.close().await;
         tracing::info!("coinfront stopped");
         Ok(result?)
+    }
+}
+
+/// The shop's own address for links and webhooks: `public_base_url`, else the bound address.
+fn base_url(settings: &Settings, addr: std::net::SocketAddr) -> String {
+    let scheme = if settings.http.tls() { "https" } else { "http" };
+    settings
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The payment provider in use, and the concrete one behind it for its own routes. The
+/// sandbox is the provider unless Stripe is configured (then its pages are off).
+struct Providers {
+    provider: Arc<dyn PaymentProvider>,
+    sandbox: Option<Arc<SandboxProvider>>,
+    stripe: Option<Arc<StripeProvider>>,
+}
+
+impl Providers {
+    fn new(
+        settings: &Settings,
+        db: &Db,
+        clock: &SharedClock,
+        secrets: &Secrets,
+        base_url: &str,
+        jobs_ready: &Arc<Notify>,
+    ) -> anyhow::Result<Providers> {
+        if settings.payments.provider == "stripe" {
+            let stripe = Arc::new(StripeProvider::new(
+                &settings.payments.stripe,
+                settings.payments.webhook_tolerance_seconds,
+                base_url.to_owned(),
+            )?);
+            tracing::info!(
+                live = stripe.live_mode(),
+                api = %settings.payments.stripe.api_base,
+                "payments go through Stripe"
+            );
+            return Ok(Providers {
+                provider: stripe.clone(),
+                sandbox: None,
+                stripe: Some(stripe),
+            });
+        }
+        let sandbox = Arc::new(SandboxProvider::new(
+            db.clone(),
+            clock.clone(),
+            secrets.webhook_signing_key.clone(),
+            base_url.to_owned(),
+            &settings.payments,
+            jobs_ready.clone(),
+        ));
+        Ok(Providers {
+            provider: sandbox.clone(),
+            sandbox: Some(sandbox),
+            stripe: None,
+        })
     }
 }
 
@@ -257,7 +286,8 @@ fn spawn_background(
     tasks
 }
 
-/// Every minute, drops the rate limiters' buckets of clients gone quiet (memory stays bounded).
+/// Every minute, drops the rate limits' state of clients gone quiet (memory, or the shared
+/// table, stays bounded).
 async fn forget_idle_limits(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -266,6 +296,8 @@ async fn forget_idle_limits(state: Arc<AppState>, mut shutdown: watch::Receiver<
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        state.limits.forget_idle();
+        if let Err(e) = state.limits.forget_idle().await {
+            tracing::warn!(error = %e, "could not prune the shared rate limits");
+        }
     }
 }

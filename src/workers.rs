@@ -1,5 +1,10 @@
 //! Background work inside the server process: job workers, and the periodic sweeps. Every
 //! instance runs them; the database (leases, guarded updates) keeps them from colliding.
+//!
+//! A worker renews the lease of the job it runs every `jobs.heartbeat_ms`, so leases can be
+//! short and a crashed instance's jobs are taken over seconds later. A renewal that finds the
+//! job taken by another worker stops this run at once (the other one does the work), and so
+//! does one that cannot reach the database before the lease would run out.
 
 use crate::jobs::{self, Claimed, Job, JobError};
 use crate::services::Services;
@@ -11,8 +16,15 @@ use tokio::task::JoinHandle;
 pub fn spawn(state: Arc<Services>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let instance = uuid::Uuid::new_v4().simple().to_string();
+    let instance = &instance[..8];
+    // Worker names are `{instance}-{n}`: the `locked_by` of the jobs this process runs.
+    tracing::info!(
+        instance,
+        workers = state.settings.jobs.workers,
+        "job workers started"
+    );
     for n in 0..state.settings.jobs.workers {
-        let worker = format!("{}-{n}", &instance[..8]);
+        let worker = format!("{instance}-{n}");
         tasks.push(tokio::spawn(work(state.clone(), worker, shutdown.clone())));
     }
     tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
@@ -65,7 +77,11 @@ async fn work(state: Arc<Services>, worker: String, mut shutdown: watch::Receive
 async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
     let job = claimed.job();
     let result = match &job {
-        Ok(job) => dispatch(state, job).await,
+        Ok(job) => match while_leased(state, worker, &claimed, dispatch(state, job)).await {
+            Some(result) => result,
+            // Another worker has the job now: whatever it records is the outcome.
+            None => return,
+        },
         Err(unreadable) => {
             tracing::error!(error = ?unreadable, payload = %claimed.payload, "job payload does not parse: failing it for good");
             Err(unreadable.clone())
@@ -108,6 +124,65 @@ async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
     if let Err(e) = outcome {
         // The lease runs out and another worker takes the job again: nothing is lost.
         tracing::error!(error = %e, "could not record a job's outcome");
+    }
+}
+
+/// Runs `work` while renewing the job's lease. `None` when the lease was lost (another worker
+/// took the job) or could not be renewed before its end: `work` is dropped at its next await,
+/// so this run stops before it can commit anything more. A handler's steps are each guarded
+/// (order states, the supplier's credit keyed by order), so one stopped half-way is finished
+/// by the next run without doing anything twice.
+async fn while_leased<F: std::future::Future>(
+    state: &Services,
+    worker: &str,
+    claimed: &Claimed,
+    work: F,
+) -> Option<F::Output> {
+    let settings = &state.settings.jobs;
+    let every = Duration::from_millis(settings.heartbeat_ms);
+    let lease_ms = settings.lease_seconds as i64 * 1000;
+    let heartbeat = async {
+        let mut leased_until = claimed.lease_until;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = state.now_ms();
+            // A renewal stuck behind a busy database counts as failed after one interval, so
+            // the check against the lease's end below is made in time.
+            let renewed = match tokio::time::timeout(
+                every,
+                jobs::renew(&state.db, &claimed.id, worker, now, lease_ms),
+            )
+            .await
+            {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {every:?}")),
+            };
+            match renewed {
+                Ok(true) => leased_until = now + lease_ms,
+                Ok(false) => {
+                    tracing::warn!("lease lost: another worker has this job; stopping this run");
+                    return;
+                }
+                Err(e) => {
+                    // Stop while the lease still holds, before anyone else may start the job.
+                    if leased_until - state.now_ms() <= settings.heartbeat_ms as i64 {
+                        tracing::warn!(error = %e, "could not renew the lease before its end; stopping this run");
+                        return;
+                    }
+                    tracing::warn!(error = %e, "could not renew the lease; trying again");
+                }
+            }
+        }
+    };
+    tokio::select! {
+        // A finished run wins over a renewal that failed at the same moment: its outcome is
+        // recorded only if the job is still this worker's (`jobs::complete`, `jobs::fail`).
+        biased;
+        out = work => Some(out),
+        () = heartbeat => {
+            state.job_leases_lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
     }
 }
 

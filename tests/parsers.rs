@@ -255,7 +255,7 @@ fn webhook_bodies() {
 
 #[test]
 fn list_values() {
-    use coinfront::risk::lists::{parse_value, ListKind};
+    use coinfront::domain::risk_list::{parse_value, ListKind};
     run(
         "block/allow list values",
         (prop::sample::select(ListKind::ALL.to_vec()), text()),

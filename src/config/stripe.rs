@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
+/// File uploads (dispute evidence documents) go to their own host.
+pub const DEFAULT_FILES_API_BASE: &str = "https://files.stripe.com";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,6 +20,8 @@ pub struct StripeSettings {
     pub webhook_secret: Option<Secret>,
     /// Where Stripe's API is; tests point it at a local server.
     pub api_base: String,
+    /// Where Stripe's Files API is (`POST /v1/files`); tests point it at a local server.
+    pub files_api_base: String,
     /// Per currency code (or `default`), per shop method: the Stripe `payment_method_types`
     /// the hosted page offers for it.
     pub method_types: BTreeMap<String, BTreeMap<String, Vec<String>>>,
@@ -33,6 +37,7 @@ impl Default for StripeSettings {
             secret_key: None,
             webhook_secret: None,
             api_base: DEFAULT_API_BASE.into(),
+            files_api_base: DEFAULT_FILES_API_BASE.into(),
             method_types: BTreeMap::from([(
                 "default".to_owned(),
                 BTreeMap::from([
@@ -72,16 +77,12 @@ impl StripeSettings {
             self.webhook_secret.as_ref(),
             &["whsec_"],
         )?;
-        let base = self.api_base.trim_end_matches('/');
-        let host_ok = base
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty());
-        if !host_ok || base.contains(['?', '#', ' ']) {
-            return Err(ConfigError::new(
-                "payments.stripe.api_base",
-                "must be an http:// or https:// address such as https://api.stripe.com",
-            ));
-        }
+        check_base("payments.stripe.api_base", &self.api_base, DEFAULT_API_BASE)?;
+        check_base(
+            "payments.stripe.files_api_base",
+            &self.files_api_base,
+            DEFAULT_FILES_API_BASE,
+        )?;
         if self.timeout_seconds == 0 || self.timeout_seconds > 120 {
             return Err(ConfigError::new(
                 "payments.stripe.timeout_seconds",
@@ -142,6 +143,20 @@ impl StripeSettings {
         }
         Ok(())
     }
+}
+
+fn check_base(key: &str, value: &str, example: &str) -> Result<(), ConfigError> {
+    let base = value.trim_end_matches('/');
+    let host_ok = base
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty());
+    if !host_ok || base.contains(['?', '#', ' ']) {
+        return Err(ConfigError::new(
+            key,
+            format!("must be an http:// or https:// address such as {example}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_key(key: &str, value: Option<&Secret>, prefixes: &[&str]) -> Result<(), ConfigError> {
@@ -213,6 +228,10 @@ mod tests {
             (
                 Box::new(|s| s.api_base = "ftp://x".into()),
                 "payments.stripe.api_base",
+            ),
+            (
+                Box::new(|s| s.files_api_base = "files.stripe.com".into()),
+                "payments.stripe.files_api_base",
             ),
             (
                 Box::new(|s| {

@@ -16,7 +16,7 @@ use crate::config::Secret;
 use crate::db::audit;
 use crate::db::staff;
 use crate::db::staff_sessions::Stage;
-use crate::staff::password::{self, HashParams, PolicyError};
+use crate::staff::password::{self, HashParams};
 use crate::staff::seed_box;
 use crate::staff::totp;
 use crate::state::AppState;
@@ -116,10 +116,8 @@ pub async fn change_password(
     if !verified.ok {
         return bad("Your current password is not right, so nothing was changed.".into()).await;
     }
-    if form.new_password.expose() != form.confirm_password.expose() {
-        return bad(PolicyError::Mismatch.to_string()).await;
-    }
-    if let Err(e) = password::check_policy(form.new_password.expose(), &current.staff.email) {
+    let (new, again) = (form.new_password.expose(), form.confirm_password.expose());
+    if let Err(e) = password::check_new(new, again, &current.staff.email) {
         return bad(e.to_string()).await;
     }
     let hash = password::hash(form.new_password, params).await?;
@@ -243,8 +241,17 @@ fn empty_secret() -> Secret {
     Secret::new("")
 }
 
-/// Re-authentication for enrolment: `None` when it passed, or the page to answer with. Wrong passwords
-/// count against this address like sign-ins, wrong codes against the account's code step.
+/// Why re-authentication refused, with what to tell the member.
+enum Refusal {
+    /// Too many wrong tries before this one: nothing was checked.
+    Locked { until: i64, message: &'static str },
+    /// Wrong; `locks`: this try started a lock-out.
+    Wrong { message: &'static str, locks: bool },
+}
+
+/// Re-authentication for enrolment: `None` when it passed, or the page to answer with. Wrong
+/// passwords count against this address like sign-ins, wrong codes against the account's code
+/// step.
 async fn reauthenticate(
     state: &AppState,
     req: &HttpRequest,
@@ -252,69 +259,93 @@ async fn reauthenticate(
     ip: ClientIp,
     form: &EnrolForm,
 ) -> Result<Option<HttpResponse>, ConsoleError> {
-    let member = &current.staff;
     let now = state.now_ms();
-    let again = |status: StatusCode, error: String| {
-        render(
-            status,
-            &totp_page(state, current, form.secret.clone(), Some(error)),
-        )
+    let refusal = match password_again(state, current, ip, form, now).await? {
+        Some(refusal) => Some(refusal),
+        None => current_code_again(state, req, current, ip, form, now).await?,
     };
-    let locks_if_wrong =
+    let again = |status: StatusCode, error: &str| {
+        let page = totp_page(state, current, form.secret.clone(), Some(error.to_owned()));
+        render(status, &page)
+    };
+    Ok(refusal.map(|refusal| match refusal {
+        Refusal::Locked { until, message } => {
+            login::locked_response(again(StatusCode::TOO_MANY_REQUESTS, message), until, now)
+        }
+        Refusal::Wrong { message, locks } => {
+            let page = again(StatusCode::UNPROCESSABLE_ENTITY, message);
+            if locks {
+                login::locked_response(page, now + login::lockout_ms(state), now)
+            } else {
+                page
+            }
+        }
+    }))
+}
+
+/// The account's password, typed again.
+async fn password_again(
+    state: &AppState,
+    current: &session::Current,
+    ip: ClientIp,
+    form: &EnrolForm,
+    now: i64,
+) -> Result<Option<Refusal>, ConsoleError> {
+    let member = &current.staff;
+    let locks =
         match login::reserve_password(state, &member.email, ip, now).await {
-            Ok(l) => l,
-            Err(until) => return Ok(Some(login::locked_response(
-                again(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many wrong passwords from your address. Wait a few minutes and try again."
-                        .into(),
-                ),
+            Ok(locks) => locks,
+            Err(until) => return Ok(Some(Refusal::Locked {
                 until,
-                now,
-            ))),
+                message:
+                    "Too many wrong passwords from your address. Wait a few minutes and try again.",
+            })),
         };
     let params = HashParams::from_settings(&state.settings.console);
-    let verified = password::verify(
-        form.password.clone(),
-        Some(member.password_hash.clone()),
-        params,
-    )
-    .await?;
-    if !verified.ok {
+    let hash = Some(member.password_hash.clone());
+    if !password::verify(form.password.clone(), hash, params)
+        .await?
+        .ok
+    {
         login::audit_failure(
             state,
             &member.email,
             ip,
             "wrong password to change two-factor sign-in",
-            locks_if_wrong.then(|| login::password_lock_detail(state)),
+            locks.then(|| login::password_lock_detail(state)),
         )
         .await?;
-        let page = again(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Your password is not right, so nothing was changed. Enter your password to change two-factor sign-in.".into(),
-        );
-        return Ok(Some(if locks_if_wrong {
-            login::locked_response(page, now + login::lockout_ms(state), now)
-        } else {
-            page
+        return Ok(Some(Refusal::Wrong {
+            message: "Your password is not right, so nothing was changed. Enter your password to change two-factor sign-in.",
+            locks,
         }));
     }
     crate::db::sign_in_throttle::clear_source(state.db.pool(), &member.email, &ip.to_string())
         .await?;
+    Ok(None)
+}
+
+/// When two-factor is on already: a code from the current authenticator. A lock-out ends the
+/// session that guessed, as at sign-in.
+async fn current_code_again(
+    state: &AppState,
+    req: &HttpRequest,
+    current: &session::Current,
+    ip: ClientIp,
+    form: &EnrolForm,
+    now: i64,
+) -> Result<Option<Refusal>, ConsoleError> {
+    let member = &current.staff;
     let Some(stored) = member.totp_secret.as_deref() else {
         return Ok(None);
     };
-    let locks_if_wrong = match login::reserve_code(state, &member.id, now).await {
-        Ok(l) => l,
+    let locks = match login::reserve_code(state, &member.id, now).await {
+        Ok(locks) => locks,
         Err(until) => {
-            return Ok(Some(login::locked_response(
-                again(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many wrong two-factor codes for your account. Wait a few minutes and try again.".into(),
-                ),
+            return Ok(Some(Refusal::Locked {
                 until,
-                now,
-            )))
+                message: "Too many wrong two-factor codes for your account. Wait a few minutes and try again.",
+            }))
         }
     };
     let step = seed_box::open(&state.secrets.totp_key, &member.id, stored).and_then(|seed| {
@@ -338,24 +369,18 @@ async fn reauthenticate(
             &member.email,
             ip,
             "wrong two-factor code to change two-factor sign-in",
-            locks_if_wrong.then(|| login::code_lock_detail(state)),
+            locks.then(|| login::code_lock_detail(state)),
         )
         .await?;
-        if locks_if_wrong {
-            // As at sign-in: a code lock-out ends the session that guessed.
+        if locks {
             let mut tx = state.db.begin().await?;
             session::end_current(&mut tx, req, state).await?;
             tx.commit().await?;
         }
-        let page = again(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "The code from your current authenticator app is not right, so nothing was changed."
-                .into(),
-        );
-        return Ok(Some(if locks_if_wrong {
-            login::locked_response(page, now + login::lockout_ms(state), now)
-        } else {
-            page
+        return Ok(Some(Refusal::Wrong {
+            message:
+                "The code from your current authenticator app is not right, so nothing was changed.",
+            locks,
         }));
     }
     crate::db::sign_in_throttle::clear_code(state.db.pool(), &member.id).await?;
@@ -374,20 +399,7 @@ pub async fn enrol(
     if let Some(page) = reauthenticate(&state, &req, &current, ip, &form).await? {
         return Ok(page);
     }
-    let expected = secret_mac(&state, &current, &form.secret);
-    let secret = match totp::base32_decode(&form.secret) {
-        Some(s)
-            if s.len() == totp::SECRET_BYTES
-                && bool::from(expected.as_bytes().ct_eq(form.secret_mac.as_bytes())) =>
-        {
-            s
-        }
-        _ => {
-            return Err(ConsoleError::BadRequest(
-                "The enrolment form was out of date. Open two-factor sign-in again and scan the new code.".into(),
-            ))
-        }
-    };
+    let secret = proposed_secret(&state, &current, &form)?;
     let now = state.now_ms();
     let Some(step) = totp::verify(&secret, &form.code, now.div_euclid(1000), None) else {
         let page = totp_page(
@@ -398,37 +410,9 @@ pub async fn enrol(
         );
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
-    let codes = totp::new_recovery_codes();
-    let params = HashParams::from_settings(&state.settings.console);
-    let mut hashes = Vec::with_capacity(codes.len());
-    for code in &codes {
-        hashes.push(totp::hash_recovery_code(code, params).await?);
-    }
-    let sealed = seed_box::seal(&state.secrets.totp_key, &current.staff.id, &secret)
-        .map_err(ConsoleError::Unexpected)?;
-    let ip_text = ip.to_string();
-    let mut tx = state.db.begin().await?;
-    staff::enable_totp(&mut tx, &current.staff.id, &sealed, step, &hashes, now).await?;
-    // Every session of the account ends, this one included…
-    crate::db::staff_sessions::delete_for_staff(&mut tx, &current.staff.id).await?;
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor: &current.actor(),
-            action: "totp_enrolled",
-            subject: &current.staff.email,
-            detail: "Two-factor sign-in turned on; new recovery codes issued; all their other sessions ended",
-            client_ip: Some(&ip_text),
-            ..Default::default()
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    // …and this browser continues in a fresh one.
-    let mut member = current.staff.clone();
-    member.totp_secret = Some(sealed);
-    member.totp_last_step = Some(step);
+    let (member, codes) = turn_on(&state, &current, &secret, step, ip, now).await?;
+    // Every session of the account ended, this one included; this browser continues in a
+    // fresh one.
     let token = begin_session(
         &state,
         &req,
@@ -445,4 +429,67 @@ pub async fn enrol(
     resp.add_cookie(&session::cookie(&state, &token))
         .map_err(|e| ConsoleError::Unexpected(e.into()))?;
     Ok(resp)
+}
+
+/// The secret the enrolment page proposed, if the form still carries it unchanged.
+fn proposed_secret(
+    state: &AppState,
+    current: &session::Current,
+    form: &EnrolForm,
+) -> Result<Vec<u8>, ConsoleError> {
+    let expected = secret_mac(state, current, &form.secret);
+    match totp::base32_decode(&form.secret) {
+        Some(s)
+            if s.len() == totp::SECRET_BYTES
+                && bool::from(expected.as_bytes().ct_eq(form.secret_mac.as_bytes())) =>
+        {
+            Ok(s)
+        }
+        _ => Err(ConsoleError::BadRequest(
+            "The enrolment form was out of date. Open two-factor sign-in again and scan the new code.".into(),
+        )),
+    }
+}
+
+/// Turns two-factor sign-in on with a confirmed secret: the sealed seed and new recovery
+/// codes stored, every session of the account ended, audited. Returns the member as now
+/// stored and the recovery codes to show once.
+async fn turn_on(
+    state: &AppState,
+    current: &session::Current,
+    secret: &[u8],
+    step: i64,
+    ip: ClientIp,
+    now: i64,
+) -> Result<(staff::StaffMember, Vec<String>), ConsoleError> {
+    let codes = totp::new_recovery_codes();
+    let params = HashParams::from_settings(&state.settings.console);
+    let mut hashes = Vec::with_capacity(codes.len());
+    for code in &codes {
+        hashes.push(totp::hash_recovery_code(code, params).await?);
+    }
+    let sealed = seed_box::seal(&state.secrets.totp_key, &current.staff.id, secret)
+        .map_err(ConsoleError::Unexpected)?;
+    let ip_text = ip.to_string();
+    let mut tx = state.db.begin().await?;
+    staff::enable_totp(&mut tx, &current.staff.id, &sealed, step, &hashes, now).await?;
+    crate::db::staff_sessions::delete_for_staff(&mut tx, &current.staff.id).await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: &current.actor(),
+            action: "totp_enrolled",
+            subject: &current.staff.email,
+            detail: "Two-factor sign-in turned on; new recovery codes issued; all their other sessions ended",
+            client_ip: Some(&ip_text),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut member = current.staff.clone();
+    member.totp_secret = Some(sealed);
+    member.totp_last_step = Some(step);
+    Ok((member, codes))
 }

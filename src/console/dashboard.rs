@@ -52,26 +52,30 @@ pub struct SurgeView {
     pub tightened: Vec<String>,
 }
 
-async fn queue(
-    state: &AppState,
-    status: OrderStatus,
-    name: &'static str,
-    link: &'static str,
-) -> Result<Queue, sqlx::Error> {
-    let pool = state.db.pool();
-    let n = orders::count_in_status(pool, status).await?;
-    let oldest = orders::longest_in_status(pool, status)
-        .await?
-        .map(|(number, since)| (number, format_utc(since)));
-    Ok(Queue {
-        name,
-        link,
-        n,
-        oldest,
-    })
+impl SurgeView {
+    fn of(e: crate::risk::surge::Engagement, now: i64) -> SurgeView {
+        SurgeView {
+            started: format_utc(e.started_at),
+            until: format_utc(e.until_at),
+            active: e.until_at > now,
+            why: e.detail,
+            tightened: e
+                .tightened
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} ({} failed cards, {} % of its attempts failed)",
+                        t.describe(),
+                        t.failed_cards,
+                        t.failed_percent
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
-fn waiting_queue(
+fn queue(
     (n, oldest): (i64, Option<(String, i64)>),
     name: &'static str,
     link: &'static str,
@@ -84,97 +88,88 @@ fn waiting_queue(
     }
 }
 
+/// Orders in `status`, and the one there longest.
+async fn in_status(
+    state: &AppState,
+    status: OrderStatus,
+) -> Result<(i64, Option<(String, i64)>), sqlx::Error> {
+    let pool = state.db.pool();
+    Ok((
+        orders::count_in_status(pool, status).await?,
+        orders::longest_in_status(pool, status).await?,
+    ))
+}
+
+async fn queues(state: &AppState) -> Result<Vec<Queue>, sqlx::Error> {
+    let pool = state.db.pool();
+    Ok(vec![
+        queue(
+            in_status(state, OrderStatus::InReview).await?,
+            "Held for review",
+            "/console/review",
+        ),
+        queue(
+            in_status(state, OrderStatus::FulfillmentFailed).await?,
+            "Delivery failed",
+            "/console/orders?status=fulfillment_failed",
+        ),
+        queue(
+            in_status(state, OrderStatus::Disputed).await?,
+            "Chargebacks",
+            "/console/orders?status=disputed",
+        ),
+        queue(
+            crate::db::refunds::waiting(pool).await?,
+            "Refund requests",
+            "/console/refunds",
+        ),
+        queue(
+            crate::db::support::waiting(pool).await?,
+            "Support messages",
+            "/console/support",
+        ),
+    ])
+}
+
+/// Every status with how many of today's orders are in it (zero included).
+fn counts(rows: &[(String, i64)]) -> Vec<Count> {
+    OrderStatus::ALL
+        .into_iter()
+        .map(|s| Count {
+            status: s.as_str(),
+            label: s.label(),
+            n: rows
+                .iter()
+                .rev()
+                .find(|(status, _)| status == s.as_str())
+                .map_or(0, |(_, n)| *n),
+        })
+        .collect()
+}
+
 pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpResponse, ConsoleError> {
     let Staff(current) = staff;
     let pool = state.db.pool();
     let now = state.now_ms();
     let midnight = now - now.rem_euclid(DAY_MS);
-    let rows = orders::created_since_by_status(pool, midnight).await?;
-    let mut counts = Vec::new();
-    for s in OrderStatus::ALL {
-        let mut n = 0;
-        for (status, count) in &rows {
-            if status == s.as_str() {
-                n = *count;
-            }
-        }
-        counts.push(Count {
-            status: s.as_str(),
-            label: s.label(),
-            n,
-        });
-    }
-    let total_today = counts.iter().map(|c| c.n).sum();
+    let counts = counts(&orders::created_since_by_status(pool, midnight).await?);
     let (jobs_waiting, jobs_dead) = crate::jobs::waiting_and_dead(pool).await?;
-    let queues = vec![
-        queue(
-            &state,
-            OrderStatus::InReview,
-            "Held for review",
-            "/console/review",
-        )
-        .await?,
-        queue(
-            &state,
-            OrderStatus::FulfillmentFailed,
-            "Delivery failed",
-            "/console/orders?status=fulfillment_failed",
-        )
-        .await?,
-        queue(
-            &state,
-            OrderStatus::Disputed,
-            "Chargebacks",
-            "/console/orders?status=disputed",
-        )
-        .await?,
-        waiting_queue(
-            crate::db::refunds::waiting(pool).await?,
-            "Refund requests",
-            "/console/refunds",
-        ),
-        waiting_queue(
-            crate::db::support::waiting(pool).await?,
-            "Support messages",
-            "/console/support",
-        ),
-    ];
+    let surges = crate::risk::surge::recent(&state.db, now - DAY_MS, 10).await?;
     let page = DashboardPage {
         meta: ConsoleMeta::for_staff(&state, &current, "Dashboard"),
-        today: crate::clock::format_utc(midnight)
+        today: format_utc(midnight)
             .split(' ')
             .next()
             .unwrap_or_default()
             .to_owned(),
+        total_today: counts.iter().map(|c| c.n).sum(),
         counts,
-        total_today,
-        queues,
+        queues: queues(&state).await?,
         jobs_waiting,
         jobs_dead,
         disputes: crate::orders::disputes::rate(&state).await?,
         thresholds: &crate::orders::disputes::NETWORK_THRESHOLDS,
-        surges: crate::risk::surge::recent(&state.db, now - DAY_MS, 10)
-            .await?
-            .into_iter()
-            .map(|e| SurgeView {
-                started: format_utc(e.started_at),
-                until: format_utc(e.until_at),
-                active: e.until_at > now,
-                why: e.detail,
-                tightened: e
-                    .tightened
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{} ({} failed cards, {} % of its attempts failed)",
-                            t.describe(),
-                            t.failed_cards,
-                            t.failed_percent
-                        )
-                    })
-                    .collect(),
-            })
-            .collect(),
+        surges: surges.into_iter().map(|e| SurgeView::of(e, now)).collect(),
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -308,69 +308,14 @@ pub async fn submit(
         ));
     }
     let now = state.now_ms();
-    let locks_if_wrong = match reserve_password(&state, &email, ip, now).await {
-        Ok(l) => l,
-        Err(until) => {
-            return Ok(locked_response(
-                page(StatusCode::TOO_MANY_REQUESTS, locked_message(until, now)),
-                until,
-                now,
-            ))
+    let member = match password_step(&state, &email, form.password, ip, now).await? {
+        PasswordStep::Passed(member) => member,
+        PasswordStep::Wrong => return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, WRONG.into())),
+        PasswordStep::Locked { until } => {
+            let page = page(StatusCode::TOO_MANY_REQUESTS, locked_message(until, now));
+            return Ok(locked_response(page, until, now));
         }
     };
-    slow_down_if_attacked(&state, &email, now).await;
-    let member = staff::by_email(state.db.pool(), &email)
-        .await?
-        .filter(|m| m.disabled_at.is_none());
-    let params = HashParams::from_settings(&state.settings.console);
-    let verified = password::verify(
-        form.password.clone(),
-        member.as_ref().map(|m| m.password_hash.clone()),
-        params,
-    )
-    .await?;
-    let member = match member {
-        Some(m) if verified.ok => m,
-        _ => {
-            audit_failure(
-                &state,
-                &email,
-                ip,
-                "wrong email or password",
-                locks_if_wrong.then(|| password_lock_detail(&state)),
-            )
-            .await?;
-            return Ok(if locks_if_wrong {
-                let until = now + lockout_ms(&state);
-                locked_response(
-                    page(StatusCode::TOO_MANY_REQUESTS, locked_message(until, now)),
-                    until,
-                    now,
-                )
-            } else {
-                page(StatusCode::UNPROCESSABLE_ENTITY, WRONG.into())
-            });
-        }
-    };
-    // The right password clears this address's count and the account-wide one — never the
-    // second factor's.
-    throttle::clear_source(state.db.pool(), &email, &ip.to_string()).await?;
-    throttle::clear_account(state.db.pool(), &email).await?;
-    if verified.needs_rehash {
-        match password::hash(form.password, params).await {
-            Ok(stronger) => {
-                staff::upgrade_hash(
-                    state.db.pool(),
-                    &member.id,
-                    &member.password_hash,
-                    &stronger,
-                    now,
-                )
-                .await?
-            }
-            Err(e) => tracing::warn!(error = %e, "could not upgrade a password hash"),
-        }
-    }
     let stage = if member.totp_enabled() {
         Stage::Totp
     } else {
@@ -388,6 +333,66 @@ pub async fn submit(
     resp.add_cookie(&session::cookie(&state, &token))
         .map_err(|e| ConsoleError::Unexpected(e.into()))?;
     Ok(resp)
+}
+
+/// What the password step came to.
+enum PasswordStep {
+    Passed(StaffMember),
+    Wrong,
+    /// Locked until then: by earlier failures, or by this one.
+    Locked {
+        until: i64,
+    },
+}
+
+/// The password step of signing in: throttled per address, slowed down while the account is
+/// attacked, checked against a dummy hash when there is no such (enabled) member, audited when
+/// wrong. The right password clears this address's count and the account-wide one — never the
+/// second factor's — and upgrades a hash made with weaker parameters.
+async fn password_step(
+    state: &AppState,
+    email: &str,
+    password: Secret,
+    ip: ClientIp,
+    now: i64,
+) -> Result<PasswordStep, ConsoleError> {
+    let locks_if_wrong = match reserve_password(state, email, ip, now).await {
+        Ok(locks) => locks,
+        Err(until) => return Ok(PasswordStep::Locked { until }),
+    };
+    slow_down_if_attacked(state, email, now).await;
+    let member = staff::by_email(state.db.pool(), email)
+        .await?
+        .filter(|m| m.disabled_at.is_none());
+    let params = HashParams::from_settings(&state.settings.console);
+    let hash = member.as_ref().map(|m| m.password_hash.clone());
+    let verified = password::verify(password.clone(), hash, params).await?;
+    let member = match member {
+        Some(m) if verified.ok => m,
+        _ => {
+            let lock = locks_if_wrong.then(|| password_lock_detail(state));
+            audit_failure(state, email, ip, "wrong email or password", lock).await?;
+            return Ok(if locks_if_wrong {
+                PasswordStep::Locked {
+                    until: now + lockout_ms(state),
+                }
+            } else {
+                PasswordStep::Wrong
+            });
+        }
+    };
+    throttle::clear_source(state.db.pool(), email, &ip.to_string()).await?;
+    throttle::clear_account(state.db.pool(), email).await?;
+    if verified.needs_rehash {
+        match password::hash(password, params).await {
+            Ok(stronger) => {
+                let pool = state.db.pool();
+                staff::upgrade_hash(pool, &member.id, &member.password_hash, &stronger, now).await?
+            }
+            Err(e) => tracing::warn!(error = %e, "could not upgrade a password hash"),
+        }
+    }
+    Ok(PasswordStep::Passed(member))
 }
 
 /// Ends the browser's old session, if any, and starts a new one with a new id (no session
@@ -506,58 +511,21 @@ pub async fn code_submit(
     meta.staff = String::new();
     let now = state.now_ms();
     let locks_if_wrong = match reserve_code(&state, &member.id, now).await {
-        Ok(l) => l,
-        Err(until) => {
-            let mut tx = state.db.begin().await?;
-            session::end_current(&mut tx, &req, &state).await?;
-            tx.commit().await?;
-            return Ok(locked_response(
-                render(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &CodePage {
-                        meta,
-                        error: Some(code_locked_message(until, now)),
-                    },
-                ),
-                until,
-                now,
-            ));
-        }
+        Ok(locks) => locks,
+        Err(until) => return code_locked(&state, &req, meta, until, now).await,
     };
-    let how = check_second_factor(&state, &member, form.code.trim(), now).await?;
-    let Some(how) = how else {
-        audit_failure(
-            &state,
-            &member.email,
-            ip,
-            "wrong two-factor code",
-            locks_if_wrong.then(|| code_lock_detail(&state)),
-        )
-        .await?;
+    let Some(how) = check_second_factor(&state, &member, form.code.trim(), now).await? else {
+        let lock = locks_if_wrong.then(|| code_lock_detail(&state));
+        audit_failure(&state, &member.email, ip, "wrong two-factor code", lock).await?;
         if locks_if_wrong {
-            let mut tx = state.db.begin().await?;
-            session::end_current(&mut tx, &req, &state).await?;
-            tx.commit().await?;
             let until = now + lockout_ms(&state);
-            return Ok(locked_response(
-                render(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &CodePage {
-                        meta,
-                        error: Some(code_locked_message(until, now)),
-                    },
-                ),
-                until,
-                now,
-            ));
+            return code_locked(&state, &req, meta, until, now).await;
         }
-        return Ok(render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &CodePage {
-                meta,
-                error: Some("That code is not right. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.".into()),
-            },
-        ));
+        let page = CodePage {
+            meta,
+            error: Some("That code is not right. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.".into()),
+        };
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     throttle::clear_code(state.db.pool(), &member.id).await?;
     let how = if how == RECOVERY {
@@ -571,6 +539,25 @@ pub async fn code_submit(
     resp.add_cookie(&session::cookie(&state, &token))
         .map_err(|e| ConsoleError::Unexpected(e.into()))?;
     Ok(resp)
+}
+
+/// A code lock-out ends the session that guessed: it starts again from the password.
+async fn code_locked(
+    state: &AppState,
+    req: &HttpRequest,
+    meta: ConsoleMeta,
+    until: i64,
+    now: i64,
+) -> Result<HttpResponse, ConsoleError> {
+    let mut tx = state.db.begin().await?;
+    session::end_current(&mut tx, req, state).await?;
+    tx.commit().await?;
+    let page = CodePage {
+        meta,
+        error: Some(code_locked_message(until, now)),
+    };
+    let page = render(StatusCode::TOO_MANY_REQUESTS, &page);
+    Ok(locked_response(page, until, now))
 }
 
 pub async fn logout(

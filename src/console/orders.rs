@@ -236,42 +236,9 @@ struct EmailLine {
     body_deleted: bool,
 }
 
-pub async fn show(
-    state: web::Data<AppState>,
-    staff: Staff,
-    key: web::Path<String>,
-    query: web::Query<FlashQuery>,
-) -> Result<HttpResponse, ConsoleError> {
-    let Staff(current) = staff;
-    let order = find(&state, &key).await?;
-    let pool = state.db.pool();
-    let (timeline, attempts, notes, emails) = tokio::try_join!(
-        events::for_order(pool, &order.id),
-        payments::for_order(pool, &order.id),
-        notes::for_order(pool, &order.id),
-        crate::mail::outbox::for_order(pool, &order.id),
-    )?;
-    let emails = emails
-        .into_iter()
-        .map(|e| EmailLine {
-            kind: e.kind.replace('_', " "),
-            to: e.to_address,
-            subject: e.subject,
-            written: format_utc(e.created_at),
-            state: match e.sent_at {
-                Some(at) => format!("Sent {}", format_utc(at)),
-                None if e.attempts == 0 => "Queued".into(),
-                None => format!("Queued — {} failed attempts so far", e.attempts),
-            },
-            sent: e.sent_at.is_some(),
-            body_deleted: e.body_deleted_at.is_some(),
-            id: e.id,
-        })
-        .collect();
-    let currency = order.amount.currency();
-    let timeline = timeline
-        .into_iter()
-        .map(|e| EventLine {
+impl EventLine {
+    fn of(e: events::OrderEvent) -> EventLine {
+        EventLine {
             when: format_utc(e.at),
             actor: e.actor,
             kind: e.kind.replace('_', " "),
@@ -281,11 +248,13 @@ pub async fn show(
                 _ => String::new(),
             },
             detail: e.detail,
-        })
-        .collect();
-    let payments = attempts
-        .into_iter()
-        .map(|p| PaymentLine {
+        }
+    }
+}
+
+impl PaymentLine {
+    fn of(p: payments::PaymentRecord) -> PaymentLine {
+        PaymentLine {
             when: format_utc(p.created_at),
             method: method_summary(&p.method, p.card_brand.as_deref(), p.card_last4.as_deref()),
             amount: p
@@ -301,8 +270,56 @@ pub async fn show(
                 .map(|f| f.chars().take(16).collect())
                 .unwrap_or_default(),
             reference: p.provider_ref,
-        })
-        .collect();
+        }
+    }
+}
+
+impl NoteLine {
+    fn of(n: notes::Note) -> NoteLine {
+        NoteLine {
+            when: format_utc(n.created_at),
+            author: n.author,
+            body: n.body,
+        }
+    }
+}
+
+impl EmailLine {
+    fn of(e: crate::db::emails::StoredEmail) -> EmailLine {
+        EmailLine {
+            kind: e.kind.replace('_', " "),
+            to: e.to_address,
+            subject: e.subject,
+            written: format_utc(e.created_at),
+            state: match e.sent_at {
+                Some(at) => format!("Sent {}", format_utc(at)),
+                None if e.attempts == 0 => "Queued".into(),
+                None => format!("Queued — {} failed attempts so far", e.attempts),
+            },
+            sent: e.sent_at.is_some(),
+            body_deleted: e.body_deleted_at.is_some(),
+            id: e.id,
+        }
+    }
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    staff: Staff,
+    key: web::Path<String>,
+    query: web::Query<FlashQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let Staff(current) = staff;
+    let order = find(&state, &key).await?;
+    let pool = state.db.pool();
+    let (timeline, attempts, notes, emails) = tokio::try_join!(
+        events::for_order(pool, &order.id),
+        payments::for_order(pool, &order.id),
+        notes::for_order(pool, &order.id),
+        crate::db::emails::for_order(pool, &order.id),
+    )?;
+    let currency = order.amount.currency();
+    let dash_or_time = |at: Option<i64>| at.map(format_utc).unwrap_or_else(|| "—".into());
     let page = OrderPage {
         meta: ConsoleMeta::for_staff(&state, &current, format!("Order {}", order.order_number)),
         flash: views::flash(query.done.as_deref(), query.order.as_deref()),
@@ -310,26 +327,16 @@ pub async fn show(
         account_id: order.tiktok_account_id.clone(),
         client_ip: order.client_ip.clone(),
         refunded: crate::domain::Money::from_minor(order.refunded_minor, currency).to_string(),
-        paid: order.paid_at.map(format_utc).unwrap_or_else(|| "—".into()),
-        delivered: order
-            .delivered_at
-            .map(format_utc)
-            .unwrap_or_else(|| "—".into()),
+        paid: dash_or_time(order.paid_at),
+        delivered: dash_or_time(order.delivered_at),
         in_review: order.status == OrderStatus::InReview,
         can_retry: order.status == OrderStatus::FulfillmentFailed,
         can_resend: order.status == OrderStatus::Delivered,
-        emails,
-        timeline,
-        payments,
+        emails: emails.into_iter().map(EmailLine::of).collect(),
+        timeline: timeline.into_iter().map(EventLine::of).collect(),
+        payments: attempts.into_iter().map(PaymentLine::of).collect(),
         risk: views::assessments(&state, &order.id).await?,
-        notes: notes
-            .into_iter()
-            .map(|n| NoteLine {
-                when: format_utc(n.created_at),
-                author: n.author,
-                body: n.body,
-            })
-            .collect(),
+        notes: notes.into_iter().map(NoteLine::of).collect(),
         others: views::other_orders(&state, &order).await?,
         disputes: super::disputes::lines(&state, &order).await?,
         warning: crate::orders::disputes::refund_proposed(&state, &order).await?,

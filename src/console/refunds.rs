@@ -79,12 +79,7 @@ async fn card(state: &AppState, r: &RefundRequest) -> Result<Option<RequestCard>
         .map(|x| x.amount_minor)
         .sum();
     let currency = order.amount.currency();
-    let left = order
-        .amount
-        .minor()
-        .saturating_sub(order.refunded_minor)
-        .saturating_sub(pending)
-        .max(0);
+    let left = crate::orders::refunds::left_to_refund(&order, pending);
     let failed = refunds
         .iter()
         .rev()
@@ -115,12 +110,8 @@ async fn card(state: &AppState, r: &RefundRequest) -> Result<Option<RequestCard>
         window,
         paid: order.amount.to_string(),
         refunded: Money::from_minor(order.refunded_minor, currency).to_string(),
-        refundable: Money::from_minor(left, currency).to_string(),
-        currency_hint: format!(
-            "in {} (e.g. {})",
-            currency.code(),
-            Money::from_minor(left, currency).to_major()
-        ),
+        refundable: left.to_string(),
+        currency_hint: format!("in {} (e.g. {})", currency.code(), left.to_major()),
         earlier,
         risk: views::assessments(state, &order.id)
             .await?

@@ -1,5 +1,6 @@
 //! `/console/review`: held orders, oldest first, each with its score, every reason, the
-//! signals behind them, the buyer's other orders, and the decisions an agent can take.
+//! signals behind them, the buyer's other orders, any chargeback of the buyer's, and the
+//! decisions an agent can take; then the chargebacks waiting for the shop's answer.
 
 use super::page::ConsoleMeta;
 use super::session::Staff;
@@ -19,6 +20,8 @@ const PAGE: i64 = 25;
 
 pub struct HeldOrder {
     pub order: OrderLine,
+    /// A chargeback on this order or on another of its buyer's (same email, username or card).
+    pub dispute: Option<String>,
     pub method: String,
     pub risk: Option<RiskView>,
     pub others: Vec<OrderLine>,
@@ -31,6 +34,8 @@ struct ReviewPage {
     flash: Option<String>,
     total: i64,
     held: Vec<HeldOrder>,
+    /// Chargebacks waiting for the shop's answer, nearest deadline first.
+    chargebacks: Vec<super::disputes::AwaitingLine>,
 }
 
 #[derive(Deserialize)]
@@ -63,7 +68,15 @@ pub async fn show(
                 )
             })
             .unwrap_or_else(|| order.payment_method.label().into());
+        let disputes = crate::db::disputes::touching_buyer(
+            pool,
+            &order.id,
+            &order.email,
+            &order.tiktok_username,
+        )
+        .await?;
         held.push(HeldOrder {
+            dispute: super::disputes::review_marker(&disputes),
             risk: views::assessments(&state, &order.id)
                 .await?
                 .into_iter()
@@ -73,11 +86,17 @@ pub async fn show(
             method,
         });
     }
+    let chargebacks = crate::db::disputes::awaiting_answer(pool, PAGE)
+        .await?
+        .iter()
+        .map(super::disputes::awaiting_line)
+        .collect();
     let page = ReviewPage {
         meta: ConsoleMeta::for_staff(&state, &current, "Review queue"),
         flash: views::flash(query.done.as_deref(), query.order.as_deref()),
         total,
         held,
+        chargebacks,
     };
     Ok(render(StatusCode::OK, &page))
 }

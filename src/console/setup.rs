@@ -20,7 +20,7 @@ use crate::db::audit;
 use crate::db::staff::{self, Role, SetupLink, StaffMember};
 use crate::db::staff_sessions::Stage;
 use crate::domain::{ids, BuyerEmail};
-use crate::staff::password::{self, HashParams, PolicyError};
+use crate::staff::password::{self, HashParams};
 use crate::state::AppState;
 use crate::web::{render, ClientIp, CsrfToken};
 use actix_web::http::{header, StatusCode};
@@ -166,10 +166,8 @@ async fn first_admin(
     let Ok(email) = BuyerEmail::parse(&form.email) else {
         return Ok(page("Enter a valid email address.".into()));
     };
-    if form.password.expose() != form.confirm_password.expose() {
-        return Ok(page(PolicyError::Mismatch.to_string()));
-    }
-    if let Err(e) = password::check_policy(form.password.expose(), email.as_str()) {
+    let (new, again) = (form.password.expose(), form.confirm_password.expose());
+    if let Err(e) = password::check_new(new, again, email.as_str()) {
         return Ok(page(e.to_string()));
     }
     let hash = password::hash(
@@ -238,10 +236,8 @@ async fn choose_password(
             },
         )
     };
-    if form.password.expose() != form.confirm_password.expose() {
-        return Ok(page(PolicyError::Mismatch.to_string()));
-    }
-    if let Err(e) = password::check_policy(form.password.expose(), &member.email) {
+    let (new, again) = (form.password.expose(), form.confirm_password.expose());
+    if let Err(e) = password::check_new(new, again, &member.email) {
         return Ok(page(e.to_string()));
     }
     let hash = password::hash(

@@ -143,56 +143,65 @@ pub fn facts(s: &Signals, services: &Services) -> Vec<Fact> {
             },
         },
     ];
-    if s.known_payer {
-        out.push(Fact {
-            label: "Known payer",
-            value: "a card on this order paid a delivered order before, with this email".into(),
-        });
-    }
-    if s.fraud_declines_24h > 0 {
-        out.push(Fact {
-            label: "Fraud declines, last 24 h",
-            value: s.fraud_declines_24h.to_string(),
-        });
-    }
-    if let Some(m) = &s.surge {
-        out.push(Fact {
-            label: "Surge of failed payments",
-            value: format!("{}; the order shares {}", m.why, m.shares),
-        });
-    }
-    if s.rate_limited_1h > 0 {
-        out.push(Fact {
-            label: "Rate-limited requests, last hour",
-            value: s.rate_limited_1h.to_string(),
-        });
-    }
-    if s.price_mismatch {
-        out.push(Fact {
-            label: "Price shown to the buyer",
-            value: "differs from the server's price".into(),
-        });
-    }
-    if s.disposable_email {
-        out.push(Fact {
-            label: "Email",
-            value: "a disposable-email domain".into(),
-        });
-    }
-    for hit in &s.list_hits {
-        out.push(Fact {
-            label: "List match",
-            value: format!(
-                "{} list: {} {} — {} (by {})",
-                hit.list.as_str(),
-                hit.kind.describe(),
-                hit.value,
-                hit.reason,
-                hit.added_by
-            ),
-        });
-    }
+    out.extend(flags(s));
     out
+}
+
+/// The facts shown only when they hold: known payer, fraud declines, a surge, rate limits, a
+/// price mismatch, a disposable email, list matches.
+fn flags(s: &Signals) -> Vec<Fact> {
+    let surge = s.surge.as_ref();
+    let conditional = [
+        (
+            s.known_payer,
+            "Known payer",
+            "a card on this order paid a delivered order before, with this email".to_owned(),
+        ),
+        (
+            s.fraud_declines_24h > 0,
+            "Fraud declines, last 24 h",
+            s.fraud_declines_24h.to_string(),
+        ),
+        (
+            surge.is_some(),
+            "Surge of failed payments",
+            surge
+                .map(|m| format!("{}; the order shares {}", m.why, m.shares))
+                .unwrap_or_default(),
+        ),
+        (
+            s.rate_limited_1h > 0,
+            "Rate-limited requests, last hour",
+            s.rate_limited_1h.to_string(),
+        ),
+        (
+            s.price_mismatch,
+            "Price shown to the buyer",
+            "differs from the server's price".to_owned(),
+        ),
+        (
+            s.disposable_email,
+            "Email",
+            "a disposable-email domain".to_owned(),
+        ),
+    ];
+    let lists = s.list_hits.iter().map(|hit| Fact {
+        label: "List match",
+        value: format!(
+            "{} list: {} {} — {} (by {})",
+            hit.list.as_str(),
+            hit.kind.describe(),
+            hit.value,
+            hit.reason,
+            hit.added_by
+        ),
+    });
+    conditional
+        .into_iter()
+        .filter(|(holds, ..)| *holds)
+        .map(|(_, label, value)| Fact { label, value })
+        .chain(lists)
+        .collect()
 }
 
 /// Every assessment of an order, newest first.
@@ -200,7 +209,7 @@ pub async fn assessments(
     services: &Services,
     order_id: &str,
 ) -> Result<Vec<RiskView>, sqlx::Error> {
-    let stored = crate::risk::for_order(services.db.pool(), order_id).await?;
+    let stored = crate::db::risk_assessments::for_order(services.db.pool(), order_id).await?;
     Ok(stored
         .into_iter()
         .map(|r| {

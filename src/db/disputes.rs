@@ -17,11 +17,13 @@ pub struct Dispute {
     pub evidence_due_by: Option<Millis>,
     pub evidence_submitted_at: Option<Millis>,
     pub evidence_submitted_by: Option<String>,
+    /// The provider's id of the uploaded service documentation.
+    pub evidence_file_id: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
-const COLUMNS: &str = "id, order_id, provider, amount_minor, currency, reason, status, evidence_due_by, evidence_submitted_at, evidence_submitted_by, created_at, updated_at";
+const COLUMNS: &str = "id, order_id, provider, amount_minor, currency, reason, status, evidence_due_by, evidence_submitted_at, evidence_submitted_by, evidence_file_id, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<Dispute, sqlx::Error> {
     Ok(Dispute {
@@ -35,6 +37,7 @@ fn from_row(r: &AnyRow) -> Result<Dispute, sqlx::Error> {
         evidence_due_by: col(r, "evidence_due_by")?,
         evidence_submitted_at: col(r, "evidence_submitted_at")?,
         evidence_submitted_by: col(r, "evidence_submitted_by")?,
+        evidence_file_id: col(r, "evidence_file_id")?,
         created_at: col(r, "created_at")?,
         updated_at: col(r, "updated_at")?,
     })
@@ -156,11 +159,25 @@ pub async fn clear_evidence_submitted(
     id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE disputes SET evidence_submitted_at = NULL, evidence_submitted_by = NULL, evidence = NULL WHERE id = $1",
+        "UPDATE disputes SET evidence_submitted_at = NULL, evidence_submitted_by = NULL, evidence = NULL, evidence_file_id = NULL WHERE id = $1",
     )
     .bind(id)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// The file the evidence's service documentation was uploaded as.
+pub async fn set_evidence_file(
+    conn: &mut AnyConnection,
+    id: &str,
+    file_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE disputes SET evidence_file_id = $1 WHERE id = $2")
+        .bind(file_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -214,4 +231,96 @@ pub async fn rate_counts(pool: &AnyPool, since: Millis) -> Result<(i64, i64), sq
     .fetch_one(pool)
     .await?;
     Ok((col(&row, "disputes")?, col(&row, "settled")?))
+}
+
+/// A dispute that touches a buyer: on which order, and what that order shares with theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyerDispute {
+    pub dispute: Dispute,
+    pub order_number: String,
+    /// The dispute is on the order asked about itself.
+    pub same_order: bool,
+    pub same_email: bool,
+    pub same_username: bool,
+    pub same_card: bool,
+}
+
+/// Disputes on the order `order_id` or on any order with its email, its TikTok username or a
+/// card fingerprint it was paid (or tried) with, newest first.
+pub async fn touching_buyer(
+    pool: &AnyPool,
+    order_id: &str,
+    email: &str,
+    username: &str,
+) -> Result<Vec<BuyerDispute>, sqlx::Error> {
+    // The cards of both orders are compared through their payment attempts; a fingerprint
+    // is present only where the provider gave one.
+    let rows = sqlx::query(
+        "SELECT d.id, d.order_id, d.provider, d.amount_minor, d.currency, d.reason, d.status, d.evidence_due_by,
+                d.evidence_submitted_at, d.evidence_submitted_by, d.evidence_file_id, d.created_at, d.updated_at,
+                o.order_number AS order_number,
+                CASE WHEN o.email = $2 THEN 1 ELSE 0 END AS same_email,
+                CASE WHEN o.tiktok_username = $3 THEN 1 ELSE 0 END AS same_username,
+                CASE WHEN EXISTS (SELECT 1 FROM payments mine JOIN payments theirs
+                                    ON theirs.card_fingerprint = mine.card_fingerprint
+                                  WHERE mine.order_id = $1 AND theirs.order_id = d.order_id)
+                     THEN 1 ELSE 0 END AS same_card
+         FROM disputes d JOIN orders o ON o.id = d.order_id
+         WHERE d.order_id = $1 OR o.email = $2 OR o.tiktok_username = $3
+            OR d.order_id IN (SELECT theirs.order_id FROM payments mine JOIN payments theirs
+                                ON theirs.card_fingerprint = mine.card_fingerprint
+                              WHERE mine.order_id = $1)
+         ORDER BY d.created_at DESC LIMIT 20",
+    )
+    .bind(order_id)
+    .bind(email)
+    .bind(username)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let dispute = from_row(r)?;
+            Ok(BuyerDispute {
+                same_order: dispute.order_id == order_id,
+                order_number: col(r, "order_number")?,
+                same_email: col::<i64>(r, "same_email")? == 1,
+                same_username: col::<i64>(r, "same_username")? == 1,
+                same_card: col::<i64>(r, "same_card")? == 1,
+                dispute,
+            })
+        })
+        .collect()
+}
+
+/// A dispute still waiting for the shop's answer, with its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenDispute {
+    pub dispute: Dispute,
+    pub order_number: String,
+    pub delivered_at: Option<Millis>,
+}
+
+/// Disputes that need a response and have no evidence yet, the nearest deadline first.
+pub async fn awaiting_answer(pool: &AnyPool, limit: i64) -> Result<Vec<OpenDispute>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.order_id, d.provider, d.amount_minor, d.currency, d.reason, d.status, d.evidence_due_by,
+                d.evidence_submitted_at, d.evidence_submitted_by, d.evidence_file_id, d.created_at, d.updated_at,
+                o.order_number AS order_number, o.delivered_at AS delivered_at
+         FROM disputes d JOIN orders o ON o.id = d.order_id
+         WHERE d.status IN ('needs_response', 'warning_needs_response') AND d.evidence_submitted_at IS NULL
+         ORDER BY CASE WHEN d.evidence_due_by IS NULL THEN 1 ELSE 0 END, d.evidence_due_by, d.created_at
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OpenDispute {
+                dispute: from_row(r)?,
+                order_number: col(r, "order_number")?,
+                delivered_at: col(r, "delivered_at")?,
+            })
+        })
+        .collect()
 }

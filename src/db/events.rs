@@ -43,6 +43,19 @@ pub async fn record(
     Ok(())
 }
 
+/// An event that is not a status change (a payment attempt, a refund, a note): `record`
+/// without from and to.
+pub async fn note(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    at: Millis,
+    actor: &str,
+    kind: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    record(conn, order_id, at, actor, kind, None, None, detail).await
+}
+
 pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<OrderEvent>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT at, actor, kind, from_status, to_status, detail FROM order_events WHERE order_id = $1 ORDER BY at, id",

@@ -202,6 +202,24 @@ pub async fn set_provider_session(
     Ok(())
 }
 
+/// Adds a settled refund to what has been returned on an order (the status follows apart).
+pub async fn add_refunded(
+    conn: &mut AnyConnection,
+    id: &str,
+    amount_minor: i64,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(amount_minor)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// One state change: `UPDATE … WHERE status = $from` plus its audit event, in the caller's
 /// transaction. Returns false when the order was not in `from` (someone else moved it first:
 /// the caller treats that as the no-op it is). Refuses transitions the state machine forbids.

@@ -83,6 +83,28 @@ pub async fn upsert(
     Ok(())
 }
 
+/// How the order's latest successful payment was made: method, card brand, card last 4.
+pub async fn last_succeeded_method(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<(String, Option<String>, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT method, card_brand, card_last4 FROM payments
+         WHERE order_id = $1 AND status = 'succeeded' ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok((
+            col(&r, "method")?,
+            col(&r, "card_brand")?,
+            col(&r, "card_last4")?,
+        ))
+    })
+    .transpose()
+}
+
 /// The distinct card fingerprints of an order's payments.
 pub async fn card_fingerprints(
     conn: &mut sqlx::AnyConnection,

@@ -12,6 +12,7 @@ pub mod order_status;
 pub mod order_token;
 pub mod payment_method;
 pub mod pricing;
+pub mod risk_list;
 pub mod setting;
 pub mod text;
 pub mod username;

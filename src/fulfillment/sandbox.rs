@@ -6,11 +6,13 @@
 //! - `moved_…`: every look-up returns a new account id (the username changed hands).
 //! - `broken_…`: every credit fails (to exercise the last retry and the automatic refund).
 //!
-//! A ledger keyed by order id makes a repeated credit a no-op that returns the first receipt.
+//! A ledger keyed by order id (`db::sandbox_supplier`) makes a repeated credit a no-op that
+//! returns the first receipt.
 
 use super::{CreditReceipt, Supplier, SupplierError, TikTokAccount};
 use crate::clock::SharedClock;
-use crate::db::{col, Db};
+use crate::db::sandbox_supplier::{self as ledger, LedgerEntry};
+use crate::db::Db;
 use crate::domain::{Coins, TikTokUsername};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -40,24 +42,19 @@ impl SandboxSupplier {
     /// Counts calls for a key; returns the count including this one. Kept in the database so
     /// that every instance and every restart sees the same sequence.
     async fn count_call(&self, key: &str) -> Result<i64, SupplierError> {
-        let transient = |e: sqlx::Error| SupplierError::Transient(e.to_string());
-        let mut tx = self.db.begin().await.map_err(transient)?;
-        sqlx::query(
-            "INSERT INTO sandbox_supplier_calls (call_key, calls) VALUES ($1, 1)
-             ON CONFLICT (call_key) DO UPDATE SET calls = sandbox_supplier_calls.calls + 1",
-        )
-        .bind(key)
-        .execute(&mut *tx)
-        .await
-        .map_err(transient)?;
-        let n = sqlx::query("SELECT calls FROM sandbox_supplier_calls WHERE call_key = $1")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|r| col::<i64>(&r, "calls"))
-            .map_err(transient)?;
-        tx.commit().await.map_err(transient)?;
-        Ok(n)
+        ledger::count_call(&self.db, key).await.map_err(transient)
+    }
+}
+
+fn transient(e: sqlx::Error) -> SupplierError {
+    SupplierError::Transient(e.to_string())
+}
+
+fn receipt(e: LedgerEntry) -> CreditReceipt {
+    CreditReceipt {
+        credit_ref: e.credit_ref,
+        account_id: e.account_id,
+        coins: Coins::new(e.coins.max(0) as u64),
     }
 }
 
@@ -94,23 +91,12 @@ impl Supplier for SandboxSupplier {
         &self,
         order_id: &str,
     ) -> Result<Option<CreditReceipt>, SupplierError> {
-        let transient = |e: sqlx::Error| SupplierError::Transient(e.to_string());
-        let row = sqlx::query(
-            "SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(transient)?;
-        row.map(|r| {
-            Ok(CreditReceipt {
-                credit_ref: col(&r, "credit_ref").map_err(transient)?,
-                account_id: col(&r, "account_id").map_err(transient)?,
-                coins: Coins::new(col::<i64>(&r, "coins").map_err(transient)?.max(0) as u64),
-            })
-        })
-        .transpose()
+        let entry = ledger::ledger_entry(self.db.pool(), order_id)
+            .await
+            .map_err(transient)?;
+        Ok(entry.map(receipt))
     }
+
     async fn lookup_account(
         &self,
         username: &TikTokUsername,
@@ -144,20 +130,11 @@ impl Supplier for SandboxSupplier {
         coins: Coins,
     ) -> Result<CreditReceipt, SupplierError> {
         self.pause().await;
-        let transient = |e: sqlx::Error| SupplierError::Transient(e.to_string());
-        let existing = sqlx::query(
-            "SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(transient)?;
-        if let Some(r) = existing {
-            return Ok(CreditReceipt {
-                credit_ref: col(&r, "credit_ref").map_err(transient)?,
-                account_id: col(&r, "account_id").map_err(transient)?,
-                coins: Coins::new(col::<i64>(&r, "coins").map_err(transient)? as u64),
-            });
+        let existing = ledger::ledger_entry(self.db.pool(), order_id)
+            .await
+            .map_err(transient)?;
+        if let Some(entry) = existing {
+            return Ok(receipt(entry));
         }
         if account_id.starts_with("tt_broken_") {
             return Err(SupplierError::Transient("coin ledger unavailable".into()));
@@ -170,32 +147,15 @@ impl Supplier for SandboxSupplier {
                 ));
             }
         }
-        let credit_ref = format!("cr_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(
-            "INSERT INTO sandbox_ledger (order_id, account_id, coins, credit_ref, credited_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order_id)
-        .bind(account_id)
-        .bind(coins.get() as i64)
-        .bind(&credit_ref)
-        .bind(self.clock.now_ms())
-        .execute(self.db.pool())
-        .await
-        .map_err(transient)?;
-        // Whoever inserted first wins; everyone returns that row.
-        let r = sqlx::query(
-            "SELECT account_id, coins, credit_ref FROM sandbox_ledger WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_one(self.db.pool())
-        .await
-        .map_err(transient)?;
-        Ok(CreditReceipt {
-            credit_ref: col(&r, "credit_ref").map_err(transient)?,
-            account_id: col(&r, "account_id").map_err(transient)?,
-            coins: Coins::new(col::<i64>(&r, "coins").map_err(transient)? as u64),
-        })
+        let entry = LedgerEntry {
+            account_id: account_id.to_owned(),
+            coins: coins.get() as i64,
+            credit_ref: format!("cr_{}", uuid::Uuid::now_v7().simple()),
+        };
+        let credited = ledger::credit_once(self.db.pool(), order_id, &entry, self.clock.now_ms())
+            .await
+            .map_err(transient)?;
+        Ok(receipt(credited))
     }
 }
 

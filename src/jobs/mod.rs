@@ -1,7 +1,8 @@
 //! The durable job queue: a table, not a process. A job is enqueued in the same transaction as
-//! the state change that causes it, claimed with a lease (a crashed worker's job is taken
-//! again once the lease ends), retried with exponential backoff and jitter, and marked dead
-//! after its last try. Handlers must be idempotent: execution is at least once.
+//! the state change that causes it, claimed with a short lease that its worker renews while it
+//! runs (`renew`: a crashed worker's job is taken again seconds after its last renewal),
+//! retried with exponential backoff and jitter, and marked dead after its last try. Handlers
+//! must be idempotent: execution is at least once.
 //!
 //! What a job is: [`Job`], one enum of every kind (`job.rs`); who runs each kind: the one
 //! `match` in `workers`.
@@ -49,6 +50,8 @@ pub struct Claimed {
     pub payload: String,
     /// Including this one.
     pub attempts: u32,
+    /// The end of the lease taken with the claim.
+    pub lease_until: Millis,
 }
 
 impl Claimed {
@@ -92,24 +95,25 @@ pub async fn claim(
     now: Millis,
     lease_ms: i64,
 ) -> Result<Option<Claimed>, sqlx::Error> {
-    // On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without waiting on
-    // each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain form is safe.
+    // A job whose lease ran out goes first: its worker died while running it, it was due
+    // before anything pending now, and a crashed instance's work is to be taken over within
+    // seconds even behind a backlog. Each branch is the front of one (status, run_at) index
+    // range. On PostgreSQL, SKIP LOCKED lets many workers in many instances claim without
+    // waiting on each other; SQLite has one writer at a time (BEGIN IMMEDIATE), so the plain
+    // form is safe.
     let sql = match db.backend() {
         Backend::Postgres => {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
-             WHERE id = (SELECT id FROM jobs WHERE status IN ('pending', 'running') AND run_at <= $3
-                         ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             WHERE id = COALESCE(
+                 (SELECT id FROM jobs WHERE status = 'running' AND run_at <= $3 ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED),
+                 (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $3 ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED))
              RETURNING id, kind, payload, attempts"
         }
-        // The earliest due job of each status, each found at the front of its (status, run_at)
-        // index range, instead of sorting the whole backlog while holding the write lock.
         Backend::Sqlite => {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
-             WHERE id = (SELECT id FROM (
-                           SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE status = 'pending' AND run_at <= $3 ORDER BY run_at LIMIT 1)
-                           UNION ALL
-                           SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE status = 'running' AND run_at <= $3 ORDER BY run_at LIMIT 1)
-                         ) ORDER BY run_at LIMIT 1)
+             WHERE id = COALESCE(
+                 (SELECT id FROM jobs WHERE status = 'running' AND run_at <= $3 ORDER BY run_at LIMIT 1),
+                 (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $3 ORDER BY run_at LIMIT 1))
              RETURNING id, kind, payload, attempts"
         }
     };
@@ -141,7 +145,31 @@ pub async fn claim(
         kind: col(&row, "kind")?,
         payload: col(&row, "payload")?,
         attempts: col::<i64>(&row, "attempts")? as u32,
+        lease_until: now + lease_ms,
     }))
+}
+
+/// Extends the lease of a job `worker` runs to `now + lease_ms`. False when the job is no
+/// longer this worker's (its lease ran out and another worker took it, or it was finished):
+/// the worker must stop, so the job's work is not done twice at once.
+pub async fn renew(
+    db: &Db,
+    job_id: &str,
+    worker: &str,
+    now: Millis,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE jobs SET run_at = $1, lease_until = $1, updated_at = $2
+         WHERE id = $3 AND locked_by = $4 AND status = 'running'",
+    )
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(job_id)
+    .bind(worker)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Whether a job with this dedupe key was ever enqueued.

@@ -2,9 +2,9 @@
 //! address stops the shop with the key that holds it.
 
 use super::message::{self, MessageError};
-use super::outbox::StoredEmail;
 use super::transport::{SendError, Transport};
 use crate::config::{parse_mailbox, ConfigError, Settings};
+use crate::db::emails::StoredEmail;
 use lettre::message::Mailbox;
 use lettre::Message;
 

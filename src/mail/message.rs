@@ -2,8 +2,8 @@
 //! comes from the row (rendered once) and the configured sender, so building it twice gives
 //! the same bytes: same Date, same Message-ID, same multipart boundary.
 
-use super::outbox::StoredEmail;
 use super::render::header_text;
+use crate::db::emails::StoredEmail;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};

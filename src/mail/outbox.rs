@@ -1,14 +1,13 @@
-//! The `emails` table: an email is rendered and written here, together with the job that
-//! sends it, in the transaction of the event that causes it. Nothing is sent from inside a
+//! The outbox: an email is rendered and written to the `emails` table (`db::emails`), together
+//! with the job that sends it, in the transaction of the event that causes it. Nothing is sent from inside a
 //! transaction, and nothing is lost when the mail server is down: the row waits.
 
 use super::kinds::{Email, Facts};
 use super::render::{render, Rendered};
 use super::Mailer;
 use crate::clock::Millis;
-use crate::db::col;
+use crate::db::emails;
 use crate::jobs::{self, Job, NewJob};
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
 
 /// How long an order-link email stands for repeated look-ups of the same order: asking again
@@ -28,25 +27,6 @@ pub struct NewEmail {
     pub to: String,
     pub email: Email,
     pub facts: Facts,
-}
-
-/// An email as stored: rendered, with its Message-ID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEmail {
-    pub id: String,
-    pub order_id: Option<String>,
-    pub kind: String,
-    pub to_address: String,
-    pub subject: String,
-    pub text_body: String,
-    pub html_body: String,
-    pub message_id: String,
-    pub created_at: Millis,
-    pub sent_at: Option<Millis>,
-    pub attempts: i64,
-    /// When its body was deleted (by `retention`, or by erasing the buyer's data); such an
-    /// email is a record only and is never sent again.
-    pub body_deleted_at: Option<Millis>,
 }
 
 /// Renders `new` and writes it with its `send_email` job, inside the caller's transaction.
@@ -90,25 +70,20 @@ pub async fn enqueue_rendered(
 ) -> Result<bool, sqlx::Error> {
     let rendered = new.rendered;
     let id = crate::domain::ids::new_id();
-    let inserted = sqlx::query(
-        "INSERT INTO emails (id, order_id, kind, dedupe_key, to_address, subject, text_body, html_body,
-            message_id, created_at, sent_at, attempts, last_error, abandoned_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, 0, NULL, NULL)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&id)
-    .bind(new.order_id)
-    .bind(new.kind)
-    .bind(new.dedupe_key)
-    .bind(new.to)
-    .bind(&rendered.subject)
-    .bind(&rendered.text)
-    .bind(&rendered.html)
-    .bind(mailer.message_id_for(&id))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    let message_id = mailer.message_id_for(&id);
+    let row = emails::NewRow {
+        id: &id,
+        order_id: new.order_id,
+        kind: new.kind,
+        dedupe_key: new.dedupe_key,
+        to: new.to,
+        subject: &rendered.subject,
+        text_body: &rendered.text,
+        html_body: &rendered.html,
+        message_id: &message_id,
+        created_at: now,
+    };
+    if !emails::insert(conn, &row).await? {
         return Ok(false);
     }
     jobs::enqueue(
@@ -130,62 +105,16 @@ fn send_job_key(email_id: &str) -> String {
     format!("{}:{email_id}", Job::SEND_EMAIL)
 }
 
-const COLUMNS: &str = "id, order_id, kind, to_address, subject, text_body, html_body, message_id, created_at, sent_at, attempts, body_deleted_at";
-
-fn from_row(r: &AnyRow) -> Result<StoredEmail, sqlx::Error> {
-    Ok(StoredEmail {
-        id: col(r, "id")?,
-        order_id: col(r, "order_id")?,
-        kind: col(r, "kind")?,
-        to_address: col(r, "to_address")?,
-        subject: col(r, "subject")?,
-        text_body: col(r, "text_body")?,
-        html_body: col(r, "html_body")?,
-        message_id: col(r, "message_id")?,
-        created_at: col(r, "created_at")?,
-        sent_at: col(r, "sent_at")?,
-        attempts: col(r, "attempts")?,
-        body_deleted_at: col(r, "body_deleted_at")?,
-    })
-}
-
-pub async fn load(pool: &AnyPool, id: &str) -> Result<Option<StoredEmail>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM emails WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-/// The emails written for an order, oldest first.
-pub async fn for_order(pool: &AnyPool, order_id: &str) -> Result<Vec<StoredEmail>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM emails WHERE order_id = $1 ORDER BY created_at, id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(order_id)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(from_row).collect()
-}
-
 /// Sends an order's email again, the same row (same Message-ID, so mail clients thread it with
 /// the first): its sent mark cleared and a send job queued, in the caller's transaction.
-/// False when the order has no such email, or its body has been deleted.
+/// False when the order has no such email.
 pub async fn requeue(
     conn: &mut AnyConnection,
     order_id: &str,
     email_id: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
-    let changed = sqlx::query(
-        "UPDATE emails SET sent_at = NULL WHERE id = $1 AND order_id = $2 AND body_deleted_at IS NULL",
-    )
-        .bind(email_id)
-        .bind(order_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if changed == 0 {
+    if !emails::mark_unsent_of_order(conn, order_id, email_id).await? {
         return Ok(false);
     }
     let job = NewJob {
@@ -199,80 +128,17 @@ pub async fn requeue(
     Ok(true)
 }
 
-pub async fn mark_sent(pool: &AnyPool, id: &str, now: Millis) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE emails SET sent_at = $1, attempts = attempts + 1, last_error = NULL
-         WHERE id = $2 AND sent_at IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Records a failed attempt. `abandon` marks an email that can never be sent, so it is not
-/// revived; otherwise it stays queued.
-pub async fn record_failure(
-    pool: &AnyPool,
-    id: &str,
-    error: &str,
-    abandon: bool,
-    now: Millis,
-) -> Result<(), sqlx::Error> {
-    let error: String = error.chars().take(1000).collect();
-    sqlx::query(
-        "UPDATE emails SET attempts = attempts + 1, last_error = $1,
-            abandoned_at = CASE WHEN $2 = 1 THEN $3 ELSE abandoned_at END
-         WHERE id = $4 AND sent_at IS NULL",
-    )
-    .bind(error)
-    .bind(i64::from(abandon))
-    .bind(now)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// The order's receipt email (the `delivered` kind, one per order), if it was written and
-/// still has its body (else a new one is written).
-pub async fn receipt_of(
-    conn: &mut AnyConnection,
-    order_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id FROM emails WHERE order_id = $1 AND kind = 'delivered' AND body_deleted_at IS NULL",
-    )
-        .bind(order_id)
-        .fetch_optional(conn)
-        .await?;
-    row.map(|r| col(&r, "id")).transpose()
-}
-
-/// Clears an email's sent mark, so its next send job sends it again.
-pub async fn mark_unsent(conn: &mut AnyConnection, email_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE emails SET sent_at = NULL WHERE id = $1")
-        .bind(email_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Gives the send jobs that ran out of tries another round, for emails still unsent and not
 /// abandoned, once they have been dead for `REVIVE_AFTER_MS`: an SMTP outage longer than the
 /// queue's backoff delays an email but never drops it. Returns how many were revived.
 pub async fn revive_dead_sends(pool: &AnyPool, now: Millis) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = 'pending', attempts = 0, run_at = $1, lease_until = NULL, updated_at = $1
-         WHERE kind = $2 AND status = 'dead' AND updated_at <= $3
-           AND dedupe_key IN (SELECT $4 || id FROM emails WHERE sent_at IS NULL AND abandoned_at IS NULL)",
+    let key_prefix = format!("{}:", Job::SEND_EMAIL);
+    emails::revive_dead_sends(
+        pool,
+        Job::SEND_EMAIL,
+        &key_prefix,
+        now - REVIVE_AFTER_MS,
+        now,
     )
-    .bind(now)
-    .bind(Job::SEND_EMAIL)
-    .bind(now - REVIVE_AFTER_MS)
-    .bind(format!("{}:", Job::SEND_EMAIL))
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    .await
 }

@@ -3,10 +3,10 @@
 //! (and, with the file transport, overwrites the same file).
 
 use super::kinds::ORDER_LINK_SLOT;
-use super::outbox::{self, StoredEmail};
 use super::Mailer;
 use crate::clock::SharedClock;
 use crate::config::Secret;
+use crate::db::emails::{self, StoredEmail};
 use crate::db::Db;
 use crate::domain::order_token as tokens;
 use crate::jobs::JobError;
@@ -33,7 +33,7 @@ impl Context<'_> {
 #[tracing::instrument(name = "send_email", skip(state))]
 pub async fn send(state: &Context<'_>, email_id: &str) -> Result<(), JobError> {
     let pool = state.db.pool();
-    let email = outbox::load(pool, email_id)
+    let email = emails::load(pool, email_id)
         .await?
         .ok_or_else(|| JobError::Permanent(format!("no email {email_id}")))?;
     if email.sent_at.is_some() {
@@ -42,7 +42,7 @@ pub async fn send(state: &Context<'_>, email_id: &str) -> Result<(), JobError> {
     if email.body_deleted_at.is_some() || crate::db::erasure::is_erased(&email.to_address) {
         // Marked given up, so nothing revives it.
         let error = "the buyer's data or the email's body was deleted: nothing to send";
-        outbox::record_failure(pool, &email.id, error, true, state.now_ms()).await?;
+        emails::record_failure(pool, &email.id, error, true, state.now_ms()).await?;
         return Err(JobError::Permanent(error.into()));
     }
     let message = match prepare(state, email.clone()).await {
@@ -51,19 +51,19 @@ pub async fn send(state: &Context<'_>, email_id: &str) -> Result<(), JobError> {
         Err(Unprepared::Unsendable(error)) => {
             // The row itself is unusable (a recipient the mail library refuses, an order that
             // is gone): retrying cannot help, and the email is marked so nothing revives it.
-            outbox::record_failure(pool, &email.id, &error, true, state.now_ms()).await?;
+            emails::record_failure(pool, &email.id, &error, true, state.now_ms()).await?;
             return Err(JobError::Permanent(error));
         }
     };
     match state.mailer.deliver(&email.id, &message).await {
         Ok(()) => {
-            outbox::mark_sent(pool, &email.id, state.now_ms()).await?;
+            emails::mark_sent(pool, &email.id, state.now_ms()).await?;
             tracing::info!(kind = %email.kind, "email sent");
             Ok(())
         }
         Err(e) => {
             let error = e.to_string();
-            outbox::record_failure(pool, &email.id, &error, false, state.now_ms()).await?;
+            emails::record_failure(pool, &email.id, &error, false, state.now_ms()).await?;
             Err(JobError::Retry(error))
         }
     }

@@ -10,7 +10,7 @@ use crate::db::disputes::{self as rows, Dispute};
 use crate::db::orders::{self, Order};
 use crate::db::{audit, events, Tx};
 use crate::domain::{Money, OrderStatus};
-use crate::payments::{DisputeEvidence, EventKind, ProviderEvent};
+use crate::payments::{DisputeEvidence, EventKind, EvidenceDocument, ProviderEvent};
 use crate::services::Services;
 
 /// The card networks' monitoring thresholds (disputes ÷ card sales in a month), shown beside
@@ -51,6 +51,7 @@ pub async fn on_event(
         evidence_due_by: details.evidence_due_by.and_then(|s| s.checked_mul(1000)),
         evidence_submitted_at: None,
         evidence_submitted_by: None,
+        evidence_file_id: None,
         created_at: now,
         updated_at: now,
     };
@@ -210,13 +211,98 @@ pub async fn refund_after_warning(
     Ok(true)
 }
 
-/// What the shop knows about a delivered order, as dispute evidence: what, when, to which
-/// account, with the supplier's reference (from the delivery's own record).
-pub async fn evidence_for(state: &Services, order: &Order) -> Result<DisputeEvidence, sqlx::Error> {
-    let history = events::for_order(state.db.pool(), &order.id).await?;
+/// Order events that go into the evidence's audit trail: the order's own life. Staff notes,
+/// screening details and block-list entries are the shop's internal business.
+const TRAIL_KINDS: [&str; 14] = [
+    "order_created",
+    "payment_failed",
+    "payment_pending",
+    "status_changed",
+    "refund_requested",
+    "refund_succeeded",
+    "refund_failed",
+    "refund_denied",
+    "receipt_resent",
+    "email_resent",
+    "support_message",
+    "support_reply",
+    "dispute_opened",
+    "dispute_updated",
+];
+/// An order with more events than this is summarised (Stripe caps evidence at 50 pages).
+const TRAIL_MAX: usize = 300;
+
+/// The supplier's reference from the delivery's own event ("… (supplier ref X)").
+fn supplier_ref(detail: &str) -> Option<&str> {
+    let (_, rest) = detail.split_once("(supplier ref ")?;
+    rest.split_once(')')
+        .map(|(r, _)| r)
+        .filter(|r| !r.is_empty())
+}
+
+/// Who did something, as the card issuer may read it: staff are "support agent", not a name.
+fn trail_actor(actor: &str) -> &str {
+    match actor {
+        a if a.starts_with("staff:") => "support agent",
+        "provider" => "payment provider",
+        "supplier" => "coin supplier",
+        "buyer" => "buyer",
+        _ => "shop",
+    }
+}
+
+fn trail_line(e: &events::OrderEvent) -> String {
+    let what = match (
+        e.kind.as_str(),
+        e.from_status.as_deref(),
+        e.to_status.as_deref(),
+    ) {
+        ("status_changed", from, Some(to)) => {
+            let status = |s: &str| s.replace('_', " ");
+            let moved = match from {
+                Some(from) => format!("Status {} -> {}", status(from), status(to)),
+                None => format!("Status {}", status(to)),
+            };
+            // Screening and review details stay internal; what happened to the money and the
+            // coins is the evidence.
+            if matches!(
+                to,
+                "paid" | "delivered" | "refunded" | "partially_refunded" | "expired"
+            ) {
+                format!("{moved}: {}", e.detail)
+            } else {
+                moved
+            }
+        }
+        ("support_message", _, _) => "The buyer wrote to support".to_owned(),
+        ("support_reply", _, _) => "Support answered the buyer".to_owned(),
+        ("refund_requested", _, _) => "The buyer asked for a refund".to_owned(),
+        _ if e.detail.is_empty() => e.kind.replace('_', " "),
+        _ => e.detail.clone(),
+    };
+    format!("  {}  {}: {what}", format_utc(e.at), trail_actor(&e.actor))
+}
+
+/// What the shop knows about an order, as evidence for `dispute`: the text fields Stripe
+/// documents for digital goods and the service documentation, a plain document of what was
+/// delivered — the order and its amounts, the TikTok account the buyer confirmed, when the
+/// coins were credited with the supplier's reference, the payment, and the order's audit
+/// trail. Everything in it is already recorded, so the same order gives the same document.
+pub async fn evidence_for(
+    state: &Services,
+    order: &Order,
+    dispute: &Dispute,
+) -> Result<DisputeEvidence, sqlx::Error> {
+    let pool = state.db.pool();
+    let (history, payments, emails) = tokio::try_join!(
+        events::for_order(pool, &order.id),
+        crate::db::payments::for_order(pool, &order.id),
+        crate::db::emails::for_order(pool, &order.id),
+    )?;
     let delivery = history
         .iter()
         .find(|e| e.kind == "status_changed" && e.to_status.as_deref() == Some("delivered"));
+    let supplier = delivery.and_then(|e| supplier_ref(&e.detail));
     let delivered = match (delivery, order.delivered_at) {
         (Some(e), Some(at)) => format!("Delivered {}: {}.", format_utc(at), e.detail),
         (None, Some(at)) => format!("Delivered {}.", format_utc(at)),
@@ -226,8 +312,12 @@ pub async fn evidence_for(state: &Services, order: &Order) -> Result<DisputeEvid
         .paid_at
         .map(|t| format!(" Paid {}.", format_utc(t)))
         .unwrap_or_default();
-    let documentation = format!(
-        "Order {} placed {} by {} from IP {}: {} TikTok coins for the TikTok account @{} (account id {}, shown to the buyer as \"{}\", who confirmed it before paying; age confirmed {}).{paid} {delivered}",
+    let age = order
+        .age_confirmed_at
+        .map(format_utc)
+        .unwrap_or_else(|| "—".into());
+    let record = format!(
+        "Order {} placed {} by {} from IP {}: {} TikTok coins for the TikTok account @{} (account id {}, shown to the buyer as \"{}\", who confirmed it before paying; age confirmed {age}).{paid} {delivered}",
         order.order_number,
         format_utc(order.created_at),
         order.email,
@@ -236,22 +326,147 @@ pub async fn evidence_for(state: &Services, order: &Order) -> Result<DisputeEvid
         order.tiktok_username,
         order.tiktok_account_id,
         order.tiktok_display_name,
-        order.age_confirmed_at.map(format_utc).unwrap_or_else(|| "—".into()),
     );
     let uncategorized = format!(
-        "Digital goods delivered instantly to the account the buyer named and confirmed. {documentation} The buyer's receipt and delivery confirmation were emailed to {}.",
+        "Digital goods delivered instantly to the account the buyer named and confirmed. {record} The buyer's receipt and delivery confirmation were emailed to {}. The attached service documentation has the order's full record.",
         order.email
     );
+
+    let currency = order.amount.currency();
+    let money = |minor: i64| Money::from_minor(minor, currency).to_string();
+    let paid_with = payments.iter().rev().find(|p| p.status == "succeeded");
+    let mut doc = String::new();
+    let mut line = |text: String| {
+        doc.push_str(&text);
+        doc.push('\n');
+    };
+    line(format!(
+        "Prepared by {} for {} {} ({}, {}). Times are UTC.",
+        state.settings.shop_name,
+        if dispute.status.starts_with("warning") {
+            "inquiry"
+        } else {
+            "dispute"
+        },
+        dispute.id,
+        dispute.reason.replace('_', " "),
+        money(dispute.amount_minor)
+    ));
+    line(String::new());
+    line("What was sold".into());
+    line(format!(
+        "  {} TikTok coins: digital goods, credited to the buyer's chosen TikTok account by the shop's coin supplier.",
+        order.coins
+    ));
+    line(format!(
+        "  Price {}, payment method fee {}, total charged {}.",
+        money(order.amount.minor().saturating_sub(order.fee_minor)),
+        money(order.fee_minor),
+        order.amount
+    ));
+    if order.refunded_minor > 0 {
+        line(format!(
+            "  Refunded so far: {}.",
+            money(order.refunded_minor)
+        ));
+    }
+    line(String::new());
+    line("The buyer".into());
+    line(format!("  Email: {}", order.email));
+    line(format!("  IP address when ordering: {}", order.client_ip));
+    line(format!("  Order placed: {}", format_utc(order.created_at)));
+    if let Some(min_age) = order.min_age {
+        line(format!("  Confirmed being {min_age} or older: {age}"));
+    }
+    line(String::new());
+    line("The TikTok account the coins went to".into());
+    line(format!("  Username: @{}", order.tiktok_username));
+    line(format!("  TikTok account id: {}", order.tiktok_account_id));
+    line(format!(
+        "  Display name \"{}\", shown to the buyer on the confirmation page, where the buyer confirmed the account before paying.",
+        order.tiktok_display_name
+    ));
+    line(String::new());
+    line("Payment".into());
+    match paid_with {
+        Some(p) => {
+            line(format!(
+                "  {}{}, {}",
+                crate::orders::payment_events::method_summary(
+                    &p.method,
+                    p.card_brand.as_deref(),
+                    p.card_last4.as_deref()
+                ),
+                p.card_country
+                    .as_deref()
+                    .map(|c| format!(" (card country {c})"))
+                    .unwrap_or_default(),
+                money(p.amount_minor)
+            ));
+            line(format!("  Payment reference: {}", p.provider_ref));
+        }
+        None => line(format!("  {}", order.payment_method.label())),
+    }
+    if let Some(at) = order.paid_at {
+        line(format!("  Paid: {}", format_utc(at)));
+    }
+    line(String::new());
+    line("Delivery".into());
+    match order.delivered_at {
+        Some(at) => {
+            line(format!(
+                "  {} coins credited to @{}: {}",
+                order.coins,
+                order.tiktok_username,
+                format_utc(at)
+            ));
+            line(format!(
+                "  Supplier reference: {}",
+                supplier.unwrap_or("not recorded")
+            ));
+        }
+        None => line("  Not delivered.".into()),
+    }
+    let sent: Vec<_> = emails.iter().filter(|e| e.sent_at.is_some()).collect();
+    if !sent.is_empty() {
+        line(String::new());
+        line(format!("Emails to {}", order.email));
+        for e in sent {
+            line(format!(
+                "  {}  \"{}\"",
+                e.sent_at.map(format_utc).unwrap_or_default(),
+                e.subject
+            ));
+        }
+    }
+    line(String::new());
+    line("Order history (the shop's audit trail)".into());
+    let trail: Vec<_> = history
+        .iter()
+        .filter(|e| TRAIL_KINDS.contains(&e.kind.as_str()))
+        .collect();
+    for e in trail.iter().take(TRAIL_MAX) {
+        line(trail_line(e));
+    }
+    if trail.len() > TRAIL_MAX {
+        line(format!("  … and {} later events", trail.len() - TRAIL_MAX));
+    }
+
     Ok(DisputeEvidence {
         product_description: format!(
-            "{} TikTok coins credited to TikTok account @{}",
+            "{} TikTok coins (digital goods) credited to TikTok account @{}",
             order.coins, order.tiktok_username
         ),
         customer_email: order.email.clone(),
         customer_purchase_ip: order.client_ip.clone(),
         service_date: order.delivered_at.map(format_utc),
-        delivery_record: documentation.chars().take(20_000).collect(),
+        delivery_record: record.chars().take(20_000).collect(),
         uncategorized_text: uncategorized.chars().take(20_000).collect(),
+        documentation: EvidenceDocument {
+            file_stem: format!("service-documentation-{}", order.order_number),
+            title: format!("Service documentation: order {}", order.order_number),
+            text: doc,
+        },
     })
 }
 
@@ -280,17 +495,14 @@ pub async fn submit_evidence(
     if dispute.order_id != order.id {
         return Ok(EvidenceOutcome::NoSuchDispute);
     }
-    let evidence = evidence_for(state, order).await?;
+    let evidence = evidence_for(state, order, &dispute).await?;
     let mut tx = state.db.begin().await?;
-    if !rows::mark_evidence_submitted(
-        &mut tx,
-        dispute_id,
-        actor,
-        &evidence.uncategorized_text,
-        now,
-    )
-    .await?
-    {
+    // What is sent is kept as sent: the text fields and the document.
+    let kept = format!(
+        "{}\n\n{}",
+        evidence.uncategorized_text, evidence.documentation.text
+    );
+    if !rows::mark_evidence_submitted(&mut tx, dispute_id, actor, &kept, now).await? {
         tx.rollback().await?;
         return Ok(EvidenceOutcome::AlreadySubmitted);
     }
@@ -300,9 +512,17 @@ pub async fn submit_evidence(
         .submit_dispute_evidence(dispute_id, &evidence)
         .await
     {
-        Ok(()) => {
+        Ok(sent) => {
             let mut tx = state.db.begin().await?;
-            let detail = format!("Evidence submitted for chargeback {dispute_id}");
+            if let Some(file) = &sent.documentation_file {
+                rows::set_evidence_file(&mut tx, dispute_id, file).await?;
+            }
+            let detail = match &sent.documentation_file {
+                Some(file) => format!(
+                    "Evidence submitted for chargeback {dispute_id}, with the service documentation ({file})"
+                ),
+                None => format!("Evidence submitted for chargeback {dispute_id}"),
+            };
             events::record(
                 &mut tx,
                 &order.id,

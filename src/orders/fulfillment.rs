@@ -26,10 +26,28 @@ pub async fn run(
     order_id: &str,
     recheck_recipient: bool,
 ) -> Result<(), JobError> {
-    let Some(mut order) = orders::by_id(state.db.pool(), order_id).await? else {
+    let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
     let now = state.now_ms();
+    if !start(state, &order, now).await? {
+        return Ok(());
+    }
+    if let Some(hold) = reason_to_hold(state, &order, recheck_recipient, now).await? {
+        return hold_before_credit(state, &order, hold.reasons, hold.signals, &hold.why, now).await;
+    }
+    let receipt = state
+        .supplier
+        .credit(&order.id, &order.tiktok_account_id, order.coins)
+        .await
+        .map_err(transient)?;
+    record_delivery(state, &order, &receipt).await
+}
+
+/// Moves a queued order to `fulfilling`. True when this job is to deliver it: it moved, or it
+/// was fulfilling already (resumed after a crash or a retry). False when someone else took
+/// it, it was delivered already, or it is no longer ours to deliver (held, refunded…).
+async fn start(state: &Services, order: &Order, now: i64) -> Result<bool, JobError> {
     match order.status {
         OrderStatus::Queued => {
             let mut tx = state.db.begin().await?;
@@ -44,17 +62,28 @@ pub async fn run(
             )
             .await?;
             tx.commit().await?;
-            if !moved {
-                return Ok(()); // someone else took it
-            }
-            order.status = OrderStatus::Fulfilling;
+            Ok(moved)
         }
-        // Resumed after a crash or a retry.
-        OrderStatus::Fulfilling => {}
-        // Delivered already, or no longer ours to deliver (held, refunded…).
-        _ => return Ok(()),
+        OrderStatus::Fulfilling => Ok(true),
+        _ => Ok(false),
     }
-    // The username may have changed hands since checkout: never credit a stranger.
+}
+
+/// Why an order must go to review instead of being credited.
+struct Hold {
+    reasons: Vec<crate::risk::Reason>,
+    signals: Option<crate::risk::Signals>,
+    why: String,
+}
+
+/// The checks just before crediting: the username may have changed hands since checkout
+/// (never credit a stranger), and a held-back order is screened again.
+async fn reason_to_hold(
+    state: &Services,
+    order: &Order,
+    recheck_recipient: bool,
+    now: i64,
+) -> Result<Option<Hold>, JobError> {
     let username = TikTokUsername::parse(&order.tiktok_username)
         .map_err(|e| JobError::Permanent(e.to_string()))?;
     let current = state
@@ -79,28 +108,38 @@ pub async fn run(
             force: Some(crate::risk::Decision::Review),
             sentence: format!("{why} (checked just before crediting)"),
         };
-        return hold_before_credit(state, &order, vec![reason], None, &why, now).await;
+        return Ok(Some(Hold {
+            reasons: vec![reason],
+            signals: None,
+            why,
+        }));
     }
     // A held-back order (a new payer's large order): the screening runs again, since what
     // happened meanwhile — other payers for the same account, a wave of failures — counts.
     if recheck_recipient {
         let live = state.live.current();
-        let signals = crate::risk::signals::gather(&state.db, &live.catalog, &order, now).await?;
+        let signals = crate::risk::signals::gather(&state.db, &live.catalog, order, now).await?;
         let again = crate::risk::rules::evaluate(&signals, &live.risk);
         if again.decision != crate::risk::Decision::Allow {
-            let why = format!(
-                "Held at the check just before crediting: {}",
-                crate::risk::summary(&again)
-            );
-            return hold_before_credit(state, &order, again.reasons, Some(signals), &why, now)
-                .await;
+            return Ok(Some(Hold {
+                why: format!(
+                    "Held at the check just before crediting: {}",
+                    crate::risk::summary(&again)
+                ),
+                reasons: again.reasons,
+                signals: Some(signals),
+            }));
         }
     }
-    let receipt = state
-        .supplier
-        .credit(&order.id, &order.tiktok_account_id, order.coins)
-        .await
-        .map_err(transient)?;
+    Ok(None)
+}
+
+/// The supplier credited the coins: `fulfilling → delivered` with the receipt email.
+async fn record_delivery(
+    state: &Services,
+    order: &Order,
+    receipt: &crate::fulfillment::CreditReceipt,
+) -> Result<(), JobError> {
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
     let detail = format!(
@@ -118,7 +157,7 @@ pub async fn run(
     )
     .await?
     {
-        crate::orders::notify::delivered(state, &mut tx, &order, now).await?;
+        crate::orders::notify::delivered(state, &mut tx, order, now).await?;
     }
     tx.commit().await?;
     state.jobs_ready.notify_one();
@@ -207,14 +246,12 @@ pub async fn gave_up(
     if state.settings.fulfillment.auto_refund_on_failure {
         screening::queue_full_refund(tx, &order.id, "Coins could not be delivered", now).await?;
     } else {
-        events::record(
+        events::note(
             tx,
             &order.id,
             now,
             "system",
             "needs_attention",
-            None,
-            None,
             "Automatic refund is off: waiting for support",
         )
         .await?;

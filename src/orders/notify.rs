@@ -5,7 +5,7 @@
 
 use crate::clock::format_utc;
 use crate::db::orders::Order;
-use crate::db::{col, Tx};
+use crate::db::{payments, Tx};
 use crate::domain::Money;
 use crate::mail::kinds::ORDER_LINK_SLOT;
 use crate::mail::outbox::{self, ORDER_LINK_WINDOW_MS};
@@ -240,20 +240,12 @@ fn amount_with_fee(order: &Order) -> String {
 /// How the order was paid, as the order page says it. Read in the caller's transaction, which
 /// may have just recorded the payment.
 async fn paid_with(conn: &mut AnyConnection, order: &Order) -> Result<String, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT method, card_brand, card_last4 FROM payments
-         WHERE order_id = $1 AND status = 'succeeded' ORDER BY created_at DESC LIMIT 1",
+    Ok(
+        match payments::last_succeeded_method(conn, &order.id).await? {
+            Some((method, brand, last4)) => {
+                method_summary(&method, brand.as_deref(), last4.as_deref())
+            }
+            None => order.payment_method.label().to_owned(),
+        },
     )
-    .bind(&order.id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(match row {
-        Some(r) => {
-            let method: String = col(&r, "method")?;
-            let brand: Option<String> = col(&r, "card_brand")?;
-            let last4: Option<String> = col(&r, "card_last4")?;
-            method_summary(&method, brand.as_deref(), last4.as_deref())
-        }
-        None => order.payment_method.label().to_owned(),
-    })
 }

@@ -2,8 +2,9 @@
 //! recorded in the same transaction), events may arrive twice, concurrently or out of order,
 //! and an order moves `awaiting_payment → paid` exactly once.
 
+use crate::db::orders::Order;
 use crate::db::payments::PaymentRecord;
-use crate::db::{events, orders, payments};
+use crate::db::{events, orders, payments, webhook_events, Tx};
 use crate::domain::OrderStatus;
 use crate::payments::{EventKind, ProviderEvent};
 use crate::services::Services;
@@ -69,6 +70,8 @@ pub fn method_summary(method: &str, brand: Option<&str>, last4: Option<&str>) ->
     }
 }
 
+/// Applies one verified event: at most once (the event id is claimed in the same
+/// transaction), with its effect on the order, its audit events and follow-up jobs.
 pub async fn apply(
     state: &Services,
     provider: &str,
@@ -87,20 +90,8 @@ pub async fn apply(
             .unwrap_or_default(),
         _ => d.order_reference.clone(),
     };
-    let first_time = sqlx::query(
-        "INSERT INTO webhook_events (provider, event_id, event_type, order_id, received_at, outcome)
-         VALUES ($1, $2, $3, $4, $5, 'processing') ON CONFLICT DO NOTHING",
-    )
-    .bind(provider)
-    .bind(&event.id)
-    .bind(event.kind.as_str())
-    .bind(&order_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !first_time {
+    let kind = event.kind.as_str();
+    if !webhook_events::claim(&mut tx, provider, &event.id, kind, &order_id, now).await? {
         tx.rollback().await?;
         return Ok(Applied::Replay);
     }
@@ -109,129 +100,126 @@ pub async fn apply(
             tracing::warn!(event = %event.id, "provider event for an unknown order");
             Applied::UnknownOrder
         }
-        Some(order) => {
-            let summary = method_summary(
-                &d.method,
-                d.card.as_ref().map(|c| c.brand.as_str()),
-                d.card.as_ref().map(|c| c.last4.as_str()),
-            );
-            match event.kind {
-                EventKind::PaymentSucceeded
-                | EventKind::PaymentFailed
-                | EventKind::PaymentPending => {
-                    let status = match event.kind {
-                        EventKind::PaymentSucceeded => "succeeded",
-                        EventKind::PaymentFailed => "failed",
-                        _ => "pending",
-                    };
-                    let record = PaymentRecord {
-                        id: crate::domain::ids::new_id(),
-                        order_id: order.id.clone(),
-                        provider: provider.to_owned(),
-                        provider_ref: d.object_id.clone(),
-                        method: d.method.clone(),
-                        status: status.into(),
-                        amount_minor: d.amount_minor,
-                        currency: d.currency.clone(),
-                        failure_code: d.failure_code.clone(),
-                        card_brand: d.card.as_ref().map(|c| c.brand.clone()),
-                        card_last4: d.card.as_ref().map(|c| c.last4.clone()),
-                        card_country: d.card.as_ref().map(|c| c.country.clone()),
-                        card_fingerprint: d.card.as_ref().map(|c| c.fingerprint.clone()),
-                        card_bin: d.card.as_ref().and_then(|c| c.bin.clone()),
-                        email: order.email.clone(),
-                        email_domain: crate::risk::traits::email_domain(&order.email),
-                        client_net: crate::risk::traits::client_net(&order.client_ip),
-                        client_ip: order.client_ip.clone(),
-                        tiktok_username: order.tiktok_username.clone(),
-                        created_at: now,
-                    };
-                    payments::upsert(&mut tx, &record, now).await?;
-                    match event.kind {
-                        EventKind::PaymentFailed => {
-                            let code = d.failure_code.as_deref().unwrap_or("failed");
-                            let detail = format!("{summary} declined ({code})");
-                            events::record(
-                                &mut tx,
-                                &order.id,
-                                now,
-                                "provider",
-                                "payment_failed",
-                                None,
-                                None,
-                                &detail,
-                            )
-                            .await?;
-                            Applied::PaymentFailed
-                        }
-                        EventKind::PaymentPending => {
-                            let detail = format!("{summary} started; waiting for it to arrive");
-                            events::record(
-                                &mut tx,
-                                &order.id,
-                                now,
-                                "provider",
-                                "payment_pending",
-                                None,
-                                None,
-                                &detail,
-                            )
-                            .await?;
-                            Applied::PaymentPending
-                        }
-                        _ => on_succeeded(state, &mut tx, &order, event, &summary, now).await?,
-                    }
-                }
-                EventKind::RefundSucceeded | EventKind::RefundFailed => {
-                    crate::orders::refunds::on_provider_event(state, &mut tx, &order, event, now)
-                        .await?;
-                    Applied::Refund
-                }
-                EventKind::SessionExpired => {
-                    if order.status == OrderStatus::AwaitingPayment {
-                        orders::transition(
-                            &mut tx,
-                            &order.id,
-                            OrderStatus::AwaitingPayment,
-                            OrderStatus::Expired,
-                            "provider",
-                            "The payment page expired unpaid",
-                            now,
-                        )
-                        .await?;
-                    }
-                    Applied::Expired
-                }
-                EventKind::DisputeCreated
-                | EventKind::DisputeUpdated
-                | EventKind::DisputeClosed => {
-                    crate::orders::disputes::on_event(&mut tx, provider, &order, event, now)
-                        .await?;
-                    Applied::Dispute
-                }
-                EventKind::FraudWarning => {
-                    crate::orders::disputes::on_fraud_warning(
-                        &mut tx, provider, &order, event, now,
-                    )
-                    .await?;
-                    Applied::FraudWarning
-                }
-                EventKind::Unused => Applied::Unused,
-            }
-        }
+        Some(order) => on_order(state, &mut tx, provider, &order, event, now).await?,
     };
-    sqlx::query("UPDATE webhook_events SET outcome = $1 WHERE provider = $2 AND event_id = $3")
-        .bind(outcome.as_str())
-        .bind(provider)
-        .bind(&event.id)
-        .execute(&mut *tx)
-        .await?;
+    webhook_events::set_outcome(&mut tx, provider, &event.id, outcome.as_str()).await?;
     tx.commit().await?;
     state.jobs_ready.notify_one();
     if outcome == Applied::PaymentFailed {
         watch_for_surge(state, now).await;
     }
     Ok(outcome)
+}
+
+/// What the event does to its order, in the event's transaction.
+async fn on_order(
+    state: &Services,
+    tx: &mut Tx,
+    provider: &str,
+    order: &Order,
+    event: &ProviderEvent,
+    now: i64,
+) -> Result<Applied, sqlx::Error> {
+    Ok(match event.kind {
+        EventKind::PaymentSucceeded | EventKind::PaymentFailed | EventKind::PaymentPending => {
+            on_payment(state, tx, provider, order, event, now).await?
+        }
+        EventKind::RefundSucceeded | EventKind::RefundFailed => {
+            crate::orders::refunds::on_provider_event(state, tx, order, event, now).await?;
+            Applied::Refund
+        }
+        EventKind::SessionExpired => {
+            if order.status == OrderStatus::AwaitingPayment {
+                orders::transition(
+                    tx,
+                    &order.id,
+                    OrderStatus::AwaitingPayment,
+                    OrderStatus::Expired,
+                    "provider",
+                    "The payment page expired unpaid",
+                    now,
+                )
+                .await?;
+            }
+            Applied::Expired
+        }
+        EventKind::DisputeCreated | EventKind::DisputeUpdated | EventKind::DisputeClosed => {
+            crate::orders::disputes::on_event(tx, provider, order, event, now).await?;
+            Applied::Dispute
+        }
+        EventKind::FraudWarning => {
+            crate::orders::disputes::on_fraud_warning(tx, provider, order, event, now).await?;
+            Applied::FraudWarning
+        }
+        EventKind::Unused => Applied::Unused,
+    })
+}
+
+/// A payment attempt succeeded, failed or started: recorded (a pending one moves on when it
+/// settles), then a failure or a start noted on the order, and a success marks it paid.
+async fn on_payment(
+    state: &Services,
+    tx: &mut Tx,
+    provider: &str,
+    order: &Order,
+    event: &ProviderEvent,
+    now: i64,
+) -> Result<Applied, sqlx::Error> {
+    let d = &event.data;
+    payments::upsert(tx, &payment_record(provider, order, event, now), now).await?;
+    let summary = method_summary(
+        &d.method,
+        d.card.as_ref().map(|c| c.brand.as_str()),
+        d.card.as_ref().map(|c| c.last4.as_str()),
+    );
+    match event.kind {
+        EventKind::PaymentFailed => {
+            let code = d.failure_code.as_deref().unwrap_or("failed");
+            let detail = format!("{summary} declined ({code})");
+            events::note(tx, &order.id, now, "provider", "payment_failed", &detail).await?;
+            Ok(Applied::PaymentFailed)
+        }
+        EventKind::PaymentPending => {
+            let detail = format!("{summary} started; waiting for it to arrive");
+            events::note(tx, &order.id, now, "provider", "payment_pending", &detail).await?;
+            Ok(Applied::PaymentPending)
+        }
+        _ => on_succeeded(state, tx, order, event, &summary, now).await,
+    }
+}
+
+/// The attempt as the shop keeps it: what the provider reported, with the order's keys that
+/// risk counts group by.
+fn payment_record(provider: &str, order: &Order, event: &ProviderEvent, now: i64) -> PaymentRecord {
+    let d = &event.data;
+    let status = match event.kind {
+        EventKind::PaymentSucceeded => "succeeded",
+        EventKind::PaymentFailed => "failed",
+        _ => "pending",
+    };
+    let card = d.card.as_ref();
+    PaymentRecord {
+        id: crate::domain::ids::new_id(),
+        order_id: order.id.clone(),
+        provider: provider.to_owned(),
+        provider_ref: d.object_id.clone(),
+        method: d.method.clone(),
+        status: status.into(),
+        amount_minor: d.amount_minor,
+        currency: d.currency.clone(),
+        failure_code: d.failure_code.clone(),
+        card_brand: card.map(|c| c.brand.clone()),
+        card_last4: card.map(|c| c.last4.clone()),
+        card_country: card.map(|c| c.country.clone()),
+        card_fingerprint: card.map(|c| c.fingerprint.clone()),
+        card_bin: card.and_then(|c| c.bin.clone()),
+        email: order.email.clone(),
+        email_domain: crate::risk::traits::email_domain(&order.email),
+        client_net: crate::risk::traits::client_net(&order.client_ip),
+        client_ip: order.client_ip.clone(),
+        tiktok_username: order.tiktok_username.clone(),
+        created_at: now,
+    }
 }
 
 /// A failure may be part of a wave: look at the shop's recent failures (paced per instance).
@@ -249,8 +237,8 @@ async fn watch_for_surge(state: &Services, now: i64) {
 
 async fn on_succeeded(
     state: &Services,
-    tx: &mut crate::db::Tx,
-    order: &orders::Order,
+    tx: &mut Tx,
+    order: &Order,
     event: &ProviderEvent,
     summary: &str,
     now: i64,
@@ -262,14 +250,12 @@ async fn on_succeeded(
             d.amount_minor, d.currency, order.amount
         );
         tracing::warn!(order = %order.order_number, "{detail}");
-        events::record(
+        events::note(
             tx,
             &order.id,
             now,
             "provider",
             "payment_amount_mismatch",
-            None,
-            None,
             &detail,
         )
         .await?;
@@ -277,14 +263,12 @@ async fn on_succeeded(
     }
     let from = order.status;
     if !matches!(from, OrderStatus::AwaitingPayment | OrderStatus::Expired) {
-        events::record(
+        events::note(
             tx,
             &order.id,
             now,
             "provider",
             "payment_duplicate",
-            None,
-            None,
             &format!("Another payment: {summary}"),
         )
         .await?;

@@ -64,13 +64,18 @@ pub enum Started {
 /// What may still be refunded: paid, minus refunded, minus refunds under way.
 pub async fn refundable(tx: &mut Tx, order: &Order) -> Result<Money, sqlx::Error> {
     let pending = rows::pending_minor(tx, &order.id).await?;
+    Ok(left_to_refund(order, pending))
+}
+
+/// Paid, minus refunded, minus `pending_minor` asked for and not yet settled; never below zero.
+pub fn left_to_refund(order: &Order, pending_minor: i64) -> Money {
     let left = order
         .amount
         .minor()
         .saturating_sub(order.refunded_minor)
-        .saturating_sub(pending)
+        .saturating_sub(pending_minor)
         .max(0);
-    Ok(Money::from_minor(left, order.amount.currency()))
+    Money::from_minor(left, order.amount.currency())
 }
 
 /// Writes the pending refund inside the caller's transaction, after checking the amount.
@@ -87,14 +92,12 @@ async fn reserve(
             "Refund of {amount} asked from the payment provider (by {})",
             refund.created_by
         );
-        events::record(
+        events::note(
             tx,
             &order.id,
             now,
             &refund.created_by,
             "refund_requested",
-            None,
-            None,
             &detail,
         )
         .await?;
@@ -154,14 +157,12 @@ async fn settle_failed(
         return Ok(());
     }
     let amount = Money::from_minor(refund.amount_minor, order.amount.currency());
-    events::record(
+    events::note(
         tx,
         &order.id,
         now,
         "provider",
         "refund_failed",
-        None,
-        None,
         &format!("Refund of {amount} failed: {failure}"),
     )
     .await?;
@@ -207,17 +208,7 @@ pub async fn request(
             Err(e) => return Err(e),
         }
         let detail = format!("Refund requested: {}", rows::reason_label(reason));
-        events::record(
-            &mut tx,
-            &order.id,
-            now,
-            "buyer",
-            "refund_request",
-            None,
-            None,
-            &detail,
-        )
-        .await?;
+        events::note(&mut tx, &order.id, now, "buyer", "refund_request", &detail).await?;
         crate::orders::notify::refund_requested(state, &mut tx, order, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -247,50 +238,24 @@ pub async fn approve(
     let Some(req) = rows::by_id(state.db.pool(), request_id).await? else {
         return Err(RefundError::NoSuchRequest);
     };
-    let Some(order) = orders::by_id(state.db.pool(), &req.order_id).await? else {
-        return Err(RefundError::NoSuchRequest);
-    };
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
-    // Re-read inside the transaction: amounts move when refunds settle.
-    let Some(order) = orders::by_id_in(&mut tx, &order.id).await? else {
-        tx.rollback().await?;
-        return Err(RefundError::NoSuchRequest);
+    // Read inside the transaction: amounts move when refunds settle.
+    let checked = match orders::by_id_in(&mut tx, &req.order_id).await? {
+        None => Err(RefundError::NoSuchRequest),
+        Some(order) => allowed_amount(&mut tx, &order, amount)
+            .await
+            .map(|amount| (order, amount)),
     };
-    if !order.status.is_paid() {
-        tx.rollback().await?;
-        return Err(RefundError::NotPaid);
-    }
-    if order.status == OrderStatus::Disputed {
-        tx.rollback().await?;
-        return Err(RefundError::Disputed);
-    }
-    let left = refundable(&mut tx, &order).await?;
-    if left.minor() == 0 {
-        tx.rollback().await?;
-        return Err(RefundError::NothingLeft);
-    }
-    let amount = amount.unwrap_or(left);
-    if amount.currency() != order.amount.currency()
-        || amount.minor() <= 0
-        || amount.minor() > left.minor()
-    {
-        tx.rollback().await?;
-        return Err(RefundError::Amount {
-            max: left.to_string(),
-        });
-    }
-    if !rows::set_status(
-        &mut tx,
-        &req.id,
-        &["open", "failed"],
-        "approved",
-        Some(staff),
-        None,
-        now,
-    )
-    .await?
-    {
+    let (order, amount) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            tx.rollback().await?;
+            return Err(e);
+        }
+    };
+    let from = ["open", "failed"];
+    if !rows::set_status(&mut tx, &req.id, &from, "approved", Some(staff), None, now).await? {
         tx.rollback().await?;
         return Err(RefundError::AlreadyDecided);
     }
@@ -318,6 +283,35 @@ pub async fn approve(
     .await?;
     tx.commit().await?;
     Ok(ask_provider(state, &order, &refund).await?)
+}
+
+/// The amount an approval refunds (all that is left when `asked` is `None`), or why the order
+/// cannot be refunded that much.
+async fn allowed_amount(
+    tx: &mut Tx,
+    order: &Order,
+    asked: Option<Money>,
+) -> Result<Money, RefundError> {
+    if !order.status.is_paid() {
+        return Err(RefundError::NotPaid);
+    }
+    if order.status == OrderStatus::Disputed {
+        return Err(RefundError::Disputed);
+    }
+    let left = refundable(tx, order).await?;
+    if left.minor() == 0 {
+        return Err(RefundError::NothingLeft);
+    }
+    let amount = asked.unwrap_or(left);
+    if amount.currency() != order.amount.currency()
+        || amount.minor() <= 0
+        || amount.minor() > left.minor()
+    {
+        return Err(RefundError::Amount {
+            max: left.to_string(),
+        });
+    }
+    Ok(amount)
 }
 
 /// An agent denies a request with a message to the buyer.
@@ -348,14 +342,12 @@ pub async fn deny(
     {
         return Err(RefundError::AlreadyDecided);
     }
-    events::record(
+    events::note(
         &mut tx,
         &order.id,
         now,
         staff,
         "refund_denied",
-        None,
-        None,
         &format!("Refund request denied: {message}"),
     )
     .await?;
@@ -439,7 +431,6 @@ pub async fn on_provider_event(
 ) -> Result<(), sqlx::Error> {
     use crate::payments::EventKind;
     let d = &event.data;
-    let amount = Money::from_minor(d.amount_minor, order.amount.currency());
     let ours = match d.reference.as_deref() {
         Some(id) => rows::refund_by_id(tx, id).await?,
         None => rows::refund_by_provider_id(tx, &d.object_id).await?,
@@ -449,63 +440,61 @@ pub async fn on_provider_event(
             .failure_message
             .clone()
             .unwrap_or_else(|| "the provider refused it".into());
-        match ours {
-            Some(refund) => settle_failed(tx, order, &refund, &why, now).await?,
+        return match ours {
+            Some(refund) => settle_failed(tx, order, &refund, &why, now).await,
             None => {
-                events::record(
-                    tx,
-                    &order.id,
-                    now,
-                    "provider",
-                    "refund_failed",
-                    None,
-                    None,
-                    &format!("Refund of {amount} failed: {why}"),
-                )
-                .await?
+                let amount = Money::from_minor(d.amount_minor, order.amount.currency());
+                let detail = format!("Refund of {amount} failed: {why}");
+                events::note(tx, &order.id, now, "provider", "refund_failed", &detail).await
             }
-        }
-        return Ok(());
+        };
     }
     if let Some(refund) = &ours {
         // Settled before (the same refund reported again under another event id): nothing to add.
-        if !rows::settle(tx, &refund.id, "succeeded", None, now).await? {
+        if !settle_succeeded(tx, refund, now).await? {
             return Ok(());
         }
-        if let Some(request) = &refund.request_id {
-            rows::set_status(
-                tx,
-                request,
-                &["approved", "failed"],
-                "refunded",
-                None,
-                None,
-                now,
-            )
-            .await?;
-        }
     }
-    sqlx::query(
-        "UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3",
-    )
-    .bind(d.amount_minor)
-    .bind(now)
-    .bind(&order.id)
-    .execute(&mut **tx)
-    .await?;
-    events::record(
+    returned(
+        state,
         tx,
-        &order.id,
+        order,
+        d.amount_minor,
+        ours.is_some_and(|r| r.request_id.is_some()),
         now,
-        "provider",
-        "refund_succeeded",
-        None,
-        None,
-        &format!("Refunded {amount}"),
     )
-    .await?;
+    .await
+}
+
+/// Marks our refund succeeded, and its buyer's request refunded. False when it was settled
+/// before.
+async fn settle_succeeded(tx: &mut Tx, refund: &Refund, now: i64) -> Result<bool, sqlx::Error> {
+    if !rows::settle(tx, &refund.id, "succeeded", None, now).await? {
+        return Ok(false);
+    }
+    if let Some(request) = &refund.request_id {
+        let from = ["approved", "failed"];
+        rows::set_status(tx, request, &from, "refunded", None, None, now).await?;
+    }
+    Ok(true)
+}
+
+/// Money went back to the buyer: added to what the order refunded, noted, the order moved to
+/// (partially) refunded, and the buyer told when they had asked for it.
+async fn returned(
+    state: &Services,
+    tx: &mut Tx,
+    order: &Order,
+    amount_minor: i64,
+    buyer_asked: bool,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let amount = Money::from_minor(amount_minor, order.amount.currency());
+    orders::add_refunded(tx, &order.id, amount_minor, now).await?;
+    let detail = format!("Refunded {amount}");
+    events::note(tx, &order.id, now, "provider", "refund_succeeded", &detail).await?;
     // Checked: the amount comes from outside (a signed webhook, but still not ours).
-    let refunded = order.refunded_minor.saturating_add(d.amount_minor);
+    let refunded = order.refunded_minor.saturating_add(amount_minor);
     let to = if refunded >= order.amount.minor() {
         OrderStatus::Refunded
     } else {
@@ -523,7 +512,7 @@ pub async fn on_provider_event(
         )
         .await?;
     }
-    if ours.as_ref().is_some_and(|r| r.request_id.is_some()) {
+    if buyer_asked {
         crate::orders::notify::refund_completed(state, tx, order, amount, now).await?;
     }
     Ok(())

@@ -5,10 +5,11 @@
 //! lets exactly one through; the other gets `Outcome::AlreadyMoved` and nothing happens.
 
 use crate::db::orders::{self, Order};
+use crate::db::risk_lists::{self as lists, NewEntry};
 use crate::db::{audit, events, notes, Tx};
+use crate::domain::risk_list::{List, ListKind};
 use crate::domain::OrderStatus;
 use crate::orders::screening;
-use crate::risk::lists::{self, List, ListKind, NewEntry};
 use crate::services::Services;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,47 @@ async fn current_status(tx: &mut Tx, order_id: &str) -> Result<Outcome, sqlx::Er
     })
 }
 
+/// A decision's start: `in_review → to` in a new transaction, which the caller goes on with;
+/// or, when the order was not held (someone else decided first), what it is now.
+enum Decided {
+    Moved(Tx),
+    Not(Outcome),
+}
+
+async fn leave_review(
+    state: &Services,
+    order_id: &str,
+    to: OrderStatus,
+    actor: &str,
+    detail: &str,
+    now: i64,
+) -> Result<Decided, sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    let from = OrderStatus::InReview;
+    if orders::transition(&mut tx, order_id, from, to, actor, detail, now).await? {
+        return Ok(Decided::Moved(tx));
+    }
+    let outcome = current_status(&mut tx, order_id).await?;
+    tx.rollback().await?;
+    Ok(Decided::Not(outcome))
+}
+
+/// A decision's end: the agent's action in the audit log, committed, the workers woken.
+async fn done(
+    state: &Services,
+    mut tx: Tx,
+    actor: &str,
+    action: &str,
+    order_id: &str,
+    detail: &str,
+    now: i64,
+) -> Result<Outcome, sqlx::Error> {
+    audit::order_action(&mut tx, actor, action, order_id, detail, now).await?;
+    tx.commit().await?;
+    state.jobs_ready.notify_one();
+    Ok(Outcome::Done)
+}
+
 /// `in_review → queued`, with its fulfillment job.
 pub async fn approve(
     state: &Services,
@@ -43,27 +85,13 @@ pub async fn approve(
     } else {
         format!("Approved after review: {note}")
     };
-    let mut tx = state.db.begin().await?;
-    if !orders::transition(
-        &mut tx,
-        order_id,
-        OrderStatus::InReview,
-        OrderStatus::Queued,
-        actor,
-        &detail,
-        now,
-    )
-    .await?
-    {
-        let outcome = current_status(&mut tx, order_id).await?;
-        tx.rollback().await?;
-        return Ok(outcome);
-    }
+    let mut tx =
+        match leave_review(state, order_id, OrderStatus::Queued, actor, &detail, now).await? {
+            Decided::Moved(tx) => tx,
+            Decided::Not(outcome) => return Ok(outcome),
+        };
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
-    audit::order_action(&mut tx, actor, "order_approved", order_id, &detail, now).await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    done(state, tx, actor, "order_approved", order_id, &detail, now).await
 }
 
 /// `in_review → rejected` and a full refund (one per order, whatever happens; the refund job
@@ -82,22 +110,11 @@ pub async fn reject(
         (false, true) => "Rejected after review".to_owned(),
         (false, false) => format!("Rejected after review: {reason}"),
     };
-    let mut tx = state.db.begin().await?;
-    if !orders::transition(
-        &mut tx,
-        order_id,
-        OrderStatus::InReview,
-        OrderStatus::Rejected,
-        actor,
-        &detail,
-        now,
-    )
-    .await?
-    {
-        let outcome = current_status(&mut tx, order_id).await?;
-        tx.rollback().await?;
-        return Ok(outcome);
-    }
+    let to = OrderStatus::Rejected;
+    let mut tx = match leave_review(state, order_id, to, actor, &detail, now).await? {
+        Decided::Moved(tx) => tx,
+        Decided::Not(outcome) => return Ok(outcome),
+    };
     screening::queue_full_refund(&mut tx, order_id, &detail, now).await?;
     if fraud {
         if let Some(order) = orders::by_id_in(&mut tx, order_id).await? {
@@ -109,10 +126,7 @@ pub async fn reject(
     } else {
         "order_rejected"
     };
-    audit::order_action(&mut tx, actor, action, order_id, &detail, now).await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    done(state, tx, actor, action, order_id, &detail, now).await
 }
 
 async fn block_buyer(
@@ -161,14 +175,12 @@ pub async fn block_buyer_because(
         }
         listed.push(kind.describe());
     }
-    events::record(
+    events::note(
         tx,
         &order.id,
         now,
         actor,
         "block_listed",
-        None,
-        None,
         &format!("Block-listed the buyer's {}", listed.join(", ")),
     )
     .await
@@ -210,18 +222,8 @@ pub async fn retry_fulfillment(
         });
     }
     screening::queue_fulfillment(&mut tx, order_id, now).await?;
-    audit::order_action(
-        &mut tx,
-        actor,
-        "delivery_retried",
-        order_id,
-        "Delivery retried by support",
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    let detail = "Delivery retried by support";
+    done(state, tx, actor, "delivery_retried", order_id, detail, now).await
 }
 
 /// Sends the receipt of a delivered order again.
@@ -242,31 +244,20 @@ pub async fn resend_receipt(
             status: order.status,
         });
     }
-    events::record(
+    events::note(
         &mut tx,
         order_id,
         now,
         actor,
         "receipt_resent",
-        None,
-        None,
         &format!("Receipt sent again to {}", order.email),
-    )
-    .await?;
-    audit::order_action(
-        &mut tx,
-        actor,
-        "receipt_resent",
-        order_id,
-        "Receipt sent again",
-        now,
     )
     .await?;
     // The receipt row is unique per order: send that same email again (same Message-ID, so
     // mail clients thread it with the first) by clearing its sent mark and queueing a send.
-    match crate::mail::outbox::receipt_of(&mut tx, order_id).await? {
+    match crate::db::emails::receipt_of(&mut tx, order_id).await? {
         Some(email_id) => {
-            crate::mail::outbox::mark_unsent(&mut tx, &email_id).await?;
+            crate::db::emails::mark_unsent(&mut tx, &email_id).await?;
             let job = crate::jobs::NewJob {
                 job: crate::jobs::Job::SendEmail { email_id },
                 dedupe_key: None,
@@ -276,9 +267,16 @@ pub async fn resend_receipt(
         }
         None => crate::orders::notify::delivered(state, &mut tx, &order, now).await?,
     }
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    done(
+        state,
+        tx,
+        actor,
+        "receipt_resent",
+        order_id,
+        "Receipt sent again",
+        now,
+    )
+    .await
 }
 
 /// Sends one of the order's emails again (any kind, sent or still queued), with an event in
@@ -295,29 +293,9 @@ pub async fn resend_email(
         tx.rollback().await?;
         return Ok(Outcome::NotFound);
     }
-    events::record(
-        &mut tx,
-        order_id,
-        now,
-        actor,
-        "email_resent",
-        None,
-        None,
-        &format!("Email {email_id} queued to be sent again"),
-    )
-    .await?;
-    audit::order_action(
-        &mut tx,
-        actor,
-        "email_resent",
-        order_id,
-        &format!("Email {email_id} queued to be sent again"),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
-    Ok(Outcome::Done)
+    let detail = format!("Email {email_id} queued to be sent again");
+    events::note(&mut tx, order_id, now, actor, "email_resent", &detail).await?;
+    done(state, tx, actor, "email_resent", order_id, &detail, now).await
 }
 
 /// An internal note, also in the order's timeline.
@@ -340,18 +318,6 @@ pub async fn add_note(
     } else {
         format!("Note: {short}")
     };
-    events::record(
-        &mut tx,
-        order_id,
-        now,
-        actor,
-        "note_added",
-        None,
-        None,
-        &detail,
-    )
-    .await?;
-    audit::order_action(&mut tx, actor, "note_added", order_id, &detail, now).await?;
-    tx.commit().await?;
-    Ok(Outcome::Done)
+    events::note(&mut tx, order_id, now, actor, "note_added", &detail).await?;
+    done(state, tx, actor, "note_added", order_id, &detail, now).await
 }

@@ -185,16 +185,7 @@ pub async fn queue_held_back_fulfillment(
         run_at: now + i64::from(minutes) * 60_000,
     };
     jobs::enqueue(tx, job, now).await?;
-    events::record(
-        tx,
-        order_id,
-        now,
-        "system",
-        "delivery_scheduled",
-        None,
-        None,
-        &format!("Delivery starts in {minutes} minutes: a first large order from this payer waits briefly"),
-    )
+    events::note(tx, order_id, now, "system", "delivery_scheduled", &format!("Delivery starts in {minutes} minutes: a first large order from this payer waits briefly"))
     .await?;
     Ok(())
 }
@@ -220,14 +211,12 @@ pub async fn queue_full_refund(
         run_at: now,
     };
     if jobs::enqueue(tx, job, now).await? {
-        events::record(
+        events::note(
             tx,
             order_id,
             now,
             "system",
             "refund_queued",
-            None,
-            None,
             &format!("Full refund queued: {why}"),
         )
         .await?;

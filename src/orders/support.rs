@@ -41,14 +41,12 @@ pub async fn buyer_writes(state: &Services, order: &Order, body: &str) -> Result
     let mut tx = state.db.begin().await?;
     rows::insert(&mut tx, &order.id, "buyer", &body, now).await?;
     rows::open_thread(&mut tx, &order.id, now).await?;
-    events::record(
+    events::note(
         &mut tx,
         &order.id,
         now,
         "buyer",
         "support_message",
-        None,
-        None,
         "Buyer wrote to support",
     )
     .await?;
@@ -71,14 +69,12 @@ pub async fn staff_replies(
     let mut tx = state.db.begin().await?;
     rows::insert(&mut tx, order_id, staff, &body, now).await?;
     rows::answer_thread(&mut tx, order_id, now).await?;
-    events::record(
+    events::note(
         &mut tx,
         order_id,
         now,
         staff,
         "support_reply",
-        None,
-        None,
         "Support replied",
     )
     .await?;

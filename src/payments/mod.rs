@@ -193,6 +193,25 @@ pub struct DisputeEvidence {
     /// its `service_documentation` takes an uploaded file, not text).
     pub delivery_record: String,
     pub uncategorized_text: String,
+    /// The service documentation: a plain document of what the shop delivered, uploaded as a
+    /// file where the provider takes one (Stripe's `service_documentation`).
+    pub documentation: EvidenceDocument,
+}
+
+/// A plain text document; the provider lays it out in the file format it accepts.
+#[derive(Debug, Clone)]
+pub struct EvidenceDocument {
+    /// Without an extension: the provider adds the one of its format.
+    pub file_stem: String,
+    pub title: String,
+    pub text: String,
+}
+
+/// What the provider took with the evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubmittedEvidence {
+    /// The provider's id of the uploaded service documentation (Stripe's `file_…`).
+    pub documentation_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -238,12 +257,12 @@ pub trait PaymentProvider: Send + Sync + 'static {
         Ok(event)
     }
 
-    /// Sends the shop's evidence for a dispute.
+    /// Sends the shop's evidence for a dispute, its documentation uploaded first.
     async fn submit_dispute_evidence(
         &self,
         dispute_id: &str,
         _evidence: &DisputeEvidence,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<SubmittedEvidence, ProviderError> {
         Err(ProviderError::Refused(format!(
             "{} has no disputes to answer ({dispute_id})",
             self.name()

@@ -7,7 +7,7 @@ use super::rules::{evaluate, Decision};
 use super::settings::RiskSettings;
 use super::signals::Signals;
 use crate::clock::Millis;
-use crate::db::{col, Db};
+use crate::db::{risk_assessments, Db};
 use futures_util::TryStreamExt;
 
 /// Counts for one setting: how many orders it would allow, review and block, and of each
@@ -65,32 +65,22 @@ pub async fn run(
     proposed: &RiskSettings,
     since: Millis,
 ) -> Result<Comparison, sqlx::Error> {
-    // One pass over the period's assessments with each order's fate. An agent's "reject as
-    // fraud" leaves a block-list event (`block_listed`) on the order, and so does a dispute. Rows are streamed, so the
-    // database produces the next ones while this task decodes and evaluates.
-    let mut rows = sqlx::query(
-        "SELECT ra.signals AS signals, o.status AS status,
-                CASE WHEN EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = o.id AND e.kind = 'block_listed')
-                     THEN 1 ELSE 0 END AS fraud
-         FROM risk_assessments ra JOIN orders o ON o.id = ra.order_id
-         WHERE ra.stage = 'pre_fulfillment' AND ra.created_at >= $1",
-    )
-    .bind(since)
-    .fetch(db.pool());
+    // One pass over the period's assessments with each order's fate, streamed: the database
+    // produces the next rows while this task decodes and evaluates.
+    let mut rows = std::pin::pin!(risk_assessments::pre_fulfillment_since(db.pool(), since));
     let mut out = Comparison::default();
     while let Some(row) = rows.try_next().await? {
-        let row = &row;
-        let text: String = col(row, "signals")?;
-        let Ok(signals) = serde_json::from_str::<Signals>(&text) else {
+        let Ok(signals) = serde_json::from_str::<Signals>(&row.signals) else {
             out.unreadable += 1;
             continue;
         };
-        let status: String = col(row, "status")?;
+        let status = row.status.as_str();
+        // A chargeback is the issuer rejecting the order as fraud after the fact, whatever its
+        // order's status became since.
         let outcome = Outcome {
-            refunded: matches!(status.as_str(), "refunded" | "partially_refunded"),
-            // A chargeback is the issuer rejecting the order after the fact.
-            rejected: matches!(status.as_str(), "rejected" | "disputed"),
-            fraud: col::<i64>(row, "fraud")? > 0,
+            refunded: matches!(status, "refunded" | "partially_refunded"),
+            rejected: row.disputed || matches!(status, "rejected" | "disputed"),
+            fraud: row.disputed || row.fraud,
         };
         let now = evaluate(&signals, current).decision;
         let then = evaluate(&signals, proposed).decision;

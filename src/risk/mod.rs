@@ -16,6 +16,7 @@ pub use settings::RiskSettings;
 pub use signals::Signals;
 
 use crate::clock::Millis;
+use crate::db::risk_assessments::{self, StoredAssessment};
 use sqlx::AnyConnection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,59 +46,15 @@ pub async fn record(
     signals: &Signals,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO risk_assessments (id, order_id, stage, score, decision, reasons, signals, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(crate::domain::ids::new_id())
-    .bind(order_id)
-    .bind(stage.as_str())
-    .bind(assessment.score as i64)
-    .bind(assessment.decision.as_str())
-    .bind(serde_json::to_string(&assessment.reasons).unwrap_or_else(|_| "[]".into()))
-    .bind(serde_json::to_string(signals).unwrap_or_else(|_| "{}".into()))
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// An assessment as stored: `reasons` and `signals` are JSON, in whatever format the version
-/// that wrote them used.
-pub struct StoredAssessment {
-    pub stage: String,
-    pub score: i64,
-    pub decision: String,
-    pub reasons: String,
-    pub signals: String,
-    pub created_at: Millis,
-}
-
-/// Every assessment of an order, newest first.
-pub async fn for_order(
-    pool: &sqlx::AnyPool,
-    order_id: &str,
-) -> Result<Vec<StoredAssessment>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT stage, score, decision, reasons, signals, created_at FROM risk_assessments
-         WHERE order_id = $1 ORDER BY created_at DESC, id DESC",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await?;
-    use crate::db::col;
-    rows.iter()
-        .map(|r| {
-            Ok(StoredAssessment {
-                stage: col(r, "stage")?,
-                score: col(r, "score")?,
-                decision: col(r, "decision")?,
-                reasons: col(r, "reasons")?,
-                signals: col(r, "signals")?,
-                created_at: col(r, "created_at")?,
-            })
-        })
-        .collect()
+    let stored = StoredAssessment {
+        stage: stage.as_str().into(),
+        score: assessment.score as i64,
+        decision: assessment.decision.as_str().into(),
+        reasons: serde_json::to_string(&assessment.reasons).unwrap_or_else(|_| "[]".into()),
+        signals: serde_json::to_string(signals).unwrap_or_else(|_| "{}".into()),
+        created_at: now,
+    };
+    risk_assessments::insert(conn, order_id, &stored).await
 }
 
 /// A one-line summary of an assessment for the audit trail.

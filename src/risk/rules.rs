@@ -1,9 +1,9 @@
 //! The rules: pure functions from `Signals` and settings to reasons. Each reason carries its
 //! points, a code, an optional forced decision and a sentence an agent can read as it is.
 
-use super::lists::List;
 use super::settings::RiskSettings;
 use super::signals::{Signals, Velocity};
+use crate::domain::risk_list::List;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -409,7 +409,7 @@ pub fn evaluate(s: &Signals, r: &RiskSettings) -> Assessment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::risk::lists::{ListHit, ListKind};
+    use crate::domain::risk_list::{ListHit, ListKind};
     use crate::risk::signals::{FailedCards, PerScope, Recipient, SurgeMatch};
     use rust_decimal_macros::dec;
 

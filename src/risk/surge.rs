@@ -14,7 +14,7 @@ use super::settings::Surge as SurgeSettings;
 use super::signals::SurgeMatch;
 use crate::clock::Millis;
 use crate::db::orders::Order;
-use crate::db::{col, Db};
+use crate::db::{surge, Db};
 use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "failure_surge";
@@ -52,8 +52,6 @@ pub struct Engagement {
     pub tightened: Vec<Tightened>,
 }
 
-/// The traits a wave can share, with the column that holds each on `payments`.
-const TRAITS: [&str; 4] = ["card_bin", "email_domain", "client_net", "tiktok_username"];
 const DAY: i64 = 86_400_000;
 
 /// Looks at the last window's failures and engages, extends or leaves the response. Cheap
@@ -62,36 +60,18 @@ pub async fn check(db: &Db, s: &SurgeSettings, now: Millis) -> Result<(), sqlx::
     let window = i64::from(s.window_minutes.max(1)) * 60_000;
     let since = now - window;
     let pool = db.pool();
-    let recent: i64 = col(
-        &sqlx::query(
-            "SELECT COUNT(DISTINCT COALESCE(card_fingerprint, id)) AS n FROM payments
-             WHERE status = 'failed' AND created_at > $1",
-        )
-        .bind(since)
-        .fetch_one(pool)
-        .await?,
-        "n",
-    )?;
+    let recent = surge::failed_cards_since(pool, since).await?;
     if recent < i64::from(s.min_failures) {
         return Ok(());
     }
     // The shop's own usual rate: the 24 hours before the window, scaled to one window.
-    let before: i64 = col(
-        &sqlx::query(
-            "SELECT COUNT(*) AS n FROM payments WHERE status = 'failed' AND created_at > $1 AND created_at <= $2",
-        )
-        .bind(since - DAY)
-        .bind(since)
-        .fetch_one(pool)
-        .await?,
-        "n",
-    )?;
+    let before = surge::failures_between(pool, since - DAY, since).await?;
     let usual = before.saturating_mul(window) / DAY;
     if recent < usual.saturating_mul(i64::from(s.baseline_multiple)) {
         return Ok(());
     }
     let mut tightened = Vec::new();
-    for column in TRAITS {
+    for column in surge::TRAIT_COLUMNS {
         tightened.extend(shared(db, s, column, since).await?);
     }
     // With nothing narrower shared, the engagement is recorded (the console shows it) and the
@@ -114,33 +94,11 @@ async fn shared(
     since: Millis,
 ) -> Result<Vec<Tightened>, sqlx::Error> {
     let pool = db.pool();
-    let sql = format!(
-        "SELECT {column} AS v, COUNT(DISTINCT COALESCE(card_fingerprint, id)) AS failed FROM payments
-         WHERE status = 'failed' AND created_at > $1 AND {column} IS NOT NULL AND {column} <> ''
-         GROUP BY {column} HAVING COUNT(DISTINCT COALESCE(card_fingerprint, id)) >= $2
-         ORDER BY failed DESC LIMIT 5"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(since)
-        .bind(i64::from(s.trait_min_failures))
-        .fetch_all(pool)
-        .await?;
+    let candidates =
+        surge::shared_by_failures(pool, column, since, i64::from(s.trait_min_failures)).await?;
     let mut out = Vec::new();
-    for row in rows {
-        let value: String = col(&row, "v")?;
-        let failed: i64 = col(&row, "failed")?;
-        let sql = format!(
-            "SELECT COUNT(*) AS total,
-                    CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed
-             FROM payments WHERE {column} = $1 AND created_at > $2"
-        );
-        let counts = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&value)
-            .bind(since)
-            .fetch_one(pool)
-            .await?;
-        let total: i64 = col(&counts, "total")?;
-        let failed_attempts: i64 = col(&counts, "failed")?;
+    for (value, failed) in candidates {
+        let (total, failed_attempts) = surge::attempts_with(pool, column, &value, since).await?;
         let percent = (failed_attempts.saturating_mul(100) / total.max(1)).clamp(0, 100) as u32;
         if percent < s.trait_min_failed_percent {
             continue;
@@ -148,20 +106,8 @@ async fn shared(
         // A trait with an honest history of its own is not what the wave shares: a big
         // bank's prefix, a free-mail domain, a carrier's network. Fewer earlier successes
         // than failed cards now, in the 30 days before the window, and it is tightened.
-        let sql = format!(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM payments WHERE {column} = $1 AND status = 'succeeded'
-             AND created_at > $2 AND created_at <= $3 LIMIT $4) AS h"
-        );
-        let history: i64 = col(
-            &sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&value)
-                .bind(since - 30 * DAY)
-                .bind(since)
-                .bind(failed)
-                .fetch_one(pool)
-                .await?,
-            "n",
-        )?;
+        let history =
+            surge::successes_with(pool, column, &value, since - 30 * DAY, since, failed).await?;
         if history < failed {
             out.push(Tightened {
                 kind: column.into(),
@@ -184,19 +130,10 @@ async fn record(
 ) -> Result<(), sqlx::Error> {
     let until = now + i64::from(s.hold_minutes.max(1)) * 60_000;
     let mut tx = db.begin().await?;
-    let current = sqlx::query(
-        "SELECT id, tightened FROM screening_events WHERE kind = $1 AND until_at > $2
-         ORDER BY started_at DESC LIMIT 1",
-    )
-    .bind(KIND)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    match current {
-        Some(row) => {
-            let id: String = col(&row, "id")?;
+    match surge::in_force(&mut tx, KIND, now).await? {
+        Some(event) => {
             let mut all: Vec<Tightened> =
-                serde_json::from_str(&col::<String>(&row, "tightened")?).unwrap_or_default();
+                serde_json::from_str(&event.tightened).unwrap_or_default();
             for t in found {
                 match all
                     .iter_mut()
@@ -206,16 +143,8 @@ async fn record(
                     None => all.push(t),
                 }
             }
-            sqlx::query(
-                "UPDATE screening_events SET until_at = $1, detail = $2, tightened = $3, updated_at = $4 WHERE id = $5",
-            )
-            .bind(until)
-            .bind(detail)
-            .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+            let json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
+            surge::extend(&mut tx, &event.id, until, detail, &json, now).await?;
         }
         None => {
             let what: Vec<String> = found.iter().map(Tightened::describe).collect();
@@ -224,45 +153,16 @@ async fn record(
                 tightened = %what.join("; "),
                 "failed payments surged: holding matching orders from unknown payers for review"
             );
-            sqlx::query(
-                "INSERT INTO screening_events (id, kind, started_at, until_at, detail, tightened, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $3)",
-            )
-            .bind(crate::domain::ids::new_id())
-            .bind(KIND)
-            .bind(now)
-            .bind(until)
-            .bind(detail)
-            .bind(serde_json::to_string(&found).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut *tx)
-            .await?;
+            let json = serde_json::to_string(&found).unwrap_or_else(|_| "[]".into());
+            surge::insert(&mut tx, KIND, now, until, detail, &json).await?;
         }
     }
     tx.commit().await
 }
 
-/// The engagement in force, newest first, and the card prefixes tried on the order, as
-/// columns `surge_detail`, `surge_tightened` and `surge_bins` of the screening statement
-/// (`risk::signals::gather`); `{order}` and `{now}` are its placeholders for the order's id
-/// and the time.
-pub fn engagement_sql(backend: crate::db::Backend, order: &str, now: &str) -> String {
-    let in_force = format!(
-        "FROM screening_events WHERE kind = '{KIND}' AND until_at > {now} ORDER BY started_at DESC LIMIT 1"
-    );
-    // Card prefixes are digits: a comma cannot be part of one.
-    let bins = match backend {
-        crate::db::Backend::Sqlite => "group_concat(DISTINCT card_bin)",
-        crate::db::Backend::Postgres => "string_agg(DISTINCT card_bin, ',')",
-    };
-    format!(
-        "(SELECT detail {in_force}) AS surge_detail,
-         (SELECT tightened {in_force}) AS surge_tightened,
-         (SELECT {bins} FROM payments WHERE order_id = {order} AND card_bin IS NOT NULL) AS surge_bins"
-    )
-}
-
-/// What the engagement in force, if any, tightened that this order shares, from the columns
-/// `engagement_sql` returned.
+/// What the engagement in force, if any, tightened that this order shares, from what the
+/// screening statement read (`db::risk_counts`): the engagement's detail and tightened traits
+/// (JSON), and the card prefixes tried on the order (comma-separated).
 pub fn match_order(
     detail: Option<String>,
     tightened: Option<String>,
@@ -289,36 +189,18 @@ pub fn match_order(
     })
 }
 
-/// How many times a surge response engaged, ever (for the metrics).
-pub async fn count(pool: &sqlx::AnyPool) -> Result<i64, sqlx::Error> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM screening_events")
-        .fetch_one(pool)
-        .await?;
-    col(&row, "n")
-}
-
 /// Engagements that ended after `since` or are in force, newest first, for the console.
 pub async fn recent(db: &Db, since: Millis, limit: i64) -> Result<Vec<Engagement>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT started_at, until_at, detail, tightened FROM screening_events
-         WHERE kind = $1 AND until_at > $2 ORDER BY started_at DESC LIMIT $3",
-    )
-    .bind(KIND)
-    .bind(since)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Engagement {
-                started_at: col(r, "started_at")?,
-                until_at: col(r, "until_at")?,
-                detail: col(r, "detail")?,
-                tightened: serde_json::from_str(&col::<String>(r, "tightened")?)
-                    .unwrap_or_default(),
-            })
+    let events = surge::recent(db.pool(), KIND, since, limit).await?;
+    Ok(events
+        .into_iter()
+        .map(|e| Engagement {
+            started_at: e.started_at,
+            until_at: e.until_at,
+            detail: e.detail,
+            tightened: serde_json::from_str(&e.tightened).unwrap_or_default(),
         })
-        .collect()
+        .collect())
 }
 
 /// One instance's pacing of checks: at most one per `check_seconds` of the shop's clock.

@@ -37,6 +37,14 @@ pub enum PolicyError {
 }
 
 /// Checks a new password. Length counts characters, not bytes; nothing else is demanded.
+/// A new password as typed twice on a form: the same both times, then `check_policy`.
+pub fn check_new(password: &str, again: &str, email: &str) -> Result<(), PolicyError> {
+    if password != again {
+        return Err(PolicyError::Mismatch);
+    }
+    check_policy(password, email)
+}
+
 pub fn check_policy(password: &str, email: &str) -> Result<(), PolicyError> {
     let chars = password.chars().count();
     if chars < MIN_CHARS {

@@ -1,6 +1,8 @@
 //! Checkout: `POST /checkout` checks the form and the TikTok account and shows the confirm
 //! page; `POST /checkout/confirm` creates the order and sends the buyer to the provider's
-//! hosted payment page; `GET /checkout/return` brings the buyer back to their order.
+//! hosted payment page; `GET /checkout/return` brings the buyer back to their order, and
+//! `GET /checkout/confirm` (the hosted page's "back", Stripe's `cancel_url`) shows the confirm
+//! page of the order they left unpaid, to pay it or change it.
 
 use super::catalog::{chosen_currency, parse_amount, CatalogPage, CheckoutValues, FieldErrors};
 use super::quote::{self, Quote};
@@ -64,6 +66,8 @@ struct ConfirmPage {
     per_coin: String,
     method: String,
     email: String,
+    /// Back from the payment page without paying: said above the order.
+    notice: Option<String>,
 }
 
 /// What the buyer pays with a method: the coins' price plus the method's fee.
@@ -130,11 +134,61 @@ pub async fn submit(
     if form.check_price.is_some() {
         return Ok(price_check(&state, live, &csrf.0, form));
     }
+    let values = CheckoutValues {
+        package: form.package.clone(),
+        coins: form.coins.clone(),
+        tiktok_username: form.tiktok_username.clone(),
+        email: form.email.clone(),
+        payment_method: form.payment_method.clone(),
+        age_confirmed: form.age_confirmed.is_some(),
+    };
+    let form_again = |currency: Option<Currency>, errors: FieldErrors| {
+        let currency = currency.unwrap_or(live.catalog.base_currency());
+        let page = CatalogPage::new(&state, live.clone(), &csrf.0, currency, values, errors);
+        render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+    };
+    let checked = match parse_form(&state, &live.catalog, &form) {
+        Parsed::Valid(checked) => checked,
+        Parsed::Invalid(currency, errors) => return Ok(form_again(currency, errors)),
+    };
+    state.enforce(Action::AccountLookup, ip).await?;
+    let account = match find_account(&state, &checked.username).await {
+        Ok(account) => account,
+        Err(message) => {
+            let errors = FieldErrors {
+                tiktok_username: Some(message),
+                ..FieldErrors::default()
+            };
+            return Ok(form_again(Some(checked.currency), errors));
+        }
+    };
+    let page = confirm_page(&state, &live.catalog, &csrf.0, &checked, account)?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The checkout form with every field valid.
+struct Checked {
+    currency: Currency,
+    coins: Coins,
+    username: TikTokUsername,
+    email: BuyerEmail,
+    method: PaymentMethod,
+}
+
+enum Parsed {
+    Valid(Checked),
+    /// What is wrong at each field, with the currency (when that one was valid) to show the
+    /// form again in.
+    Invalid(Option<Currency>, FieldErrors),
+}
+
+/// Parses every field, or says what is wrong at each.
+fn parse_form(state: &AppState, catalog: &crate::domain::Catalog, form: &CheckoutForm) -> Parsed {
     let mut errors = FieldErrors::default();
-    let currency = chosen_currency(&live.catalog, Some(&form.currency))
+    let currency = chosen_currency(catalog, Some(&form.currency))
         .map_err(|e| errors.currency = Some(e))
         .ok();
-    let coins = parse_amount(&live.catalog, &form.package, &form.coins)
+    let coins = parse_amount(catalog, &form.package, &form.coins)
         .map_err(|e| errors.amount = Some(e))
         .ok();
     let username = TikTokUsername::parse(&form.tiktok_username)
@@ -146,7 +200,7 @@ pub async fn submit(
     let offered = state
         .settings
         .payments
-        .methods_for(currency.unwrap_or(live.catalog.base_currency()));
+        .methods_for(currency.unwrap_or(catalog.base_currency()));
     let method = form
         .payment_method
         .parse::<PaymentMethod>()
@@ -158,88 +212,90 @@ pub async fn submit(
         })
         .map_err(|e| errors.payment_method = Some(e))
         .ok();
-    let min_age = state.settings.shop.min_age;
-    let age_confirmed = form.age_confirmed.is_some();
-    if !age_confirmed {
+    if form.age_confirmed.is_none() {
         errors.age = Some(format!(
-            "Please confirm you are {min_age} or older. TikTok coins are for adults: the law and TikTok's own terms require it, and we record your confirmation with the order."
+            "Please confirm you are {} or older. TikTok coins are for adults: the law and TikTok's own terms require it, and we record your confirmation with the order.",
+            state.settings.shop.min_age
         ));
     }
-    let values = CheckoutValues {
-        package: form.package.clone(),
-        coins: form.coins.clone(),
-        tiktok_username: form.tiktok_username.clone(),
-        email: form.email.clone(),
-        payment_method: form.payment_method.clone(),
-        age_confirmed,
-    };
-    let form_again = |errors: FieldErrors| {
-        let page = CatalogPage::new(
-            &state,
-            live.clone(),
-            &csrf.0,
-            currency.unwrap_or(live.catalog.base_currency()),
-            values.clone(),
-            errors,
-        );
-        render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-    };
-    let (Some(currency), Some(coins), Some(username), Some(email), Some(method), true) =
-        (currency, coins, username, email, method, age_confirmed)
-    else {
-        return Ok(form_again(errors));
-    };
-    state.enforce(Action::AccountLookup, ip).await?;
-    let account = match lookup(&state, &username).await {
-        Ok(Some(account)) => account,
-        Ok(None) => {
-            errors.tiktok_username = Some(format!(
-                "We could not find a TikTok account called {username}. Check the spelling — it is the name after the @ on the profile."
-            ));
-            return Ok(form_again(errors));
+    match (
+        currency,
+        coins,
+        username,
+        email,
+        method,
+        form.age_confirmed.is_some(),
+    ) {
+        (Some(currency), Some(coins), Some(username), Some(email), Some(method), true) => {
+            Parsed::Valid(Checked {
+                currency,
+                coins,
+                username,
+                email,
+                method,
+            })
         }
+        _ => Parsed::Invalid(currency, errors),
+    }
+}
+
+/// The TikTok account the coins go to, or what to tell the buyer at the username field.
+async fn find_account(
+    state: &AppState,
+    username: &TikTokUsername,
+) -> Result<TikTokAccount, String> {
+    match lookup(state, username).await {
+        Ok(Some(account)) => Ok(account),
+        Ok(None) => Err(format!(
+            "We could not find a TikTok account called {username}. Check the spelling — it is the name after the @ on the profile."
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "account look-up failed");
-            errors.tiktok_username =
-                Some("We could not reach TikTok to check this account just now. Please try again in a moment.".into());
-            return Ok(form_again(errors));
+            Err("We could not reach TikTok to check this account just now. Please try again in a moment.".into())
         }
-    };
-    let price = live
-        .catalog
-        .quote(coins, currency)
-        .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
-    let charge = charge_for(&state, &live.catalog, &price, method)
-        .ok_or_else(|| AppError::BadRequest("That amount cannot be priced.".into()))?;
+    }
+}
+
+/// The confirm page: the charge, and the sealed quote that `confirm` will order from.
+fn confirm_page(
+    state: &AppState,
+    catalog: &crate::domain::Catalog,
+    csrf: &str,
+    c: &Checked,
+    account: TikTokAccount,
+) -> Result<ConfirmPage, AppError> {
+    let unpriceable = || AppError::BadRequest("That amount cannot be priced.".into());
+    let price = catalog.quote(c.coins, c.currency).ok_or_else(unpriceable)?;
+    let charge = charge_for(state, catalog, &price, c.method).ok_or_else(unpriceable)?;
     let q = Quote {
         idempotency_key: ids::new_secret_token(),
-        session: quote::session_binding(&csrf.0),
-        coins: coins.get(),
-        currency: currency.code().into(),
-        tiktok_username: username.as_str().into(),
+        session: quote::session_binding(csrf),
+        coins: c.coins.get(),
+        currency: c.currency.code().into(),
+        tiktok_username: c.username.as_str().into(),
         account_id: account.account_id.clone(),
         display_name: account.display_name.clone(),
-        email: email.as_str().into(),
-        payment_method: method.as_str().into(),
-        min_age,
+        email: c.email.as_str().into(),
+        payment_method: c.method.as_str().into(),
+        min_age: state.settings.shop.min_age,
         total_minor: charge.total.minor(),
         issued_at: state.now_ms(),
     };
-    let page = ConfirmPage {
-        meta: state.meta("Check and pay", &csrf.0),
+    Ok(ConfirmPage {
+        meta: state.meta("Check and pay", csrf),
         quote: quote::seal(&state.secrets.cookie_key, &q),
         account,
-        coins: coins.to_string(),
+        coins: c.coins.to_string(),
         subtotal: price.total.to_string(),
         fee: (charge.fee.minor() > 0).then(|| charge.fee.to_string()),
         total: charge.total.to_string(),
         total_minor: charge.total.minor(),
-        currency: currency.code().into(),
-        per_coin: charge.per_coin_text(coins),
-        method: method.label().into(),
-        email: email.as_str().into(),
-    };
-    Ok(render(StatusCode::OK, &page))
+        currency: c.currency.code().into(),
+        per_coin: charge.per_coin_text(c.coins),
+        method: c.method.label().into(),
+        email: c.email.as_str().into(),
+        notice: None,
+    })
 }
 
 /// "Check price" at the custom amount: the form again with that amount priced (or its error at
@@ -371,6 +427,11 @@ pub async fn confirm(
         OrderStatus::Declined => return Ok(declined_page(&state)),
         _ => return Ok(see_other(&format!("/orders/{token}"))),
     }
+    if let Some(session) = &order.provider_session_id {
+        // Paying again (back from the hosted page, or a double submit): the session the order
+        // has, resumed where the provider says it is still open, never a second one.
+        return Ok(see_other(&state.provider.session_url(session)));
+    }
     let session = state
         .provider
         .create_session(&SessionRequest {
@@ -386,9 +447,9 @@ pub async fn confirm(
             expires_at: order.expires_at,
             created_at: order.created_at,
             email: order.email.clone(),
-            // There is no confirm page to return to once the order exists: its return path
-            // shows the order, still waiting for payment, with the way back to paying.
-            cancel_url: format!("{}/checkout/return", state.base_url),
+            // The confirm page again, for this order (found by the cookie set below): pay it
+            // or change it.
+            cancel_url: format!("{}/checkout/confirm", state.base_url),
         })
         .await
         .map_err(|e| {
@@ -398,8 +459,10 @@ pub async fn confirm(
             )
         })?;
     orders::set_provider_session(state.db.pool(), &order.id, &session.id, now).await?;
+    // Read on the way back from the provider: `/checkout/return` (paid) and `GET
+    // /checkout/confirm` (left unpaid).
     let cookie = Cookie::build(RETURN_COOKIE, token)
-        .path("/checkout/return")
+        .path("/checkout")
         .http_only(true)
         .secure(state.settings.http.effective_secure_cookies())
         .same_site(SameSite::Lax)
@@ -498,6 +561,86 @@ fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_owned()))
         .finish()
+}
+
+/// `GET /checkout/confirm`: back from the provider's page without paying (Stripe's
+/// `cancel_url`). The browser that started the checkout carries its order's token in a cookie:
+/// an order still waiting for payment gets its confirm page again — the account, the amount,
+/// the way to pay — whose "pay" resumes the same payment page and whose "change" goes back to
+/// the form with everything filled in (a changed order is a new one; this one then expires
+/// unpaid). Anything else goes to the order's page.
+pub async fn confirm_again(
+    state: web::Data<AppState>,
+    csrf: CsrfToken,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let token = req
+        .cookie(RETURN_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|t| crate::domain::order_token::well_formed(t));
+    let order = match &token {
+        Some(t) => orders::by_token_hash(state.db.pool(), &ids::token_hash(t)).await?,
+        None => None,
+    };
+    let (Some(token), Some(order)) = (token, order) else {
+        return Err(AppError::BadRequest(format!(
+            "Nothing was charged. We could not find an order waiting for payment in this browser: start again from the shop, or open your order with the link in the email from {}, or under \"Find my order\".",
+            state.settings.shop_name
+        )));
+    };
+    let now = state.now_ms();
+    if order.status != OrderStatus::AwaitingPayment || order.expires_at <= now {
+        return Ok(see_other(&format!("/orders/{token}")));
+    }
+    let fee = Money::from_minor(order.fee_minor, order.amount.currency());
+    let charge = Charge {
+        fee,
+        total: order.amount,
+    };
+    let subtotal = order.amount.checked_sub(fee).unwrap_or(order.amount);
+    // The quote of the order itself (its idempotency key): confirming it again finds the order
+    // instead of making another, and "change" fills the form from it.
+    let q = Quote {
+        idempotency_key: order.idempotency_key.clone(),
+        session: quote::session_binding(&csrf.0),
+        coins: order.coins.get(),
+        currency: order.amount.currency().code().into(),
+        tiktok_username: order.tiktok_username.clone(),
+        account_id: order.tiktok_account_id.clone(),
+        display_name: order.tiktok_display_name.clone(),
+        email: order.email.clone(),
+        payment_method: order.payment_method.as_str().into(),
+        min_age: order
+            .min_age
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(state.settings.shop.min_age),
+        total_minor: order.amount.minor(),
+        issued_at: now,
+    };
+    let page = ConfirmPage {
+        meta: state.meta("Check and pay", &csrf.0),
+        quote: quote::seal(&state.secrets.cookie_key, &q),
+        account: TikTokAccount {
+            username: order.tiktok_username.clone(),
+            account_id: order.tiktok_account_id.clone(),
+            display_name: order.tiktok_display_name.clone(),
+        },
+        coins: order.coins.to_string(),
+        subtotal: subtotal.to_string(),
+        fee: (order.fee_minor > 0).then(|| fee.to_string()),
+        total: order.amount.to_string(),
+        total_minor: order.amount.minor(),
+        currency: order.amount.currency().code().into(),
+        per_coin: charge.per_coin_text(order.coins),
+        method: order.payment_method.label().into(),
+        email: order.email.clone(),
+        notice: Some(format!(
+            "You left the payment page before paying, so nothing was charged. Order {} is kept for you until {}: pay it below, or change it.",
+            order.order_number,
+            crate::clock::format_utc(order.expires_at)
+        )),
+    };
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// Back from the provider: the browser that started the checkout carries its order's token in

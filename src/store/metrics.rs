@@ -58,7 +58,7 @@ async fn render(state: &AppState) -> Result<String, sqlx::Error> {
             "coinfront_jobs{{kind=\"{kind}\",status=\"{status}\"}} {n}"
         );
     }
-    let surges = crate::risk::surge::count(pool).await?;
+    let surges = crate::db::surge::count(pool).await?;
     out.push_str(
         "# HELP coinfront_screening_surges_total Times a surge of failed payments tightened the screening.\n",
     );
@@ -78,6 +78,17 @@ async fn render(state: &AppState) -> Result<String, sqlx::Error> {
         out,
         "coinfront_malformed_requests_total {}",
         crate::telemetry::malformed_requests()
+    );
+    out.push_str(
+        "# HELP coinfront_job_leases_lost_total Job runs this process stopped because another worker took the job (its lease had run out).\n",
+    );
+    out.push_str("# TYPE coinfront_job_leases_lost_total counter\n");
+    let _ = writeln!(
+        out,
+        "coinfront_job_leases_lost_total {}",
+        state
+            .job_leases_lost
+            .load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(out)
 }

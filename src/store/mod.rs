@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/checkout/confirm")
                 .wrap(no_store())
+                .route(web::get().to(checkout::confirm_again))
                 .route(web::post().to(checkout::confirm)),
         )
         .service(

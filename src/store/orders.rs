@@ -210,99 +210,12 @@ async fn order_page(
     order: orders::Order,
     extras: Extras,
 ) -> Result<HttpResponse, AppError> {
-    let Extras {
-        refund_notice,
-        refund_error,
-        refund_values,
-        message_notice,
-        message_error,
-        message_value,
-        refresh_off,
-    } = extras;
-    let (events, payments, requests, conversation) = tokio::try_join!(
-        events::for_order(state.db.pool(), &order.id),
-        payments::for_order(state.db.pool(), &order.id),
-        refund_rows::for_order(state.db.pool(), &order.id),
-        crate::db::support::conversation(state.db.pool(), &order.id)
-    )?;
-    let messages = message_views(&conversation, &state.settings.shop_name);
-    let refund_notice = refund_notice.or_else(|| {
-        message_notice.then(|| {
-            "Your message was sent. We answer within one business day, by email and here."
-                .to_owned()
-        })
-    });
-    let paid_with = payments
-        .iter()
-        .rev()
-        .find(|p| p.status == "succeeded")
-        .or(payments.last());
-    let method = paid_with
-        .map(|p| method_summary(&p.method, p.card_brand.as_deref(), p.card_last4.as_deref()))
-        .unwrap_or_else(|| order.payment_method.label().into());
-    let timeline = events
-        .iter()
-        .filter_map(|e| {
-            describe(e).map(|text| TimelineEntry {
-                time: format_utc(e.at),
-                text,
-            })
-        })
-        .collect();
-    let pay_url = (order.status == OrderStatus::AwaitingPayment
-        && state.now_ms() < order.expires_at)
-        .then(|| {
-            order
-                .provider_session_id
-                .as_deref()
-                .map(|s| state.provider.session_url(s))
-        })
-        .flatten();
-    let account = crate::fulfillment::TikTokAccount {
-        account_id: order.tiktok_account_id.clone(),
-        username: order.tiktok_username.clone(),
-        display_name: order.tiktok_display_name.clone(),
-    };
-    let (expected, late) = expected_delivery(state, &order).await?;
-    let can_request_refund = can_request_refund(&order, &requests);
-    let refund_requests = requests.iter().map(RequestView::of).collect();
-    let refresh_seconds = refresh_seconds(&order, &payments);
-    let page = OrderPage {
-        meta: state.meta(format!("Order {}", order.order_number), csrf),
-        order_number: order.order_number.clone(),
-        coins: order.coins.to_string(),
-        username: order.tiktok_username.clone(),
-        display_name: order.tiktok_display_name.clone(),
-        initial: account.initial(),
-        amount: order.amount.to_string(),
-        method,
-        email: order.email.clone(),
-        status_label: order.status.label().into(),
-        status_class: status_class(order.status),
-        next_step: next_step(order.status, &format_utc(order.expires_at)),
-        pay_url,
-        refresh: refresh_seconds.filter(|_| !refresh_off),
-        updates_stoppable: refresh_seconds.is_some(),
-        created: format_utc(order.created_at),
-        timeline,
-        token: token.to_owned(),
-        can_request_refund,
-        refund_requests,
-        reasons: refund_rows::REASONS.to_vec(),
-        refund_notice,
-        refund_error: refund_error.clone(),
-        refund_values,
-        expected,
-        late,
-        messages,
-        message_error: message_error.clone(),
-        message_value,
-    };
-    let status = if refund_error.is_some() || message_error.is_some() {
+    let status = if extras.refund_error.is_some() || extras.message_error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
+    let page = build_page(state, csrf, token, order, extras).await?;
     let mut resp = render(status, &page);
     // A private page: never cached by a shared or back-button cache.
     resp.headers_mut().insert(
@@ -310,6 +223,97 @@ async fn order_page(
         header::HeaderValue::from_static("no-store"),
     );
     Ok(resp)
+}
+
+async fn build_page(
+    state: &AppState,
+    csrf: &str,
+    token: &str,
+    order: orders::Order,
+    extras: Extras,
+) -> Result<OrderPage, AppError> {
+    let pool = state.db.pool();
+    let (events, payments, requests, conversation) = tokio::try_join!(
+        events::for_order(pool, &order.id),
+        payments::for_order(pool, &order.id),
+        refund_rows::for_order(pool, &order.id),
+        crate::db::support::conversation(pool, &order.id)
+    )?;
+    let refund_notice = extras.refund_notice.or_else(|| {
+        extras.message_notice.then(|| {
+            "Your message was sent. We answer within one business day, by email and here."
+                .to_owned()
+        })
+    });
+    let account = crate::fulfillment::TikTokAccount {
+        account_id: order.tiktok_account_id.clone(),
+        username: order.tiktok_username.clone(),
+        display_name: order.tiktok_display_name.clone(),
+    };
+    let (expected, late) = expected_delivery(state, &order).await?;
+    let refresh_seconds = refresh_seconds(&order, &payments);
+    Ok(OrderPage {
+        meta: state.meta(format!("Order {}", order.order_number), csrf),
+        order_number: order.order_number.clone(),
+        coins: order.coins.to_string(),
+        username: order.tiktok_username.clone(),
+        display_name: order.tiktok_display_name.clone(),
+        initial: account.initial(),
+        amount: order.amount.to_string(),
+        method: paid_with(&order, &payments),
+        email: order.email.clone(),
+        status_label: order.status.label().into(),
+        status_class: status_class(order.status),
+        next_step: next_step(order.status, &format_utc(order.expires_at)),
+        pay_url: pay_url(state, &order),
+        refresh: refresh_seconds.filter(|_| !extras.refresh_off),
+        updates_stoppable: refresh_seconds.is_some(),
+        created: format_utc(order.created_at),
+        timeline: timeline(&events),
+        token: token.to_owned(),
+        can_request_refund: can_request_refund(&order, &requests),
+        refund_requests: requests.iter().map(RequestView::of).collect(),
+        reasons: refund_rows::REASONS.to_vec(),
+        refund_notice,
+        refund_error: extras.refund_error,
+        refund_values: extras.refund_values,
+        expected,
+        late,
+        messages: message_views(&conversation, &state.settings.shop_name),
+        message_error: extras.message_error,
+        message_value: extras.message_value,
+    })
+}
+
+/// How the order was paid ("Visa •••• 4242"): the successful payment, else the latest
+/// attempt, else the method chosen at checkout.
+fn paid_with(order: &orders::Order, payments: &[payments::PaymentRecord]) -> String {
+    payments
+        .iter()
+        .rev()
+        .find(|p| p.status == "succeeded")
+        .or(payments.last())
+        .map(|p| method_summary(&p.method, p.card_brand.as_deref(), p.card_last4.as_deref()))
+        .unwrap_or_else(|| order.payment_method.label().into())
+}
+
+fn timeline(events: &[events::OrderEvent]) -> Vec<TimelineEntry> {
+    events
+        .iter()
+        .filter_map(|e| {
+            describe(e).map(|text| TimelineEntry {
+                time: format_utc(e.at),
+                text,
+            })
+        })
+        .collect()
+}
+
+/// The provider's payment page while the order can still be paid.
+fn pay_url(state: &AppState, order: &orders::Order) -> Option<String> {
+    let payable = order.status == OrderStatus::AwaitingPayment && state.now_ms() < order.expires_at;
+    let session = order.provider_session_id.as_deref().filter(|_| payable)?;
+    Some(state.provider.session_url(session))
 }
 
 fn message_views(

@@ -95,7 +95,8 @@ impl FromRequest for CsrfToken {
             .expect("CsrfKey is registered");
         let seed = req.extensions().get::<CsrfSeed>().map(|s| s.value.clone());
         let seed = seed.unwrap_or_else(|| {
-            // Outside the middleware (should not happen): still hand out a usable token.
+            // No valid cookie came with the request: a new seed, which the middleware sends
+            // as the cookie with this page.
             let value = crate::domain::ids::new_secret_token();
             req.extensions_mut().insert(CsrfSeed {
                 value: value.clone(),
@@ -108,8 +109,8 @@ impl FromRequest for CsrfToken {
     }
 }
 
-/// Gives every request a CSRF seed, and sends a new one as a cookie when a page with forms
-/// was rendered for a client that had none.
+/// Carries the request's CSRF seed to the handlers, and sends a new one as a cookie when a
+/// page with forms was rendered for a client that had none.
 pub async fn csrf_cookie(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -118,21 +119,19 @@ pub async fn csrf_cookie(
         .app_data::<web::Data<CsrfKey>>()
         .map(|k| k.1)
         .unwrap_or(CookiePolicy { secure: true });
-    let existing = req
+    // Only a valid cookie is carried forward; a page that needs a token and finds none makes
+    // one then (`CsrfToken`), so requests without forms (health checks, assets, webhooks)
+    // draw no randomness.
+    if let Some(value) = req
         .cookie(policy.csrf_cookie())
         .map(|c| c.value().to_owned())
-        .filter(|v| well_formed(v));
-    let seed = match existing {
-        Some(value) => CsrfSeed {
+        .filter(|v| well_formed(v))
+    {
+        req.extensions_mut().insert(CsrfSeed {
             value,
             fresh: false,
-        },
-        None => CsrfSeed {
-            value: crate::domain::ids::new_secret_token(),
-            fresh: true,
-        },
-    };
-    req.extensions_mut().insert(seed);
+        });
+    }
     let mut res = next.call(req).await?;
     let (used, seed) = {
         let ext = res.request().extensions();

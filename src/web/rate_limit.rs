@@ -1,9 +1,17 @@
-//! Per-client-IP rate limits with governor (used directly: `actix-governor` is GPL-3.0).
-//! Each guarded action has its own limiter, so one busy client slows only itself, and only on
-//! that action. Limits are per process; the risk signal each refusal leaves is in the database.
+//! Per-client-IP rate limits. Each guarded action has its own limit, so one busy client slows
+//! only itself, and only on that action. Two stores, one algorithm (GCRA, governor's):
+//!
+//! - `memory`: governor in this process (used directly: `actix-governor` is GPL-3.0). The
+//!   limit holds per instance: the default on SQLite, where one instance serves.
+//! - `database`: one row per limit and client in `rate_limit_state`, decided and moved by one
+//!   upsert per check (`db::rate_limits::gcra_check`), so the limit holds across every instance
+//!   that shares the database: the default on PostgreSQL.
+//!
+//! Either way the risk signal each refusal leaves is in the database.
 
 use crate::clock::SharedClock;
-use crate::config::{Limit, RateLimitSettings};
+use crate::config::{Limit, LimitStore, RateLimitSettings};
+use crate::db::rate_limits::Gcra;
 use governor::clock::Clock as _;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -60,8 +68,49 @@ impl Action {
 }
 
 pub struct RateLimits {
-    limiters: Vec<(Action, KeyedLimiter)>,
+    store: Store,
     clock: ShopClock,
+}
+
+enum Store {
+    Memory(Vec<(Action, KeyedLimiter)>),
+    Database {
+        db: crate::db::Db,
+        limits: Vec<(Action, Gcra)>,
+    },
+}
+
+/// A quota's GCRA parameters exactly as governor derives them (`Quota::per_minute(n)`: one
+/// request every 60 s / n; `allow_burst(b)`: `tau = t × (b − 1)`), so both stores answer alike.
+pub fn gcra(limit: Limit) -> Gcra {
+    let per_minute = i64::from(limit.per_minute.max(1));
+    let t_ns = 60_000_000_000 / per_minute;
+    Gcra {
+        t_ns,
+        tau_ns: t_ns * (i64::from(limit.burst.max(1)) - 1),
+    }
+}
+
+const ACTIONS: [Action; 7] = [
+    Action::Checkout,
+    Action::PaymentAttempt,
+    Action::AccountLookup,
+    Action::OrderLookup,
+    Action::RefundRequest,
+    Action::StaffLogin,
+    Action::SupportMessage,
+];
+
+fn limit_of(s: &RateLimitSettings, action: Action) -> Limit {
+    match action {
+        Action::Checkout => s.checkout,
+        Action::PaymentAttempt => s.payment_attempt,
+        Action::AccountLookup => s.account_lookup,
+        Action::OrderLookup => s.order_lookup,
+        Action::RefundRequest => s.refund_request,
+        Action::StaffLogin => s.staff_login,
+        Action::SupportMessage => s.support_message,
+    }
 }
 
 fn limiter(limit: Limit, clock: &ShopClock) -> KeyedLimiter {
@@ -75,39 +124,100 @@ fn limiter(limit: Limit, clock: &ShopClock) -> KeyedLimiter {
 }
 
 impl RateLimits {
-    pub fn new(s: &RateLimitSettings, clock: SharedClock) -> Self {
+    /// Limits kept in this process (governor).
+    pub fn in_memory(s: &RateLimitSettings, clock: SharedClock) -> Self {
         let clock = ShopClock(clock);
+        let limiters = ACTIONS
+            .iter()
+            .map(|&a| (a, limiter(limit_of(s, a), &clock)))
+            .collect();
         RateLimits {
-            limiters: vec![
-                (Action::Checkout, limiter(s.checkout, &clock)),
-                (Action::PaymentAttempt, limiter(s.payment_attempt, &clock)),
-                (Action::AccountLookup, limiter(s.account_lookup, &clock)),
-                (Action::OrderLookup, limiter(s.order_lookup, &clock)),
-                (Action::RefundRequest, limiter(s.refund_request, &clock)),
-                (Action::StaffLogin, limiter(s.staff_login, &clock)),
-                (Action::SupportMessage, limiter(s.support_message, &clock)),
-            ],
+            store: Store::Memory(limiters),
             clock,
         }
     }
 
-    /// `Ok` if the client may go ahead, or how long it must wait.
-    pub fn check(&self, action: Action, ip: IpAddr) -> Result<(), Duration> {
-        let (_, lim) = self
-            .limiters
-            .iter()
-            .find(|(a, _)| *a == action)
-            .expect("every action has a limiter");
-        lim.check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    /// Limits kept in the database, shared by every instance on it. Checks go through a pool
+    /// of their own whose commits do not wait for the disk (`Db::without_commit_flush`): a
+    /// database crash may forget the last moment of counting, which lets a client a few
+    /// requests more once, and every check costs a round trip instead of a disk flush.
+    pub fn in_database(s: &RateLimitSettings, db: &crate::db::Db, clock: SharedClock) -> Self {
+        let limits = ACTIONS.iter().map(|&a| (a, gcra(limit_of(s, a)))).collect();
+        RateLimits {
+            store: Store::Database {
+                db: db.without_commit_flush(),
+                limits,
+            },
+            clock: ShopClock(clock),
+        }
     }
 
-    /// Forgets clients whose buckets are full again, so memory stays bounded.
-    pub fn forget_idle(&self) {
-        for (_, lim) in &self.limiters {
-            lim.retain_recent();
-            lim.shrink_to_fit();
+    /// The store `rate_limits.store` chooses (or the backend's default).
+    pub fn new(s: &RateLimitSettings, db: &crate::db::Db, clock: SharedClock) -> Self {
+        match s.store_for(db.backend()) {
+            LimitStore::Memory => Self::in_memory(s, clock),
+            LimitStore::Database => Self::in_database(s, db, clock),
         }
+    }
+
+    pub fn store(&self) -> LimitStore {
+        match self.store {
+            Store::Memory(_) => LimitStore::Memory,
+            Store::Database { .. } => LimitStore::Database,
+        }
+    }
+
+    /// `Ok(Ok(()))` if the client may go ahead (the request is counted), `Ok(Err(wait))` how
+    /// long it must wait; an error only when the database store cannot be reached.
+    pub async fn check(
+        &self,
+        action: Action,
+        ip: IpAddr,
+    ) -> Result<Result<(), Duration>, sqlx::Error> {
+        match &self.store {
+            Store::Memory(limiters) => {
+                let (_, lim) = limiters
+                    .iter()
+                    .find(|(a, _)| *a == action)
+                    .expect("every action has a limiter");
+                Ok(lim
+                    .check_key(&ip)
+                    .map_err(|not_until| not_until.wait_time_from(self.clock.now())))
+            }
+            Store::Database { db, limits } => {
+                let (_, gcra) = limits
+                    .iter()
+                    .find(|(a, _)| *a == action)
+                    .expect("every action has a limit");
+                let now_ns = self.clock.now().as_u64() as i64;
+                let answer = crate::db::rate_limits::gcra_check(
+                    db.pool(),
+                    action.as_str(),
+                    &ip.to_string(),
+                    now_ns,
+                    *gcra,
+                )
+                .await?;
+                Ok(answer.map_err(|wait_ns| Duration::from_nanos(wait_ns.max(0) as u64)))
+            }
+        }
+    }
+
+    /// Forgets clients whose buckets are full again, so memory (or the table) stays bounded.
+    pub async fn forget_idle(&self) -> Result<(), sqlx::Error> {
+        match &self.store {
+            Store::Memory(limiters) => {
+                for (_, lim) in limiters {
+                    lim.retain_recent();
+                    lim.shrink_to_fit();
+                }
+            }
+            Store::Database { db, .. } => {
+                let now_ns = self.clock.now().as_u64() as i64;
+                crate::db::rate_limits::prune_state(db.pool(), now_ns).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,7 +236,7 @@ pub async fn enforce(
     action: Action,
     ip: crate::web::ClientIp,
 ) -> Result<(), crate::web::AppError> {
-    let Err(wait) = limits.check(action, ip.0) else {
+    let Err(wait) = limits.check(action, ip.0).await? else {
         return Ok(());
     };
     let retry_after_secs = retry_after_secs(wait);

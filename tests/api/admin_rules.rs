@@ -10,7 +10,7 @@ use sqlx::Row;
 const ADMIN: &str = "boss@example.com";
 
 /// Every `<input name=… value=…>` of the first form on the page whose action is `action`.
-fn form_inputs(html: &str, action: &str) -> Vec<(String, String)> {
+pub(crate) fn form_inputs(html: &str, action: &str) -> Vec<(String, String)> {
     let start = html
         .find(&format!("action=\"{action}\""))
         .unwrap_or_else(|| panic!("no form posting to {action}"));
@@ -40,7 +40,7 @@ async fn submit(
     submit_from(browser, &html, form_action, post_to, changes).await
 }
 
-async fn submit_from(
+pub(crate) async fn submit_from(
     browser: &Browser,
     html: &str,
     form_action: &str,
@@ -62,7 +62,7 @@ async fn submit_from(
 }
 
 /// Tests `changes` on the risk page, then saves exactly what was tested.
-async fn test_then_save(
+pub(crate) async fn test_then_save(
     browser: &Browser,
     page_html: &str,
     changes: &[(&str, &str)],

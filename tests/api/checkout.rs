@@ -315,3 +315,18 @@ async fn a_password_field_is_refused_and_nothing_of_it_kept() {
         );
     }
 }
+
+#[tokio::test]
+async fn cancelling_on_the_sandbox_page_goes_back_to_the_orders_confirm_page() {
+    let app = spawn_app().await;
+    let started = app.start_order(&Checkout::default()).await;
+    let page = app.get_html(&started.session_path).await;
+    assert!(page.contains("href=\"/checkout/confirm\""), "{page}");
+    let back = app.get_html("/checkout/confirm").await;
+    assert!(back.contains("You left the payment page before paying"));
+    assert!(back.contains("@ana_buyer"));
+    // Paying again opens the same payment page; no second order.
+    let again = app.confirm(&back).await;
+    assert_is_redirect_to(&again, &started.session_path);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);
+}

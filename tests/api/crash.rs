@@ -1,5 +1,7 @@
 //! Kill -9 in the middle of 200 paid orders, start again on the same database: every order
-//! is delivered exactly once and nothing is lost.
+//! is delivered exactly once and nothing is lost, and the jobs the killed process was running
+//! are taken over within seconds of the restart (leases are short and renewed while a job
+//! runs, so nobody waits out a long one).
 
 use crate::helpers::{fresh_database, Browser, Checkout};
 use crate::process::ServerProcess;
@@ -7,17 +9,20 @@ use rand::Rng;
 use sqlx::Row;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ORDERS: usize = 200;
 const BUYERS: usize = 8;
 
+/// The promise: a killed instance's running jobs are taken again within this long.
+pub const RECOVERY_GOAL: Duration = Duration::from_secs(10);
+
 fn server_env() -> Vec<(&'static str, &'static str)> {
     vec![
-        // Deliveries take a moment, so the kill lands with work in flight.
-        ("COINFRONT_SUPPLIER__SANDBOX_DELAY_MS", "15"),
+        // Deliveries take a moment, so the kill lands with work in flight. The lease is the
+        // default one (`jobs.lease_seconds`, renewed every `jobs.heartbeat_ms`).
+        ("COINFRONT_SUPPLIER__SANDBOX_DELAY_MS", "40"),
         ("COINFRONT_JOBS__WORKERS", "4"),
-        ("COINFRONT_JOBS__LEASE_SECONDS", "2"),
         // One test client places all the orders: keep the per-buyer rules out of the way.
         ("COINFRONT_RISK__VELOCITY__MAX_ORDERS_24H", "100000"),
         ("COINFRONT_RISK__VELOCITY__MAX_AMOUNT_24H", "100000000"),
@@ -88,12 +93,33 @@ async fn a_killed_server_loses_nothing_and_repeats_nothing() {
     let kill_after = rand::thread_rng().gen_range(40..160);
     let paid = Arc::new(AtomicUsize::new(0));
     drive(&server.address, paid.clone(), kill_after).await;
+    let db = coinfront::db::Db::connect(&url, 2).await.unwrap();
+    // Kill it with jobs in its hands.
+    wait_for_running_jobs(&db, &server.instance).await;
     server.kill_hard();
+    let killed_at = Instant::now();
     let paid_before = paid.load(Ordering::SeqCst);
     assert!(paid_before >= kill_after);
+    let orphans = running_jobs_of(&db, &server.instance).await;
+    assert!(orphans > 0, "the kill landed with jobs running");
 
+    let dead = server.instance.clone();
     let mut server = ServerProcess::start_on(dir.path(), &url, "second.log", &env, port);
-    let db = coinfront::db::Db::connect(&url, 2).await.unwrap();
+    let restarted_at = Instant::now();
+    let recovered = wait_until_taken_over(&db, &dead, killed_at + Duration::from_secs(60)).await;
+    let after_restart = recovered.saturating_duration_since(restarted_at);
+    println!(
+        "{:?}: {orphans} running jobs of the killed process taken over {:.2} s after the restart ({:.2} s after the SIGKILL; restart took {:.2} s)",
+        db.backend(),
+        after_restart.as_secs_f64(),
+        (recovered - killed_at).as_secs_f64(),
+        (restarted_at - killed_at).as_secs_f64(),
+    );
+    assert!(
+        recovered - killed_at < RECOVERY_GOAL,
+        "jobs taken over {:?} after the SIGKILL",
+        recovered - killed_at
+    );
     // Orders whose payment never reached the provider before the kill are paid again by their
     // buyers, as they would retry; the rest complete by themselves.
     let stranded: Vec<String> = sqlx::query("SELECT provider_session_id FROM orders WHERE status = 'awaiting_payment' AND provider_session_id IS NOT NULL")
@@ -221,5 +247,47 @@ async fn a_killed_server_loses_nothing_and_repeats_nothing() {
             .unwrap()
             .get(0);
         assert_eq!(ok, "ok");
+    }
+}
+
+/// Jobs running under one instance's workers (their `locked_by` is `{instance}-{n}`).
+pub async fn running_jobs_of(db: &coinfront::db::Db, instance: &str) -> i64 {
+    assert!(!instance.is_empty(), "the server logged its instance name");
+    sqlx::query("SELECT COUNT(*) FROM jobs WHERE status = 'running' AND locked_by LIKE $1")
+        .bind(format!("{instance}-%"))
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
+/// Waits (up to 20 s) until `instance` runs at least one job.
+pub async fn wait_for_running_jobs(db: &coinfront::db::Db, instance: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running_jobs_of(db, instance).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "instance {instance} never ran a job"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until no job is held by a worker of the (dead) `instance` any more: another worker
+/// has taken each one over (or finished it). Returns when that was seen.
+pub async fn wait_until_taken_over(
+    db: &coinfront::db::Db,
+    instance: &str,
+    deadline: Instant,
+) -> Instant {
+    loop {
+        if running_jobs_of(db, instance).await == 0 {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead instance {instance}'s jobs were never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -7,7 +7,7 @@ use crate::helpers::{
     assert_is_redirect_to, eventually, extract_hidden, post_from, spawn_app_with, Browser,
     Checkout, TestApp,
 };
-use coinfront::mail::outbox::StoredEmail;
+use coinfront::db::emails::StoredEmail;
 use sqlx::Row;
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ async fn digests(app: &TestApp) -> Vec<StoredEmail> {
     let mut out = Vec::new();
     for id in ids {
         out.push(
-            coinfront::mail::outbox::load(app.state.db.pool(), &id)
+            coinfront::db::emails::load(app.state.db.pool(), &id)
                 .await
                 .unwrap()
                 .unwrap(),

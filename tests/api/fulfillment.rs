@@ -29,15 +29,9 @@ async fn a_paid_allowed_order_is_credited_exactly_once_and_shown_delivered() {
             && html.contains("Done — the coins are in your TikTok account")
     );
     let path = ["queued", "fulfilling", "delivered"];
-    let seen: Vec<String> = sqlx::query(
-        "SELECT to_status FROM order_events WHERE to_status IS NOT NULL ORDER BY at, id",
-    )
-    .fetch_all(app.state.db.pool())
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get::<String, _>(0))
-    .collect();
+    let seen: Vec<String> = app
+        .texts("SELECT to_status FROM order_events WHERE to_status IS NOT NULL ORDER BY at, id")
+        .await;
     assert_eq!(
         seen,
         [
@@ -95,15 +89,9 @@ async fn a_permanent_failure_ends_fulfillment_failed_and_refunds_the_buyer() {
         })
         .await;
     app.wait_for_status_advancing(&order_path, "refunded").await;
-    let statuses: Vec<String> = sqlx::query(
-        "SELECT to_status FROM order_events WHERE to_status IS NOT NULL ORDER BY at, id",
-    )
-    .fetch_all(app.state.db.pool())
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get::<String, _>(0))
-    .collect();
+    let statuses: Vec<String> = app
+        .texts("SELECT to_status FROM order_events WHERE to_status IS NOT NULL ORDER BY at, id")
+        .await;
     assert!(
         statuses.contains(&"fulfillment_failed".to_owned()),
         "{statuses:?}"

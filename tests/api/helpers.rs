@@ -69,6 +69,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         burst: 10_000,
     };
     s.rate_limits = coinfront::config::RateLimitSettings {
+        store: None,
         checkout: roomy,
         payment_attempt: roomy,
         account_lookup: roomy,
@@ -549,6 +550,41 @@ impl TestApp {
             .await
             .unwrap()
             .get::<i64, _>(0)
+    }
+
+    /// The first column of every row `sql` returns, as text.
+    pub async fn texts(&self, sql: &'static str) -> Vec<String> {
+        use sqlx::Row;
+        sqlx::query(sql)
+            .fetch_all(self.state.db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect()
+    }
+
+    /// Puts a value on the block or allow list, as an agent would (no expiry).
+    pub async fn list_value(
+        &self,
+        list: coinfront::domain::risk_list::List,
+        kind: coinfront::domain::risk_list::ListKind,
+        value: &str,
+        reason: &str,
+    ) {
+        let entry = coinfront::db::risk_lists::NewEntry {
+            list,
+            kind,
+            value,
+            reason,
+            added_by: "agent@shop",
+            expires_at: None,
+        };
+        let mut tx = self.state.db.begin().await.unwrap();
+        coinfront::db::risk_lists::add(&mut tx, entry, self.now_ms())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
     }
 }
 

@@ -2,7 +2,8 @@
 //! retries while the mail server is down, stable Message-IDs and header injection.
 
 use crate::helpers::{eventually, extract_hidden, spawn_app, spawn_app_with, Checkout, TestApp};
-use coinfront::mail::outbox::{self, NewEmail, StoredEmail};
+use coinfront::db::emails::{self, StoredEmail};
+use coinfront::mail::outbox::{self, NewEmail};
 use coinfront::mail::{Email, Facts};
 use sqlx::Row;
 use std::io::{BufRead, BufReader, Write};
@@ -59,7 +60,7 @@ async fn emails_of_kind(app: &TestApp, kind: &str) -> Vec<StoredEmail> {
     for r in rows {
         let id: String = r.get("id");
         out.push(
-            outbox::load(app.state.db.pool(), &id)
+            emails::load(app.state.db.pool(), &id)
                 .await
                 .unwrap()
                 .unwrap(),
@@ -797,7 +798,7 @@ async fn an_smtp_failure_keeps_the_email_queued_and_it_is_sent_once_the_server_i
             break eml;
         }
     };
-    let row = outbox::load(app.state.db.pool(), &id)
+    let row = emails::load(app.state.db.pool(), &id)
         .await
         .unwrap()
         .unwrap();

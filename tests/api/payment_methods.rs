@@ -114,15 +114,9 @@ async fn gift_cards_pay_from_their_balance_and_decline_clearly_when_short() {
     .await;
     assert_eq!(r.status(), 402);
     assert!(r.text().await.unwrap().contains("balance is too low"));
-    let codes: Vec<String> = sqlx::query(
-        "SELECT failure_code FROM payments WHERE status = 'failed' ORDER BY created_at, id",
-    )
-    .fetch_all(app.state.db.pool())
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get::<String, _>(0))
-    .collect();
+    let codes: Vec<String> = app
+        .texts("SELECT failure_code FROM payments WHERE status = 'failed' ORDER BY created_at, id")
+        .await;
     assert!(
         codes.contains(&"invalid_code".to_owned())
             && codes.contains(&"insufficient_balance".to_owned())

@@ -15,10 +15,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The two-factor seed key every test server shares (several instances must).
+pub const TOTP_KEY: &str = "process-test-totp-key-0123456789abcdef012345";
+
 pub struct ServerProcess {
     child: Child,
     pub address: String,
     pub log: PathBuf,
+    /// The instance's name, the prefix of its job workers' `locked_by` (`{instance}-{n}`).
+    pub instance: String,
 }
 
 impl ServerProcess {
@@ -58,6 +63,7 @@ impl ServerProcess {
                 "process-test-cookie-key-0123456789abcdef",
             )
             .env("COINFRONT_SECRETS__WEBHOOK_SIGNING_KEY", WEBHOOK_KEY)
+            .env("COINFRONT_SECRETS__TOTP_KEY", TOTP_KEY)
             .env(
                 "COINFRONT_PAYMENTS__SANDBOX_BANK_TRANSFER_SETTLE_SECONDS",
                 "0",
@@ -102,10 +108,18 @@ impl ServerProcess {
                     .nth(1)
                     .and_then(|r| r.split_whitespace().next())
                     .expect("address in the log line");
+                let instance = text
+                    .lines()
+                    .find(|l| l.contains("job workers started"))
+                    .and_then(|l| l.split("instance=").nth(1))
+                    .and_then(|r| r.split_whitespace().next())
+                    .map(|i| i.trim_matches('"').to_owned())
+                    .unwrap_or_default();
                 return ServerProcess {
                     child,
                     address: format!("http://{addr}"),
                     log,
+                    instance,
                 };
             }
             if started.elapsed() > Duration::from_secs(30) {

@@ -1,7 +1,8 @@
 //! Fraud screening scenarios over real HTTP.
 
 use crate::helpers::{spawn_app, spawn_app_with, Checkout};
-use coinfront::risk::lists::{self, List, ListKind, NewEntry};
+use coinfront::db::risk_lists::{self as lists, NewEntry};
+use coinfront::domain::risk_list::{List, ListKind};
 use sqlx::Row;
 
 /// Luhn-valid test cards that all decline and all differ: ...0002 with a varying middle.
@@ -224,13 +225,7 @@ async fn a_legitimate_repeat_buyer_of_large_packages_is_allowed() {
         1,
         "only the first order waited: after it, the card and email are a known payer"
     );
-    let decisions: Vec<String> = sqlx::query("SELECT decision FROM risk_assessments")
-        .fetch_all(app.state.db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>(0))
-        .collect();
+    let decisions: Vec<String> = app.texts("SELECT decision FROM risk_assessments").await;
     assert!(decisions.iter().all(|d| d == "allow"), "{decisions:?}");
 }
 
@@ -272,17 +267,13 @@ async fn an_order_priced_at_a_fifth_of_the_market_rate_is_blocked() {
 #[tokio::test]
 async fn a_block_listed_buyer_is_blocked_after_paying_and_refunded_in_full() {
     let app = spawn_app().await;
-    let mut tx = app.state.db.begin().await.unwrap();
-    let entry = NewEntry {
-        list: List::Block,
-        kind: ListKind::TiktokUsername,
-        value: "@Scam_Target",
-        reason: "chargebacks",
-        added_by: "agent@shop",
-        expires_at: None,
-    };
-    lists::add(&mut tx, entry, app.now_ms()).await.unwrap();
-    tx.commit().await.unwrap();
+    app.list_value(
+        List::Block,
+        ListKind::TiktokUsername,
+        "@Scam_Target",
+        "chargebacks",
+    )
+    .await;
     // Declined before payment already.
     let html = app
         .post_checkout(&Checkout {
@@ -342,17 +333,13 @@ async fn a_block_list_hit_after_payment_blocks_and_refunds() {
             .get::<String, _>(0)
     };
     let _ = fingerprint;
-    let mut tx = app.state.db.begin().await.unwrap();
-    let entry = NewEntry {
-        list: List::Block,
-        kind: ListKind::Email,
-        value: "ana@example.com",
-        reason: "stolen cards",
-        added_by: "agent@shop",
-        expires_at: None,
-    };
-    lists::add(&mut tx, entry, app.now_ms()).await.unwrap();
-    tx.commit().await.unwrap();
+    app.list_value(
+        List::Block,
+        ListKind::Email,
+        "ana@example.com",
+        "stolen cards",
+    )
+    .await;
     let order_path = app
         .order_path_after(app.pay_card(&started, "4242424242424242", "123").await)
         .await;
@@ -382,17 +369,13 @@ async fn an_allow_listed_buyer_skips_a_score_based_review() {
     };
     app.wait_for_status(&held, "in_review").await;
 
-    let mut tx = app.state.db.begin().await.unwrap();
-    let entry = NewEntry {
-        list: List::Allow,
-        kind: ListKind::Email,
-        value: "vip@mailinator.com",
-        reason: "known buyer",
-        added_by: "agent@shop",
-        expires_at: None,
-    };
-    lists::add(&mut tx, entry, app.now_ms()).await.unwrap();
-    tx.commit().await.unwrap();
+    app.list_value(
+        List::Allow,
+        ListKind::Email,
+        "vip@mailinator.com",
+        "known buyer",
+    )
+    .await;
     let html = app
         .post_checkout(&Checkout {
             email: "vip@mailinator.com",

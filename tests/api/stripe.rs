@@ -12,11 +12,13 @@ use sqlx::Row;
 
 async fn stripe_app(fake: &FakeStripe) -> TestApp {
     let url = fake.url.clone();
+    let files_url = fake.files_url.clone();
     spawn_app_with(move |s| {
         s.payments.provider = "stripe".into();
         s.payments.stripe.secret_key = Some(Secret::new(SECRET_KEY));
         s.payments.stripe.webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
         s.payments.stripe.api_base = url;
+        s.payments.stripe.files_api_base = files_url;
         s.payments.methods = [(
             "default".to_owned(),
             vec!["card".to_owned(), "wallet".to_owned(), "paypal".to_owned()],
@@ -186,6 +188,84 @@ async fn a_full_purchase_goes_through_a_checkout_session() {
         Some("fpFullPurchase1")
     );
     assert_eq!(row.get::<String, _>("provider_ref"), "pi_full_purchase");
+    fake.assert_no_violations();
+}
+
+#[tokio::test]
+async fn back_from_stripe_without_paying_shows_the_orders_confirm_page_to_pay_or_change() {
+    let fake = FakeStripe::start().await;
+    let app = stripe_app(&fake).await;
+    let session = start(&app, &fake, &Checkout::default()).await;
+    let created = fake.requests_to("POST", "/v1/checkout/sessions");
+    assert_eq!(
+        param(&created[0], "cancel_url"),
+        app.url("/checkout/confirm")
+    );
+    let (_, amount, currency, _) = app.only_order().await;
+    let total = coinfront::domain::Money::from_minor(amount, currency.parse().unwrap()).to_string();
+
+    // Stripe's "back" link: the buyer's browser opens `cancel_url`.
+    let back = app.get("/checkout/confirm").await;
+    assert_eq!(back.status(), 200);
+    let html = back.text().await.unwrap();
+    for shown in [
+        "You left the payment page before paying, so nothing was charged.",
+        "@ana_buyer",
+        "ana@example.com",
+        "<dt>Pay with</dt><dd>Card</dd>",
+        &format!("Yes, pay {total}"),
+        "No, go back and change it",
+    ] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+
+    // Paying again resumes the same Checkout Session: no second one, no second order.
+    let again = app.confirm(&html).await;
+    assert_eq!(again.status(), 303);
+    let resume = again.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(resume, app.url(&format!("/checkout/stripe/{session}")));
+    let to_stripe = app.get(&format!("/checkout/stripe/{session}")).await;
+    assert_eq!(to_stripe.status(), 303);
+    assert!(to_stripe.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("https://checkout.stripe.com/c/pay/{session}")));
+    assert_eq!(fake.requests_to("POST", "/v1/checkout/sessions").len(), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);
+
+    // Changing it: the form again with everything the buyer chose.
+    let csrf = extract_hidden(&html, "csrf_token").unwrap();
+    let quote = extract_hidden(&html, "quote").unwrap();
+    let form = app
+        .post_form(
+            "/checkout/back",
+            &[("csrf_token", &csrf), ("quote", &quote)],
+        )
+        .await;
+    assert_eq!(form.status(), 200);
+    let form = form.text().await.unwrap();
+    assert!(
+        form.contains("value=\"ana_buyer\"") && form.contains("value=\"ana@example.com\""),
+        "{form}"
+    );
+
+    // Another browser has no order waiting: it is told, plainly.
+    let other = crate::helpers::Browser::new(app.address.clone());
+    let r = other.get("/checkout/confirm").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Nothing was charged."));
+    // The confirm page of this order, copied into that browser, leads nowhere either.
+    let copied = other.confirm(&html).await;
+    assert_eq!(copied.status(), 403);
+
+    // Once paid, the way back leads to the order's page.
+    fake.set_card("pi_back_then_paid", "4242", "US", "fpBackThenPaid");
+    pay(&app, &fake, &session, "pi_back_then_paid", "paid").await;
+    let path = order_path(&app).await;
+    app.wait_for_status(&path, "delivered").await;
+    let r = app.get("/checkout/confirm").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), path);
     fake.assert_no_violations();
 }
 
@@ -556,6 +636,24 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
             && html.contains("fraudulent")
             && html.contains("Submit evidence")
     );
+    // The Files API answers 500 once (retried with the same key), then Stripe refuses the
+    // dispute update: the agent is told, nothing is recorded as sent, and the second click
+    // sends the same document again, which Stripe's idempotency answers with the same file.
+    fake.fail_next("/v1/files", 500);
+    fake.fail_next("/v1/disputes/", 400);
+    let resp = post_from(
+        &agent,
+        &console_page,
+        &format!("{console_page}/dispute-evidence"),
+        &[("dispute", "dp_test_1")],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("Nothing was recorded as sent; you can try again."));
     let resp = post_from(
         &agent,
         &console_page,
@@ -564,8 +662,59 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
     )
     .await;
     assert_eq!(resp.status(), 303);
+    let uploads = fake.requests_to("POST", "/v1/files");
+    assert_eq!(
+        uploads.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 200, 200]
+    );
+    let file_key = uploads[0].idempotency_key.clone().unwrap();
+    assert!(
+        file_key.starts_with("coinfront-evidence-file-dp_test_1-"),
+        "{file_key}"
+    );
+    assert!(uploads
+        .iter()
+        .all(|r| r.idempotency_key.as_ref() == Some(&file_key)));
+    assert_eq!(param(&uploads[0], "purpose"), "dispute_evidence");
+    let files = fake.state.lock().unwrap().files.clone();
+    assert_eq!(files.len(), 1, "one file however often it was sent");
+    let (file_id, file) = files.into_iter().next().unwrap();
+    assert_eq!(file.content_type, "application/pdf");
+    assert_eq!(file.filename, format!("service-documentation-{number}.pdf"));
+    // The document is plain text laid out in a PDF: its lines are readable in the file.
+    let text = String::from_utf8_lossy(&file.bytes);
+    for expected in [
+        format!("(Service documentation: order {number}) Tj"),
+        "dp_test_1".to_owned(),
+        "(  Username: @ana_buyer) Tj".to_owned(),
+        "(  Email: ana@example.com) Tj".to_owned(),
+        "(  Supplier reference: ".to_owned(),
+        "(  Payment reference: pi_disputed) Tj".to_owned(),
+        "(Order history \\(the shop's audit trail\\)) Tj".to_owned(),
+        "coin supplier: Status fulfilling -> delivered".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "{expected} in {text}");
+    }
+    assert!(!text.contains("Block-listed"), "internal events stay out");
+
     let sent = fake.requests_to("POST", "/v1/disputes/dp_test_1");
-    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [400, 200]
+    );
+    let sent = &sent[1..];
+    assert!(sent[0]
+        .idempotency_key
+        .as_deref()
+        .unwrap()
+        .starts_with("coinfront-evidence-dp_test_1-"));
+    assert_eq!(param(&sent[0], "evidence[service_documentation]"), file_id);
+    assert_eq!(
+        param(&sent[0], "evidence[customer_email_address]"),
+        "ana@example.com"
+    );
+    assert!(param(&sent[0], "evidence[product_description]").contains("700 TikTok coins"));
+    assert!(param(&sent[0], "evidence[service_date]").ends_with("UTC"));
     let log = param(&sent[0], "evidence[access_activity_log]");
     assert!(
         log.contains("@ana_buyer") && log.contains("supplier ref"),
@@ -573,6 +722,10 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
     );
     assert!(param(&sent[0], "evidence[uncategorized_text]").contains(&number));
     assert_eq!(param(&sent[0], "submit"), "true");
+    assert!(agent
+        .get_html(&console_page)
+        .await
+        .contains(&format!("with the service documentation ({file_id})")));
     let again = post_from(
         &agent,
         &console_page,
@@ -585,7 +738,8 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
         .get_html(again.headers()["location"].to_str().unwrap())
         .await;
     assert!(flash.contains("was already submitted"), "{flash}");
-    assert_eq!(fake.requests_to("POST", "/v1/disputes/").len(), 1);
+    assert_eq!(fake.requests_to("POST", "/v1/disputes/").len(), 2);
+    assert_eq!(fake.requests_to("POST", "/v1/files").len(), 3);
 
     // Won: the order is delivered again; the block-list entries stay for an agent to judge.
     let mut closed = fake.state.lock().unwrap().disputes["dp_test_1"].clone();
@@ -594,6 +748,143 @@ async fn a_dispute_blocks_the_buyer_shows_on_the_dashboard_and_gets_evidence() {
     assert_eq!(deliver(&app, "charge.dispute.closed", closed).await.0, 200);
     assert_eq!(app.order_status(&path).await, "delivered");
     assert!(agent.get_html(&console_page).await.contains("won"));
+    fake.assert_no_violations();
+}
+
+/// A Stripe decline of `order_id`'s payment, with the card it was tried with.
+async fn declined(app: &TestApp, order_id: &str, decline_code: &str, fingerprint: &str) {
+    let (_, amount, currency, _) = app.only_order().await;
+    let mut pi = fixture("payment_intent");
+    pi["id"] = json!(format!("pi_declined_{fingerprint}"));
+    pi["amount"] = json!(amount);
+    pi["currency"] = json!(currency.to_lowercase());
+    pi["metadata"] = json!({"order_id": order_id, "method": "card"});
+    let mut pm = fixture("payment_method");
+    pm["card"]["fingerprint"] = json!(fingerprint);
+    pi["last_payment_error"] = json!({"type": "card_error", "code": "card_declined",
+        "decline_code": decline_code, "message": "Your card was declined.", "payment_method": pm});
+    assert_eq!(
+        deliver(app, "payment_intent.payment_failed", pi).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_review_queue_marks_a_buyer_with_a_chargeback_and_backtests_count_it_as_fraud() {
+    let fake = FakeStripe::start().await;
+    let app = stripe_app(&fake).await;
+    let first = delivered(&app, &fake, "pi_first_paid", "fpSameCard").await;
+    let first_id: String = sqlx::query("SELECT id FROM orders")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    // The same buyer's next order is held: a stolen-card decline before a card that works.
+    let session = start(&app, &fake, &Checkout::default()).await;
+    let held_id: String = sqlx::query("SELECT id FROM orders WHERE provider_session_id = $1")
+        .bind(&session)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    declined(&app, &held_id, "stolen_card", "fpStolenOther").await;
+    fake.set_card("pi_second_paid", "4242", "US", "fpSameCard");
+    pay(&app, &fake, &session, "pi_second_paid", "paid").await;
+    let held = order_path(&app).await;
+    app.wait_for_status(&held, "in_review").await;
+    let number = |id: String| {
+        let pool = app.state.db.pool().clone();
+        async move {
+            sqlx::query("SELECT order_number FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<String, _>(0)
+        }
+    };
+    let (first_number, held_number) = (number(first_id.clone()).await, number(held_id).await);
+
+    let agent = app.sign_in_as_agent("agent@shop.test").await;
+    let queue = agent.get_html("/console/review").await;
+    assert!(queue.contains(&held_number) && !queue.contains("dispute-marker"));
+
+    // The first order's chargeback arrives while the second waits for review.
+    let (_, amount, _, _) = app.only_order().await;
+    let mut dispute = fixture("dispute");
+    dispute["id"] = json!("dp_review_1");
+    dispute["amount"] = json!(amount);
+    dispute["charge"] = json!("ch_first_paid");
+    dispute["payment_intent"] = json!("pi_first_paid");
+    dispute["reason"] = json!("fraudulent");
+    dispute["status"] = json!("needs_response");
+    assert_eq!(
+        deliver(&app, "charge.dispute.created", dispute).await.0,
+        200
+    );
+    assert_eq!(app.order_status(&first).await, "disputed");
+
+    let queue = agent.get_html("/console/review").await;
+    let held_card = queue
+        .split(&format!("id=\"{held_number}\""))
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap();
+    assert!(
+        held_card.contains(&format!(
+            "Chargeback on this buyer&#39;s order {first_number} (same email, TikTok username and card): dp_review_1"
+        )) && held_card.contains("reason fraudulent")
+            && held_card.contains("reject this order as fraud unless you know the chargeback was a mistake"),
+        "{held_card}"
+    );
+    // The disputed order waits for its answer in the same queue, with what to do.
+    let waiting = queue.split("id=\"chargebacks\"").nth(1).unwrap();
+    assert!(
+        waiting.contains(&first_number)
+            && waiting.contains("dp_review_1")
+            && waiting.contains("submit the evidence (one click on the order&#39;s page) before"),
+        "{waiting}"
+    );
+    let page = format!("/console/orders/{first_number}");
+    let resp = post_from(
+        &agent,
+        &page,
+        &format!("{page}/dispute-evidence"),
+        &[("dispute", "dp_review_1")],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert!(!agent
+        .get_html("/console/review")
+        .await
+        .contains("id=\"chargebacks\""));
+
+    // Replayed over the period, the disputed order counts as rejected as fraud, like an agent's
+    // "reject as fraud"; the held one as held, with no fate yet.
+    let risk = app.state.live.current().risk.clone();
+    let c = coinfront::risk::backtest::run(&app.state.db, &risk, &risk, 0)
+        .await
+        .unwrap();
+    use coinfront::risk::rules::Decision;
+    assert_eq!(c.orders, 2);
+    let allow = Decision::Allow as usize;
+    let review = Decision::Review as usize;
+    assert_eq!(
+        (
+            c.current.decided[allow],
+            c.current.rejected[allow],
+            c.current.fraud[allow]
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        (
+            c.current.decided[review],
+            c.current.rejected[review],
+            c.current.fraud[review]
+        ),
+        (1, 0, 0)
+    );
     fake.assert_no_violations();
 }
 

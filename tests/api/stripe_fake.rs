@@ -5,6 +5,10 @@
 //! `Idempotency-Key` on every POST, which it honours as Stripe does (the same key and
 //! parameters replay the first answer; the same key with other parameters is refused).
 //!
+//! File uploads (`POST /v1/files`, multipart/form-data) are answered on a second port, as
+//! Stripe serves them from its own host (files.stripe.com); the fixtures have no File object,
+//! so the answer is built from the File object in Stripe's API reference.
+//!
 //! localstripe (a separate process; `LOCALSTRIPE_URL`) implements payment intents, payment
 //! methods, charges and refunds but not Checkout Sessions, disputes or idempotency. When it is
 //! there, those calls are passed through to it (behind this fake's idempotency), so refunds
@@ -54,12 +58,26 @@ pub struct FakeState {
     pub cards: HashMap<String, Value>,
     pub charges: HashMap<String, String>,
     pub disputes: HashMap<String, Value>,
+    /// Uploaded files by id.
+    pub files: HashMap<String, Uploaded>,
+    /// The port the Files API is served on (the other one serves the rest of the API).
+    files_port: u16,
     counter: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub purpose: String,
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Clone)]
 pub struct FakeStripe {
     pub url: String,
+    /// Where the Files API is (`payments.stripe.files_api_base`).
+    pub files_url: String,
     pub state: Arc<Mutex<FakeState>>,
     pub localstripe: Option<String>,
 }
@@ -78,25 +96,33 @@ impl FakeStripe {
         let state = Arc::new(Mutex::new(FakeState::default()));
         let fake = FakeStripe {
             url: String::new(),
+            files_url: String::new(),
             state: state.clone(),
             localstripe,
         };
         let data = web::Data::new(fake.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let files = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let files_port = files.local_addr().unwrap().port();
+        state.lock().unwrap().files_port = files_port;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(1 << 20))
+                // Stripe takes dispute evidence files up to 5 MB.
+                .app_data(web::PayloadConfig::new(6 << 20))
                 .default_service(web::to(handle))
         })
         .workers(1)
         .listen(listener)
         .unwrap()
+        .listen(files)
+        .unwrap()
         .run();
         tokio::spawn(server);
         FakeStripe {
             url: format!("http://127.0.0.1:{port}"),
+            files_url: format!("http://127.0.0.1:{files_port}"),
             ..fake
         }
     }
@@ -344,6 +370,144 @@ fn check_dispute_params(params: &[(String, String)], v: &mut Vec<String>) {
     }
 }
 
+/// A `POST /v1/files` body as Stripe documents it: `multipart/form-data` (RFC 7578) with a
+/// `purpose` and one `file` part (file name and content type given) of a type and size Stripe
+/// takes for that purpose, and no other fields. Returns the fields as parameters (the file
+/// as its name, type and digest, for the idempotency check) and the file.
+fn parse_upload(
+    content_type: &str,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, Uploaded), String> {
+    use sha2::Digest;
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .ok_or_else(|| format!("content-type {content_type:?} is not multipart/form-data"))?;
+    let delimiter = format!("--{boundary}");
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let mut at = find(body, delimiter.as_bytes(), 0).ok_or("no boundary in the body")?;
+    let mut purpose = None;
+    let mut file = None;
+    loop {
+        at += delimiter.len();
+        if body[at..].starts_with(b"--") {
+            break;
+        }
+        if !body[at..].starts_with(b"\r\n") {
+            return Err("a boundary not followed by CRLF".into());
+        }
+        at += 2;
+        let head_end = find(body, b"\r\n\r\n", at).ok_or("a part without headers")?;
+        let head = std::str::from_utf8(&body[at..head_end]).map_err(|_| "headers not UTF-8")?;
+        let next = find(body, format!("\r\n{delimiter}").as_bytes(), head_end)
+            .ok_or("a part without a closing boundary")?;
+        let content = &body[head_end + 4..next];
+        let mut name = None;
+        let mut filename = None;
+        let mut part_type = None;
+        for h in head.split("\r\n") {
+            let (k, v) = h.split_once(": ").ok_or_else(|| format!("header {h:?}"))?;
+            match k.to_ascii_lowercase().as_str() {
+                "content-disposition" => {
+                    let mut items = v.split("; ");
+                    if items.next() != Some("form-data") {
+                        return Err(format!("content-disposition {v:?}"));
+                    }
+                    for item in items {
+                        let (k, v) = item.split_once('=').ok_or_else(|| format!("{item:?}"))?;
+                        let v = v
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .ok_or_else(|| format!("unquoted {k}"))?;
+                        match k {
+                            "name" => name = Some(v.to_owned()),
+                            "filename" => filename = Some(v.to_owned()),
+                            _ => return Err(format!("content-disposition parameter {k}")),
+                        }
+                    }
+                }
+                "content-type" => part_type = Some(v.to_owned()),
+                _ => return Err(format!("part header {k}")),
+            }
+        }
+        match name.as_deref() {
+            Some("purpose") => {
+                purpose =
+                    Some(String::from_utf8(content.to_vec()).map_err(|_| "purpose not UTF-8")?)
+            }
+            Some("file") => {
+                let filename = filename.ok_or("the file part has no filename")?;
+                let content_type = part_type.ok_or("the file part has no content-type")?;
+                file = Some((filename, content_type, content.to_vec()));
+            }
+            other => return Err(format!("unknown parameter {other:?}")),
+        }
+        at = next + 2;
+    }
+    const PURPOSES: [&str; 15] = [
+        "account_requirement",
+        "additional_verification",
+        "business_icon",
+        "business_logo",
+        "customer_signature",
+        "dispute_evidence",
+        "identity_document",
+        "issuing_regulatory_reporting",
+        "pci_document",
+        "platform_terms_of_service",
+        "tax_document_user_upload",
+        "terminal_android_apk",
+        "terminal_reader_splashscreen",
+        "finance_report_run",
+        "sigma_scheduled_query",
+    ];
+    let purpose = purpose.ok_or("purpose missing")?;
+    if !PURPOSES.contains(&purpose.as_str()) {
+        return Err(format!("purpose {purpose:?} is not one of Stripe's"));
+    }
+    let (filename, content_type, bytes) = file.ok_or("file missing")?;
+    if purpose == "dispute_evidence" {
+        // Stripe's table: PDF, JPEG or PNG, at most 5 MB.
+        let magic_ok = match content_type.as_str() {
+            "application/pdf" => bytes.starts_with(b"%PDF-") && bytes.ends_with(b"%%EOF\n"),
+            "image/jpeg" => bytes.starts_with(&[0xff, 0xd8]),
+            "image/png" => bytes.starts_with(b"\x89PNG"),
+            _ => {
+                return Err(format!(
+                    "{content_type} is not a type dispute evidence takes"
+                ))
+            }
+        };
+        if !magic_ok {
+            return Err(format!("the file is not a {content_type}"));
+        }
+        if bytes.len() > 5 * 1024 * 1024 {
+            return Err("the file is over 5 MB".into());
+        }
+    }
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    let params = vec![
+        ("purpose".to_owned(), purpose.clone()),
+        (
+            "file".to_owned(),
+            format!("{filename} ({content_type}, sha256 {digest})"),
+        ),
+    ];
+    Ok((
+        params,
+        Uploaded {
+            purpose,
+            filename,
+            content_type,
+            bytes,
+        },
+    ))
+}
+
 async fn handle(fake: web::Data<FakeStripe>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let method = req.method().as_str().to_owned();
     let path = req.path().to_owned();
@@ -352,37 +516,59 @@ async fn handle(fake: web::Data<FakeStripe>, req: HttpRequest, body: web::Bytes)
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let auth_ok = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {SECRET_KEY}"));
     let raw = if method == "GET" {
         req.query_string().as_bytes().to_vec()
     } else {
         body.to_vec()
     };
-    let params: Vec<(String, String)> = match serde_urlencoded::from_bytes(&raw) {
-        Ok(p) => p,
-        Err(e) => {
-            fake.state
-                .lock()
-                .unwrap()
-                .violations
-                .push(format!("{method} {path}: not form-encoded: {e}"));
-            Vec::new()
+    let on_files_host =
+        req.app_config().local_addr().port() == fake.state.lock().unwrap().files_port;
+    if on_files_host != (path == "/v1/files") {
+        fake.state.lock().unwrap().violations.push(format!(
+            "{method} {path}: sent to the {} host",
+            if on_files_host {
+                "Files API"
+            } else {
+                "main API"
+            }
+        ));
+    }
+    let mut upload = None;
+    let params: Vec<(String, String)> = if method == "POST" && path == "/v1/files" {
+        let content_type = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match parse_upload(content_type, &raw) {
+            Ok((params, file)) => {
+                upload = Some(file);
+                params
+            }
+            Err(e) => {
+                fake.state
+                    .lock()
+                    .unwrap()
+                    .violations
+                    .push(format!("POST /v1/files: {e}"));
+                Vec::new()
+            }
+        }
+    } else {
+        match serde_urlencoded::from_bytes(&raw) {
+            Ok(p) => p,
+            Err(e) => {
+                fake.state
+                    .lock()
+                    .unwrap()
+                    .violations
+                    .push(format!("{method} {path}: not form-encoded: {e}"));
+                Vec::new()
+            }
         }
     };
-    let (status, answer) = answer(
-        &fake,
-        &req,
-        &method,
-        &path,
-        key.as_deref(),
-        &params,
-        auth_ok,
-    )
-    .await;
+    let (status, answer) =
+        answer(&fake, &req, &method, &path, key.as_deref(), &params, upload).await;
     fake.state.lock().unwrap().requests.push(Recorded {
         method,
         path,
@@ -402,8 +588,13 @@ async fn answer(
     path: &str,
     key: Option<&str>,
     params: &[(String, String)],
-    auth_ok: bool,
+    upload: Option<Uploaded>,
 ) -> (u16, Value) {
+    let auth_ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {SECRET_KEY}"));
     if !auth_ok {
         fake.state.lock().unwrap().violations.push(format!(
             "{method} {path}: without the secret key as bearer token"
@@ -438,7 +629,12 @@ async fn answer(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let mut s = fake.state.lock().unwrap();
-        if !content_type.starts_with("application/x-www-form-urlencoded") {
+        let expected = if path == "/v1/files" {
+            "multipart/form-data; boundary="
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        if !content_type.starts_with(expected) {
             s.violations
                 .push(format!("POST {path}: content-type {content_type:?}"));
         }
@@ -465,7 +661,7 @@ async fn answer(
             };
         }
     }
-    let (status, body) = execute(fake, method, path, params).await;
+    let (status, body) = execute(fake, method, path, params, upload).await;
     if method == "POST" {
         let mut s = fake.state.lock().unwrap();
         if let Some(key) = key {
@@ -521,6 +717,7 @@ async fn execute(
     method: &str,
     path: &str,
     params: &[(String, String)],
+    upload: Option<Uploaded>,
 ) -> (u16, Value) {
     let get = |k: &str| {
         params
@@ -673,9 +870,63 @@ async fn execute(
                 ),
             }
         }
+        ("POST", ["v1", "files"]) => {
+            let Some(file) = upload else {
+                return stripe_error(
+                    400,
+                    "invalid_request_error",
+                    "",
+                    "Missing required param: file.",
+                );
+            };
+            let mut s = fake.state.lock().unwrap();
+            s.counter += 1;
+            let id = format!("file_fake{:06}", s.counter);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            // Stripe's File object as its API reference shows it (the fixtures have none).
+            let object = json!({
+                "id": id,
+                "object": "file",
+                "created": now,
+                // Dispute evidence is kept 9 months.
+                "expires_at": now + 270 * 86_400,
+                "filename": file.filename,
+                "links": {"object": "list", "data": [], "has_more": false,
+                          "url": format!("/v1/file_links?file={id}")},
+                "purpose": file.purpose,
+                "size": file.bytes.len(),
+                "title": null,
+                "type": "pdf",
+                "url": format!("https://files.stripe.com/v1/files/{id}/contents"),
+            });
+            s.files.insert(id, file);
+            (200, object)
+        }
         ("POST", ["v1", "disputes", id]) => {
             let mut s = fake.state.lock().unwrap();
             check_dispute_params(params, &mut s.violations);
+            for (k, v) in params {
+                if k.starts_with("evidence[") && v.starts_with("file_") {
+                    match s.files.get(v) {
+                        Some(f) if f.purpose == "dispute_evidence" => {}
+                        Some(f) => {
+                            let e = format!("dispute: {k} is a file for {}", f.purpose);
+                            s.violations.push(e);
+                        }
+                        None => {
+                            return stripe_error(
+                                400,
+                                "invalid_request_error",
+                                "resource_missing",
+                                &format!("No such file upload: '{v}'"),
+                            )
+                        }
+                    }
+                }
+            }
             let mut d = s
                 .disputes
                 .get(*id)

@@ -72,3 +72,22 @@ pub async fn store(
         .insert_header((header::LOCATION, format!("{page}?done={done}")))
         .finish())
 }
+
+/// Back to the config file's value: `store` with no value.
+pub async fn revert(
+    state: &AppState,
+    current: &Current,
+    ip: &ClientIp,
+    name: &str,
+    based_on: i64,
+    action: &str,
+) -> Result<HttpResponse, ConsoleError> {
+    let change = Change {
+        name,
+        value: None,
+        based_on,
+        action,
+        done: "reverted",
+    };
+    store(state, current, ip, change).await
+}

@@ -8,15 +8,15 @@ use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
 use crate::clock::{format_utc, Millis};
-use crate::db::audit;
-use crate::risk::lists::{self, Entry, EntryFilter, List, ListKind, NewEntry};
+use crate::db::risk_lists::{self as lists, Entry, EntryFilter, NewEntry};
+use crate::domain::risk_list::{self, List, ListKind};
+use crate::risk::lists::Added;
 use crate::state::AppState;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
-use serde_json::json;
 
 /// How far back ended entries are shown.
 const ENDED_SHOWN_MS: i64 = 30 * 86_400_000;
@@ -252,70 +252,41 @@ pub async fn add(
             .await;
         }
     };
-    let mut tx = state.db.begin().await?;
-    lists::lock_value(&mut tx, state.db.backend(), list, kind, &value).await?;
-    if let Some(existing) = lists::active_entry(&mut tx, list, kind, &value, now).await? {
-        tx.rollback().await?;
-        let message = format!(
-            "That {} is on the {} list already (added {} by {}: {}). Remove that entry first to change it.",
-            kind.describe(),
-            list.as_str(),
-            format_utc(existing.created_at),
-            existing.added_by,
-            existing.reason
-        );
-        return page(
-            &state,
-            &current,
-            StatusCode::CONFLICT,
-            &ListsQuery::default(),
-            None,
-            Some(message),
-            form,
-        )
-        .await;
-    }
     let actor = current.actor();
-    let id = lists::add(
-        &mut tx,
-        NewEntry {
-            list,
-            kind,
-            value: &value,
-            reason: &reason,
-            added_by: &actor,
-            expires_at,
-        },
-        now,
-    )
-    .await?;
-    let new_value = json!({
-        "list": list.as_str(),
-        "kind": kind.as_str(),
-        "value": value,
-        "reason": reason,
-        "expires": expires_at.map(format_utc).unwrap_or_else(|| "never".into()),
-    })
-    .to_string();
-    let ip_text = ip.to_string();
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor: &actor,
-            action: "list_entry_added",
-            subject: &format!("{} list: {} {value}", list.as_str(), kind.describe()),
-            detail: &format!("Entry {id}: {reason}"),
-            new_value: Some(&new_value),
-            client_ip: Some(&ip_text),
-            ..Default::default()
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/console/settings/lists?done=added"))
-        .finish())
+    let entry = NewEntry {
+        list,
+        kind,
+        value: &value,
+        reason: &reason,
+        added_by: &actor,
+        expires_at,
+    };
+    match crate::risk::lists::add(&state.db, entry, &ip.to_string(), now).await? {
+        Added::Added(_) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/console/settings/lists?done=added"))
+            .finish()),
+        Added::AlreadyListed(existing) => {
+            let message = format!(
+                "That {} is on the {} list already (added {} by {}: {}). Remove that entry first to change it.",
+                kind.describe(),
+                list.as_str(),
+                format_utc(existing.created_at),
+                existing.added_by,
+                existing.reason
+            );
+            let query = ListsQuery::default();
+            page(
+                &state,
+                &current,
+                StatusCode::CONFLICT,
+                &query,
+                None,
+                Some(message),
+                form,
+            )
+            .await
+        }
+    }
 }
 
 type Checked = (List, ListKind, String, String, Option<Millis>);
@@ -324,7 +295,7 @@ type Checked = (List, ListKind, String, String, Option<Millis>);
 fn check(form: &AddForm, now: Millis) -> Result<Checked, String> {
     let list = List::parse(&form.list).ok_or("Choose the block list or the allow list.")?;
     let kind = ListKind::parse(&form.kind).ok_or("Choose what kind of value to list.")?;
-    let value = lists::parse_value(kind, &form.value)?;
+    let value = risk_list::parse_value(kind, &form.value)?;
     let reason = clean(&form.reason, MAX_REASON);
     if reason.is_empty() {
         return Err(
@@ -346,46 +317,15 @@ pub async fn remove(
     let entry = lists::entry_by_id(state.db.pool(), &id)
         .await?
         .ok_or(ConsoleError::NotFound)?;
-    let now = state.now_ms();
-    let actor = current.actor();
-    let mut tx = state.db.begin().await?;
-    if !lists::end(&mut tx, &entry.id, &actor, now).await? {
-        // Expired or removed by someone else already: nothing to do or record.
-        tx.rollback().await?;
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/console/settings/lists?done=removed"))
-            .finish());
-    }
-    let old_value = json!({
-        "list": entry.list.as_str(),
-        "kind": entry.kind.as_str(),
-        "value": entry.value,
-        "reason": entry.reason,
-        "added_by": entry.added_by,
-        "expires": entry.expires_at.map(format_utc).unwrap_or_else(|| "never".into()),
-    })
-    .to_string();
-    let ip_text = ip.to_string();
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor: &actor,
-            action: "list_entry_removed",
-            subject: &format!(
-                "{} list: {} {}",
-                entry.list.as_str(),
-                entry.kind.describe(),
-                entry.value
-            ),
-            detail: &format!("Entry {} ended", entry.id),
-            old_value: Some(&old_value),
-            new_value: Some("removed"),
-            client_ip: Some(&ip_text),
-        },
-        now,
+    // Ended already (expired, or removed by someone else) is the same page: nothing to do.
+    crate::risk::lists::end(
+        &state.db,
+        &entry,
+        &current.actor(),
+        &ip.to_string(),
+        state.now_ms(),
     )
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/console/settings/lists?done=removed"))
         .finish())

@@ -7,7 +7,7 @@ use super::super::form::ConsoleForm;
 use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
-use super::audited::{store, Change};
+use super::audited::{self, store, Change};
 use crate::config::{Dec, TierSettings};
 use crate::domain::{Catalog, Coins, Money};
 use crate::live_settings::{self, Prices};
@@ -335,17 +335,14 @@ pub async fn revert(
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let s = submitted(form.0);
-    store(
+    let based_on = s.based_on;
+    audited::revert(
         &state,
         &current,
         &ip,
-        Change {
-            name: live_settings::PRICES,
-            value: None,
-            based_on: s.based_on,
-            action: "prices_reverted",
-            done: "reverted",
-        },
+        live_settings::PRICES,
+        based_on,
+        "prices_reverted",
     )
     .await
 }

@@ -7,7 +7,7 @@ use super::super::form::ConsoleForm;
 use super::super::page::ConsoleMeta;
 use super::super::session::{Admin, Current};
 use super::super::ConsoleError;
-use super::audited::{store, Change};
+use super::audited::{self, store, Change};
 use crate::live_settings;
 use crate::risk::backtest::{self, Comparison, Tally};
 use crate::risk::RiskSettings;
@@ -561,17 +561,14 @@ pub async fn revert(
 ) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
     let p = proposal(form.0);
-    store(
+    let based_on = p.based_on;
+    audited::revert(
         &state,
         &current,
         &ip,
-        Change {
-            name: live_settings::RISK,
-            value: None,
-            based_on: p.based_on,
-            action: "risk_rules_reverted",
-            done: "reverted",
-        },
+        live_settings::RISK,
+        based_on,
+        "risk_rules_reverted",
     )
     .await
 }

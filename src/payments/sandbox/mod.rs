@@ -1,6 +1,7 @@
 //! The sandbox payment provider: behaves like a real hosted checkout, in TEST MODE. It keeps
-//! its own records (sessions, refunds), decides each attempt on its hosted payment page (the
-//! page's routes are `store::sandbox_page`), and tells the shop what happened only through
+//! its own records (sessions, refunds, gift cards, crypto quotes: `db::sandbox_payments`),
+//! decides each attempt on its hosted payment page (the page's routes are
+//! `store::sandbox_page`), and tells the shop what happened only through
 //! signed webhooks delivered over HTTP with retries, exactly the path a real provider's events
 //! take.
 
@@ -12,7 +13,8 @@ use super::{
 };
 use crate::clock::{Millis, SharedClock};
 use crate::config::Secret;
-use crate::db::{col, Db};
+use crate::db::sandbox_payments as store;
+use crate::db::Db;
 use crate::jobs::{self, Job, NewJob};
 use async_trait::async_trait;
 use cards::{CardNumber, Decline};
@@ -20,6 +22,8 @@ use hmac::Mac;
 use sqlx::AnyConnection;
 use std::sync::Arc;
 use tokio::sync::Notify;
+
+pub use crate::db::sandbox_payments::{CryptoQuote, SandboxSession};
 
 pub const SIGNATURE_HEADER: &str = "Coinfront-Signature";
 
@@ -35,20 +39,6 @@ pub struct SandboxProvider {
     jobs_ready: Arc<Notify>,
 }
 
-#[derive(Debug, Clone)]
-pub struct SandboxSession {
-    pub id: String,
-    pub order_reference: String,
-    pub description: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub method: String,
-    pub status: String,
-    pub return_url: String,
-    pub webhook_url: String,
-    pub expires_at: Millis,
-}
-
 /// How the buyer chose to pay on the hosted page.
 pub enum Attempt {
     Card(CardNumber),
@@ -58,33 +48,6 @@ pub enum Attempt {
     Paypal,
     BankTransfer,
     GiftCard(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CryptoQuote {
-    pub payment_id: String,
-    pub address: String,
-    pub amount_minor: i64,
-    pub expires_at: Millis,
-}
-
-async fn crypto_quote_in(
-    conn: &mut AnyConnection,
-    session_id: &str,
-) -> Result<Option<CryptoQuote>, sqlx::Error> {
-    let row = sqlx::query("SELECT payment_id, address, amount_minor, expires_at FROM sandbox_crypto_quotes WHERE session_id = $1")
-        .bind(session_id)
-        .fetch_optional(conn)
-        .await?;
-    row.map(|r| {
-        Ok(CryptoQuote {
-            payment_id: col(&r, "payment_id")?,
-            address: col(&r, "address")?,
-            amount_minor: col(&r, "amount_minor")?,
-            expires_at: col(&r, "expires_at")?,
-        })
-    })
-    .transpose()
 }
 
 /// Sandbox gift cards: `GIFT-<balance>-<anything>`, the balance in whole units of the paying
@@ -112,28 +75,37 @@ async fn redeem_gift_card(
         .parse::<crate::domain::Currency>()
         .map(|c| 10i64.pow(c.minor_units()))
         .unwrap_or(100);
-    sqlx::query(
-        "INSERT INTO sandbox_gift_cards (code, currency, remaining_minor) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING",
-    )
-    .bind(code)
-    .bind(&s.currency)
-    .bind(balance * scale)
-    .execute(&mut *conn)
-    .await?;
-    let spent = sqlx::query(
-        "UPDATE sandbox_gift_cards SET remaining_minor = remaining_minor - $1
-         WHERE code = $2 AND currency = $3 AND remaining_minor >= $1",
-    )
-    .bind(s.amount_minor)
-    .bind(code)
-    .bind(&s.currency)
-    .execute(&mut *conn)
-    .await?;
-    Ok(if spent.rows_affected() == 1 {
+    let spent =
+        store::spend_gift_card(conn, code, &s.currency, balance * scale, s.amount_minor).await?;
+    Ok(if spent {
         AttemptResult::Succeeded
     } else {
         AttemptResult::Declined(Decline::InsufficientBalance)
     })
+}
+
+/// An event about `s`: the session's order, amount and currency, nothing failed, no card.
+fn event_data(s: &SandboxSession, object_id: String, method: &str) -> EventData {
+    EventData {
+        order_reference: s.order_reference.clone(),
+        session_id: s.id.clone(),
+        object_id,
+        method: method.into(),
+        amount_minor: s.amount_minor,
+        currency: s.currency.clone(),
+        failure_code: None,
+        failure_message: None,
+        card: None,
+        reference: None,
+        late: false,
+        payment_ref: None,
+        dispute: None,
+    }
+}
+
+/// A new payment id, as the sandbox names payments.
+fn payment_id() -> String {
+    format!("pay_{}", uuid::Uuid::now_v7().simple())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,36 +141,7 @@ impl SandboxProvider {
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<SandboxSession>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT id, order_reference, description, amount_minor, currency, method, status, return_url, webhook_url, expires_at
-             FROM sandbox_sessions WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.db.pool())
-        .await?;
-        row.map(|r| {
-            Ok(SandboxSession {
-                id: col(&r, "id")?,
-                order_reference: col(&r, "order_reference")?,
-                description: col(&r, "description")?,
-                amount_minor: col(&r, "amount_minor")?,
-                currency: col(&r, "currency")?,
-                method: col(&r, "method")?,
-                status: col(&r, "status")?,
-                return_url: col(&r, "return_url")?,
-                webhook_url: col(&r, "webhook_url")?,
-                expires_at: col(&r, "expires_at")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn session_last4(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT paid_last4 FROM sandbox_sessions WHERE id = $1")
-            .bind(id)
-            .fetch_one(self.db.pool())
-            .await?;
-        col(&row, "paid_last4")
+        store::session(self.db.pool(), id).await
     }
 
     /// A stable, keyed fingerprint of a card: the same card gives the same fingerprint on every
@@ -219,9 +162,63 @@ impl SandboxProvider {
         client_ip: &str,
     ) -> Result<AttemptResult, sqlx::Error> {
         let now = self.clock.now_ms();
-        let payment_id = format!("pay_{}", uuid::Uuid::now_v7().simple());
+        let payment_id = payment_id();
         let mut tx = self.db.begin().await?;
-        let (method, card, outcome) = match &attempt {
+        let (method, card, outcome) = self.decide(&mut tx, s, &attempt, client_ip).await?;
+        let new_status = match outcome {
+            AttemptResult::Succeeded => Some("paid"),
+            AttemptResult::Pending => Some("pending"),
+            _ => None,
+        };
+        if let Some(status) = new_status {
+            let last4 = card.as_ref().map(|c| c.last4.as_str());
+            if !store::move_session(&mut tx, &s.id, "open", status, last4, now).await? {
+                tx.rollback().await?;
+                return Ok(AttemptResult::AlreadyDone);
+            }
+        }
+        let data = |failure: Option<Decline>| EventData {
+            failure_code: failure.map(|d| d.code().into()),
+            failure_message: failure.map(|d| d.message().into()),
+            card: card.clone(),
+            ..event_data(s, payment_id.clone(), method)
+        };
+        let (kind, data) = match outcome {
+            AttemptResult::Succeeded => (EventKind::PaymentSucceeded, data(None)),
+            AttemptResult::Declined(d) => (EventKind::PaymentFailed, data(Some(d))),
+            AttemptResult::Pending => (EventKind::PaymentPending, data(None)),
+            AttemptResult::AlreadyDone => {
+                tx.commit().await?;
+                return Ok(outcome);
+            }
+        };
+        self.queue_event(&mut tx, s, kind, data, now, now).await?;
+        if outcome == AttemptResult::Pending {
+            let settle = NewJob {
+                job: Job::SandboxSettle {
+                    session_id: s.id.clone(),
+                    payment_id: payment_id.clone(),
+                },
+                dedupe_key: Some(format!("{}:{payment_id}", Job::SANDBOX_SETTLE)),
+                run_at: now + self.settle_after_ms,
+            };
+            jobs::enqueue(&mut tx, settle, now).await?;
+        }
+        tx.commit().await?;
+        self.jobs_ready.notify_one();
+        Ok(outcome)
+    }
+
+    /// What the attempt comes to, by method: the method's name, the card details the
+    /// provider reports (never a number), and the outcome. Spends a gift card's balance.
+    async fn decide(
+        &self,
+        conn: &mut AnyConnection,
+        s: &SandboxSession,
+        attempt: &Attempt,
+        client_ip: &str,
+    ) -> Result<(&'static str, Option<CardDetails>, AttemptResult), sqlx::Error> {
+        Ok(match attempt {
             Attempt::Card(n) => {
                 let card = CardDetails {
                     brand: n.brand().into(),
@@ -254,100 +251,18 @@ impl SandboxProvider {
                 // Gift cards are fingerprinted like cards, so code-guessing shows up in the
                 // shop's card-testing signals.
                 let code = code.trim().to_ascii_uppercase();
+                let last4_start = code.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
                 let card = CardDetails {
                     brand: "gift_card".into(),
-                    last4: code
-                        .chars()
-                        .rev()
-                        .take(4)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect(),
+                    last4: code[last4_start..].to_owned(),
                     country: String::new(),
                     fingerprint: self.fingerprint(&format!("gift:{code}")),
                     bin: None,
                 };
-                let outcome = redeem_gift_card(&mut tx, &code, s).await?;
+                let outcome = redeem_gift_card(conn, &code, s).await?;
                 ("gift_card", Some(card), outcome)
             }
-        };
-        let new_status = match outcome {
-            AttemptResult::Succeeded => Some("paid"),
-            AttemptResult::Pending => Some("pending"),
-            _ => None,
-        };
-        if let Some(status) = new_status {
-            let moved = sqlx::query(
-                "UPDATE sandbox_sessions SET status = $1, paid_last4 = $2, updated_at = $3 WHERE id = $4 AND status = 'open'",
-            )
-            .bind(status)
-            .bind(card.as_ref().map(|c| c.last4.clone()))
-            .bind(now)
-            .bind(&s.id)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Ok(AttemptResult::AlreadyDone);
-            }
-        }
-        let data = |failure: Option<Decline>| EventData {
-            order_reference: s.order_reference.clone(),
-            session_id: s.id.clone(),
-            object_id: payment_id.clone(),
-            method: method.into(),
-            amount_minor: s.amount_minor,
-            currency: s.currency.clone(),
-            failure_code: failure.map(|d| d.code().into()),
-            failure_message: failure.map(|d| d.message().into()),
-            card: card.clone(),
-            reference: None,
-            late: false,
-            payment_ref: None,
-            dispute: None,
-        };
-        match outcome {
-            AttemptResult::Succeeded => {
-                self.queue_event(
-                    &mut tx,
-                    s,
-                    EventKind::PaymentSucceeded,
-                    data(None),
-                    now,
-                    now,
-                )
-                .await?
-            }
-            AttemptResult::Declined(d) => {
-                self.queue_event(
-                    &mut tx,
-                    s,
-                    EventKind::PaymentFailed,
-                    data(Some(d)),
-                    now,
-                    now,
-                )
-                .await?
-            }
-            AttemptResult::Pending => {
-                self.queue_event(&mut tx, s, EventKind::PaymentPending, data(None), now, now)
-                    .await?;
-                let settle = NewJob {
-                    job: Job::SandboxSettle {
-                        session_id: s.id.clone(),
-                        payment_id: payment_id.clone(),
-                    },
-                    dedupe_key: Some(format!("{}:{payment_id}", Job::SANDBOX_SETTLE)),
-                    run_at: now + self.settle_after_ms,
-                };
-                jobs::enqueue(&mut tx, settle, now).await?;
-            }
-            AttemptResult::AlreadyDone => {}
-        }
-        tx.commit().await?;
-        self.jobs_ready.notify_one();
-        Ok(outcome)
+        })
     }
 
     /// The crypto quote for a session: an address and the exact amount, valid for a while.
@@ -358,42 +273,20 @@ impl SandboxProvider {
             "0xtest{}",
             &self.fingerprint(&format!("crypto:{}", s.id))[..20]
         );
-        let payment_id = format!("pay_{}", uuid::Uuid::now_v7().simple());
+        let fresh = CryptoQuote {
+            payment_id: payment_id(),
+            address,
+            amount_minor: s.amount_minor,
+            expires_at: now + self.crypto_quote_ms,
+        };
         let mut tx = self.db.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO sandbox_crypto_quotes (session_id, payment_id, address, amount_minor, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
-        )
-        .bind(&s.id)
-        .bind(&payment_id)
-        .bind(&address)
-        .bind(s.amount_minor)
-        .bind(now + self.crypto_quote_ms)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let quote = crypto_quote_in(&mut tx, &s.id)
+        let inserted = store::insert_crypto_quote(&mut tx, &s.id, &fresh, now).await?;
+        let quote = store::crypto_quote(&mut tx, &s.id)
             .await?
-            .ok_or_else(|| sqlx::Error::RowNotFound)?;
+            .ok_or(sqlx::Error::RowNotFound)?;
         if inserted {
             // The shop hears that a crypto payment is under way, as with a real processor.
-            let data = EventData {
-                order_reference: s.order_reference.clone(),
-                session_id: s.id.clone(),
-                object_id: quote.payment_id.clone(),
-                method: "crypto".into(),
-                amount_minor: s.amount_minor,
-                currency: s.currency.clone(),
-                failure_code: None,
-                failure_message: None,
-                card: None,
-                reference: None,
-                late: false,
-                payment_ref: None,
-                dispute: None,
-            };
+            let data = event_data(s, quote.payment_id.clone(), "crypto");
             self.queue_event(&mut tx, s, EventKind::PaymentPending, data, now, now)
                 .await?;
         }
@@ -413,7 +306,7 @@ impl SandboxProvider {
     ) -> Result<Option<CryptoQuote>, sqlx::Error> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin().await?;
-        let Some(quote) = crypto_quote_in(&mut tx, &s.id).await? else {
+        let Some(quote) = store::crypto_quote(&mut tx, &s.id).await? else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -422,43 +315,24 @@ impl SandboxProvider {
         let failure = underpaid.then_some(Decline::Underpaid);
         if underpaid {
             // The quote is void; the buyer may ask for a new one.
-            sqlx::query("DELETE FROM sandbox_crypto_quotes WHERE session_id = $1")
-                .bind(&s.id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            let moved = sqlx::query("UPDATE sandbox_sessions SET status = 'paid', updated_at = $1 WHERE id = $2 AND status = 'open'")
-                .bind(now)
-                .bind(&s.id)
-                .execute(&mut *tx)
-                .await?;
-            if moved.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Ok(Some(quote));
-            }
+            store::delete_crypto_quote(&mut tx, &s.id).await?;
+        } else if !store::move_session(&mut tx, &s.id, "open", "paid", None, now).await? {
+            tx.rollback().await?;
+            return Ok(Some(quote));
         }
-        let data = EventData {
-            order_reference: s.order_reference.clone(),
-            session_id: s.id.clone(),
-            object_id: if underpaid {
-                format!("pay_{}", uuid::Uuid::now_v7().simple())
-            } else {
-                quote.payment_id.clone()
-            },
-            method: "crypto".into(),
-            amount_minor: if underpaid {
-                amount_minor
-            } else {
-                s.amount_minor
-            },
-            currency: s.currency.clone(),
-            failure_code: failure.map(|d| d.code().into()),
-            failure_message: failure.map(|d| d.message().into()),
-            card: None,
-            reference: None,
-            late,
-            payment_ref: None,
-            dispute: None,
+        let data = if underpaid {
+            EventData {
+                amount_minor,
+                late,
+                failure_code: failure.map(|d| d.code().into()),
+                failure_message: failure.map(|d| d.message().into()),
+                ..event_data(s, payment_id(), "crypto")
+            }
+        } else {
+            EventData {
+                late,
+                ..event_data(s, quote.payment_id.clone(), "crypto")
+            }
         };
         let kind = if underpaid {
             EventKind::PaymentFailed
@@ -477,7 +351,7 @@ impl SandboxProvider {
         session_id: &str,
     ) -> Result<Option<CryptoQuote>, sqlx::Error> {
         let mut conn = self.db.pool().acquire().await?;
-        crypto_quote_in(&mut conn, session_id).await
+        store::crypto_quote(&mut conn, session_id).await
     }
 
     /// A bank transfer arrives: the session is paid and the shop is told.
@@ -487,29 +361,8 @@ impl SandboxProvider {
             return Ok(());
         };
         let mut tx = self.db.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE sandbox_sessions SET status = 'paid', updated_at = $1 WHERE id = $2 AND status = 'pending'",
-        )
-        .bind(now)
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 1 {
-            let data = EventData {
-                order_reference: s.order_reference.clone(),
-                session_id: s.id.clone(),
-                object_id: payment_id.to_owned(),
-                method: "bank_transfer".into(),
-                amount_minor: s.amount_minor,
-                currency: s.currency.clone(),
-                failure_code: None,
-                failure_message: None,
-                card: None,
-                reference: None,
-                late: false,
-                payment_ref: None,
-                dispute: None,
-            };
+        if store::move_session(&mut tx, session_id, "pending", "paid", None, now).await? {
+            let data = event_data(&s, payment_id.to_owned(), "bank_transfer");
             self.queue_event(&mut tx, &s, EventKind::PaymentSucceeded, data, now, now)
                 .await?;
         }
@@ -544,6 +397,70 @@ impl SandboxProvider {
         };
         jobs::enqueue(conn, job, now).await?;
         Ok(())
+    }
+
+    /// Refunds part or all of a paid session, once per idempotency key; the outcome reaches
+    /// the shop as a webhook, like a real provider's.
+    async fn refund_session(&self, req: &RefundRequest) -> Result<RefundOutcome, sqlx::Error> {
+        let failed = |reason: &str| {
+            Ok(RefundOutcome::Failed {
+                reason: reason.into(),
+            })
+        };
+        let now = self.clock.now_ms();
+        let Some(s) = self.session(&req.session_id).await? else {
+            return failed("no such payment");
+        };
+        if s.status != "paid" {
+            return failed("the payment has not been captured");
+        }
+        if s.currency != req.amount.currency().code() {
+            return failed("refund currency differs from the payment");
+        }
+        // Read before the transaction: a look-up on another pooled connection while holding
+        // SQLite's write lock can wait for a connection held by someone waiting for that lock.
+        let refund_fails_card =
+            store::paid_last4(self.db.pool(), &s.id).await?.as_deref() == Some("5126");
+        let mut tx = self.db.begin().await?;
+        if let Some(refund_id) = store::refund_by_key(&mut tx, &req.idempotency_key).await? {
+            tx.rollback().await?;
+            return Ok(RefundOutcome::Pending { refund_id });
+        }
+        let (refunded, earlier_failures) = store::refund_totals(&mut tx, &s.id).await?;
+        if req.amount.minor() <= 0 || refunded.saturating_add(req.amount.minor()) > s.amount_minor {
+            tx.rollback().await?;
+            return failed("the refund is more than what is left of the payment");
+        }
+        let refund_id = format!("re_{}", uuid::Uuid::now_v7().simple());
+        // Like Stripe's 4000 0000 0000 5126: the refund of a payment made with a card ending
+        // 5126 fails asynchronously — here only the first time, so a retry can succeed.
+        let fails = refund_fails_card && earlier_failures == 0;
+        let refund = store::NewRefund {
+            id: &refund_id,
+            session_id: &s.id,
+            idempotency_key: &req.idempotency_key,
+            amount_minor: req.amount.minor(),
+            currency: &s.currency,
+            status: if fails { "failed" } else { "succeeded" },
+            created_at: now,
+        };
+        store::insert_refund(&mut tx, &refund).await?;
+        let data = EventData {
+            amount_minor: req.amount.minor(),
+            failure_code: fails.then(|| "expired_or_canceled_card".to_owned()),
+            failure_message: fails.then(|| "The card can no longer receive refunds".to_owned()),
+            reference: Some(req.idempotency_key.clone()),
+            ..event_data(&s, refund_id.clone(), &s.method)
+        };
+        let kind = if fails {
+            EventKind::RefundFailed
+        } else {
+            EventKind::RefundSucceeded
+        };
+        self.queue_event(&mut tx, &s, kind, data, now, now).await?;
+        tx.commit().await?;
+        self.jobs_ready.notify_one();
+        Ok(RefundOutcome::Pending { refund_id })
     }
 
     /// Sends one queued event to the shop, signed at the moment of sending. Anything but a
@@ -584,32 +501,21 @@ impl PaymentProvider for SandboxProvider {
     async fn create_session(&self, req: &SessionRequest) -> Result<Session, ProviderError> {
         let now = self.clock.now_ms();
         let id = format!("cs_test_{}", crate::domain::ids::new_secret_token());
-        sqlx::query(
-            "INSERT INTO sandbox_sessions (id, order_reference, description, amount_minor, currency, method, status,
-                return_url, webhook_url, created_at, updated_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9, $10)
-             ON CONFLICT (order_reference) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&req.order_reference)
-        .bind(&req.description)
-        .bind(req.amount.minor())
-        .bind(req.amount.currency().code())
-        .bind(req.method.as_str())
-        .bind(&req.return_url)
-        .bind(&req.webhook_url)
-        .bind(now)
-        .bind(req.expires_at)
-        .execute(self.db.pool())
-        .await
-        .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        // One session per order: a repeated request gets the first one back.
-        let row = sqlx::query("SELECT id FROM sandbox_sessions WHERE order_reference = $1")
-            .bind(&req.order_reference)
-            .fetch_one(self.db.pool())
+        let new = store::NewSession {
+            id: &id,
+            order_reference: &req.order_reference,
+            description: &req.description,
+            amount_minor: req.amount.minor(),
+            currency: req.amount.currency().code(),
+            method: req.method.as_str(),
+            return_url: &req.return_url,
+            webhook_url: &req.webhook_url,
+            created_at: now,
+            expires_at: req.expires_at,
+        };
+        let id = store::open_session(self.db.pool(), &new)
             .await
             .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        let id: String = col(&row, "id").map_err(|e| ProviderError::Unavailable(e.to_string()))?;
         Ok(Session {
             redirect_url: self.session_url(&id),
             id,
@@ -641,109 +547,8 @@ impl PaymentProvider for SandboxProvider {
     }
 
     async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, ProviderError> {
-        let unavailable = |e: sqlx::Error| ProviderError::Unavailable(e.to_string());
-        let now = self.clock.now_ms();
-        let Some(s) = self.session(&req.session_id).await.map_err(unavailable)? else {
-            return Ok(RefundOutcome::Failed {
-                reason: "no such payment".into(),
-            });
-        };
-        if s.status != "paid" {
-            return Ok(RefundOutcome::Failed {
-                reason: "the payment has not been captured".into(),
-            });
-        }
-        if s.currency != req.amount.currency().code() {
-            return Ok(RefundOutcome::Failed {
-                reason: "refund currency differs from the payment".into(),
-            });
-        }
-        // Read before the transaction: a look-up on another pooled connection while holding
-        // SQLite's write lock can wait for a connection held by someone waiting for that lock.
-        let refund_fails_card = self
-            .session_last4(&s.id)
+        self.refund_session(req)
             .await
-            .map_err(unavailable)?
-            .as_deref()
-            == Some("5126");
-        let mut tx = self.db.begin().await.map_err(unavailable)?;
-        if let Some(row) = sqlx::query("SELECT id FROM sandbox_refunds WHERE idempotency_key = $1")
-            .bind(&req.idempotency_key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?
-        {
-            tx.rollback().await.map_err(unavailable)?;
-            return Ok(RefundOutcome::Pending {
-                refund_id: col(&row, "id").map_err(unavailable)?,
-            });
-        }
-        let refunded: i64 = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM sandbox_refunds WHERE session_id = $1 AND status = 'succeeded'",
-        )
-        .bind(&s.id)
-        .fetch_one(&mut *tx)
-        .await
-        .and_then(|r| col(&r, "total"))
-        .map_err(unavailable)?;
-        if req.amount.minor() <= 0 || refunded.saturating_add(req.amount.minor()) > s.amount_minor {
-            tx.rollback().await.map_err(unavailable)?;
-            return Ok(RefundOutcome::Failed {
-                reason: "the refund is more than what is left of the payment".into(),
-            });
-        }
-        let refund_id = format!("re_{}", uuid::Uuid::now_v7().simple());
-        // Like Stripe's 4000 0000 0000 5126: the refund of a payment made with a card ending
-        // 5126 fails asynchronously — here only the first time, so a retry can succeed.
-        let earlier_failures: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM sandbox_refunds WHERE session_id = $1 AND status = 'failed'",
-        )
-        .bind(&s.id)
-        .fetch_one(&mut *tx)
-        .await
-        .and_then(|r| col(&r, "n"))
-        .map_err(unavailable)?;
-        let fails = refund_fails_card && earlier_failures == 0;
-        let status = if fails { "failed" } else { "succeeded" };
-        sqlx::query(
-            "INSERT INTO sandbox_refunds (id, session_id, idempotency_key, amount_minor, currency, status, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&refund_id)
-        .bind(&s.id)
-        .bind(&req.idempotency_key)
-        .bind(req.amount.minor())
-        .bind(&s.currency)
-        .bind(status)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let data = EventData {
-            order_reference: s.order_reference.clone(),
-            session_id: s.id.clone(),
-            object_id: refund_id.clone(),
-            method: s.method.clone(),
-            amount_minor: req.amount.minor(),
-            currency: s.currency.clone(),
-            failure_code: fails.then(|| "expired_or_canceled_card".to_owned()),
-            failure_message: fails.then(|| "The card can no longer receive refunds".to_owned()),
-            card: None,
-            reference: Some(req.idempotency_key.clone()),
-            late: false,
-            payment_ref: None,
-            dispute: None,
-        };
-        let kind = if fails {
-            EventKind::RefundFailed
-        } else {
-            EventKind::RefundSucceeded
-        };
-        self.queue_event(&mut tx, &s, kind, data, now, now)
-            .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        self.jobs_ready.notify_one();
-        Ok(RefundOutcome::Pending { refund_id })
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))
     }
 }

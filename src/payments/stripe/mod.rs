@@ -6,12 +6,13 @@
 
 pub mod api;
 pub mod events;
+pub mod pdf;
 
 pub use crate::config::StripeSettings;
 
 use super::{
     signature, DisputeEvidence, PaymentProvider, ProviderError, ProviderEvent, RefundOutcome,
-    RefundRequest, Session, SessionRequest, WebhookError,
+    RefundRequest, Session, SessionRequest, SubmittedEvidence, WebhookError,
 };
 use crate::clock::Millis;
 use crate::config::Secret;
@@ -68,6 +69,7 @@ impl StripeProvider {
             live_mode: key.expose().contains("_live_"),
             api: Api {
                 base: settings.api_base.trim_end_matches('/').to_owned(),
+                files_base: settings.files_api_base.trim_end_matches('/').to_owned(),
                 key: key.clone(),
                 http,
                 max_attempts: settings.max_attempts,
@@ -170,6 +172,12 @@ fn path_segment(id: &str) -> &str {
     } else {
         "invalid_id"
     }
+}
+
+/// A short digest of what a request sends, for its idempotency key.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(bytes)[..8])
 }
 
 fn unavailable_or_refused(e: ApiError) -> ProviderError {
@@ -307,7 +315,38 @@ impl PaymentProvider for StripeProvider {
         &self,
         dispute_id: &str,
         evidence: &DisputeEvidence,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<SubmittedEvidence, ProviderError> {
+        let dispute = path_segment(dispute_id);
+        // Stripe takes evidence files as PDF, JPEG or PNG: the document goes as a PDF.
+        let doc = &evidence.documentation;
+        let file = pdf::text_document(&doc.title, &doc.text);
+        let purpose = [p("purpose", "dispute_evidence")];
+        let filename = format!("{}.pdf", doc.file_stem);
+        // Keys derived from the dispute and what is sent: a retry (or an agent's second try
+        // after a refusal) with the same document replays Stripe's first answer, while a
+        // document that changed meanwhile is a new upload rather than a key Stripe refuses.
+        let file_key = format!("coinfront-evidence-file-{dispute}-{}", digest(&file));
+        let uploaded = self
+            .api
+            .upload(
+                &api::Upload {
+                    fields: &purpose,
+                    filename: &filename,
+                    content_type: "application/pdf",
+                    bytes: &file,
+                },
+                &file_key,
+            )
+            .await
+            .map_err(unavailable_or_refused)?;
+        let Some(file_id) = uploaded["id"]
+            .as_str()
+            .filter(|id| id.starts_with("file_") && path_segment(id) == *id)
+        else {
+            return Err(ProviderError::Refused(
+                "Stripe returned an uploaded file without an id".into(),
+            ));
+        };
         let mut params = vec![
             p(
                 "evidence[product_description]",
@@ -319,6 +358,7 @@ impl PaymentProvider for StripeProvider {
                 &evidence.customer_purchase_ip,
             ),
             p("evidence[access_activity_log]", &evidence.delivery_record),
+            p("evidence[service_documentation]", file_id),
             p("evidence[uncategorized_text]", &evidence.uncategorized_text),
             // Submitted now: an agent pressed the button having seen what is sent.
             p("submit", "true"),
@@ -326,16 +366,17 @@ impl PaymentProvider for StripeProvider {
         if let Some(date) = &evidence.service_date {
             params.push(p("evidence[service_date]", date));
         }
-        let key = format!("coinfront-evidence-{dispute_id}");
+        let key = format!(
+            "coinfront-evidence-{dispute}-{}",
+            digest(api::encode(&params).as_bytes())
+        );
         self.api
-            .post(
-                &format!("/v1/disputes/{}", path_segment(dispute_id)),
-                &params,
-                &key,
-            )
+            .post(&format!("/v1/disputes/{dispute}"), &params, &key)
             .await
             .map_err(unavailable_or_refused)?;
-        Ok(())
+        Ok(SubmittedEvidence {
+            documentation_file: Some(file_id.to_owned()),
+        })
     }
 
     fn checkout_origin(&self) -> Option<&str> {
