@@ -27,7 +27,7 @@ LAYERS = [
     ["domain", "clock"],
     ["db"],
     ["jobs", "risk", "fulfillment"],
-    ["config", "secrets", "telemetry"],
+    ["config", "secrets", "telemetry", "metrics"],
     ["mail", "payments", "live_settings", "staff"],
     ["services"],
     ["orders", "staff_digest", "retention"],

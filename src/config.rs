@@ -539,13 +539,29 @@ pub struct SecretSettings {
     pub totp_key: Option<Secret>,
 }
 
-/// `GET /metrics` (order counts by status and the like): off the public shop unless a scraper
-/// presents this bearer token.
+/// `GET /metrics` (this instance) and `GET /metrics/shop` (shop-wide counts): off the public
+/// shop unless a scraper presents this bearer token.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
-    /// With no token, `/metrics` answers 404.
+    /// With no token, both answer 404.
     pub token: Option<Secret>,
+    /// The `instance` label of this instance's metrics; default: `{host name}:{port}`.
+    pub instance: Option<String>,
+}
+
+impl MetricsSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.instance {
+            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                return Err(ConfigError::new(
+                    "metrics.instance",
+                    "must be 1 to 100 characters, without control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl HttpSettings {
@@ -1179,6 +1195,7 @@ impl Settings {
         self.console.validate()?;
         self.notifications.validate()?;
         self.retention.validate()?;
+        self.metrics.validate()?;
         Ok(())
     }
 

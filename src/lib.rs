@@ -11,6 +11,7 @@ pub mod fulfillment;
 pub mod jobs;
 pub mod live_settings;
 pub mod mail;
+pub mod metrics;
 pub mod orders;
 pub mod payments;
 pub mod retention;

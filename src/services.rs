@@ -42,8 +42,9 @@ pub struct Services {
     pub jobs_ready: Arc<Notify>,
     /// Paces this instance's checks for a shop-wide surge of failed payments.
     pub surge: crate::risk::surge::Monitor,
-    /// Job runs this instance stopped because their lease was lost (`workers`).
-    pub job_leases_lost: std::sync::atomic::AtomicU64,
+    /// This instance's own metrics (HTTP requests, job runs, lost leases), served on
+    /// `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Services {

@@ -94,7 +94,13 @@ impl Application {
             http,
             jobs_ready,
             surge: Default::default(),
-            job_leases_lost: Default::default(),
+            metrics: crate::metrics::Metrics::new(
+                &settings
+                    .metrics
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| crate::metrics::default_instance(addr.port())),
+            ),
             settings,
         });
         let state = Arc::new(AppState {
@@ -203,6 +209,8 @@ impl Providers {
 
 fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<Server> {
     let data = web::Data::from(state.clone());
+    // The services on their own too, for the plumbing below the HTTP state (the metrics).
+    let services = web::Data::from(state.services.clone());
     let csrf_key = web::Data::new(CsrfKey(
         state.secrets.cookie_key.clone(),
         state.cookie_policy(),
@@ -220,6 +228,7 @@ fn build_server(listener: TcpListener, state: Arc<AppState>) -> anyhow::Result<S
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(services.clone())
             .app_data(csrf_key.clone())
             .app_data(hsts.clone())
             .app_data(csp.clone())

@@ -75,6 +75,7 @@ async fn work(state: Arc<Services>, worker: String, mut shutdown: watch::Receive
 
 #[tracing::instrument(name = "job", skip_all, fields(kind = %claimed.kind, id = %claimed.id, attempt = claimed.attempts))]
 async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
+    let started = std::time::Instant::now();
     let job = claimed.job();
     let result = match &job {
         Ok(job) => match while_leased(state, worker, &claimed, dispatch(state, job)).await {
@@ -89,7 +90,8 @@ async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
     };
     let now = state.now_ms();
     let settings = &state.settings.jobs;
-    let outcome: Result<(), sqlx::Error> = async {
+    let outcome: Result<&'static str, sqlx::Error> = async {
+        let mut recorded = "done";
         let mut tx = state.db.begin().await?;
         match &result {
             Ok(()) => {
@@ -108,6 +110,7 @@ async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
                     ) as i64
                 });
                 let dead = jobs::fail(&mut tx, &claimed, worker, message, retry_at, now).await?;
+                recorded = if dead { "dead" } else { "retry" };
                 if dead {
                     tracing::error!(error = message, "job failed for the last time");
                     if let Ok(job) = &job {
@@ -118,12 +121,16 @@ async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
                 }
             }
         }
-        tx.commit().await
+        tx.commit().await.map(|()| recorded)
     }
     .await;
-    if let Err(e) = outcome {
+    match outcome {
+        Ok(recorded) => {
+            let kind = job.as_ref().map_or("unreadable", Job::kind);
+            state.metrics.job_run(kind, recorded, started.elapsed());
+        }
         // The lease runs out and another worker takes the job again: nothing is lost.
-        tracing::error!(error = %e, "could not record a job's outcome");
+        Err(e) => tracing::error!(error = %e, "could not record a job's outcome"),
     }
 }
 
@@ -180,7 +187,7 @@ async fn while_leased<F: std::future::Future>(
         biased;
         out = work => Some(out),
         () = heartbeat => {
-            state.job_leases_lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.metrics.job_lease_lost();
             None
         }
     }

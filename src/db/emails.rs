@@ -202,3 +202,15 @@ pub async fn revive_dead_sends(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Emails waiting to go out (unsent, not given up on, with a body), and when the oldest of
+/// them was written: the outbox's depth for the metrics.
+pub async fn waiting(pool: &AnyPool) -> Result<(i64, Option<Millis>), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM emails
+         WHERE sent_at IS NULL AND abandoned_at IS NULL AND body_deleted_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((col(&row, "n")?, col(&row, "oldest")?))
+}

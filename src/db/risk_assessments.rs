@@ -109,3 +109,20 @@ pub fn pre_fulfillment_since(
         })
     })
 }
+
+/// Screening decisions made since `since`, per stage and decision.
+pub async fn decisions_since(
+    pool: &AnyPool,
+    since: Millis,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT stage, decision, COUNT(*) AS n FROM risk_assessments WHERE created_at >= $1
+         GROUP BY stage, decision",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "stage")?, col(r, "decision")?, col(r, "n")?)))
+        .collect()
+}

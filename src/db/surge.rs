@@ -227,3 +227,12 @@ pub async fn count(pool: &AnyPool) -> Result<i64, sqlx::Error> {
         .await?;
     col(&row, "n")
 }
+
+/// How many surge responses are in force at `now` (0 or 1 in practice).
+pub async fn active(pool: &AnyPool, now: Millis) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM screening_events WHERE until_at > $1")
+        .bind(now)
+        .fetch_one(pool)
+        .await?;
+    col(&row, "n")
+}

@@ -261,6 +261,50 @@ pub async fn count_by_kind_and_status(
         .collect()
 }
 
+/// The queue of one job kind as the metrics show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindStats {
+    pub kind: String,
+    /// Waiting for their time (retries in backoff included) or due.
+    pub pending: i64,
+    pub running: i64,
+    pub dead: i64,
+    /// Due now and not taken: pending jobs whose time has come, and running ones whose lease
+    /// ran out.
+    pub due: i64,
+    /// When the oldest of those became due.
+    pub oldest_due_at: Option<Millis>,
+}
+
+/// The queue per kind at `now` (finished jobs left out). `run_at` is when a pending job may
+/// run and when a running job's lease ends, so "due" is `run_at <= now` for both.
+pub async fn queue_stats(pool: &sqlx::AnyPool, now: Millis) -> Result<Vec<KindStats>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT kind,
+                SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,
+                SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running,
+                SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END) AS dead,
+                SUM(CASE WHEN status IN ('pending', 'running') AND run_at <= $1 THEN 1 ELSE 0 END) AS due,
+                MIN(CASE WHEN status IN ('pending', 'running') AND run_at <= $1 THEN run_at END) AS oldest_due_at
+         FROM jobs WHERE status IN ('pending', 'running', 'dead') GROUP BY kind",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(KindStats {
+                kind: col(r, "kind")?,
+                pending: col(r, "pending")?,
+                running: col(r, "running")?,
+                dead: col(r, "dead")?,
+                due: col(r, "due")?,
+                oldest_due_at: col(r, "oldest_due_at")?,
+            })
+        })
+        .collect()
+}
+
 /// How many jobs wait (pending or running) and how many are dead, for the dashboard.
 pub async fn waiting_and_dead(pool: &sqlx::AnyPool) -> Result<(i64, i64), sqlx::Error> {
     let row = sqlx::query(

@@ -66,6 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
+        .route("/metrics/shop", web::get().to(metrics::shop))
         .route("/policies/{name}", web::get().to(policies::show))
         .route("/static/{file}", web::get().to(assets::serve))
         .service(

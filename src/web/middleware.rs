@@ -1,5 +1,6 @@
-//! Middleware for every response: a request id with its tracing span and access log line, and
-//! security headers.
+//! Middleware for every response: a request id with its tracing span, access log line and
+//! metrics (`crate::metrics`: counted by route pattern and status, timed), and security
+//! headers.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -35,6 +36,18 @@ pub async fn request_id(
     async move {
         let mut res = next.call(req).await?;
         let status = res.status().as_u16();
+        if let Some(services) = res
+            .request()
+            .app_data::<web::Data<crate::services::Services>>()
+        {
+            let request = res.request();
+            services.metrics.http_request(
+                request.method().as_str(),
+                request.match_pattern().as_deref(),
+                status,
+                started.elapsed(),
+            );
+        }
         tracing::info!(
             status,
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -160,6 +160,14 @@ impl RateLimits {
         }
     }
 
+    /// The database the shared limits count in (their own pool), if that is the store.
+    pub fn db(&self) -> Option<&crate::db::Db> {
+        match &self.store {
+            Store::Memory(_) => None,
+            Store::Database { db, .. } => Some(db),
+        }
+    }
+
     pub fn store(&self) -> LimitStore {
         match self.store {
             Store::Memory(_) => LimitStore::Memory,

@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn healthz_and_readyz_answer() {
@@ -80,38 +80,4 @@ async fn the_stylesheet_is_served_and_cacheable() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
-}
-
-#[tokio::test]
-async fn metrics_are_served_in_prometheus_format() {
-    let app = spawn_app_with(|s| {
-        s.metrics.token = Some(coinfront::config::Secret::new("scrape-token-0123456789"))
-    })
-    .await;
-    let order = app.buy(&crate::helpers::Checkout::default()).await;
-    app.wait_for_status(&order, "delivered").await;
-    crate::helpers::eventually("the delivery job recorded as done", || async {
-        app.count("SELECT COUNT(*) FROM jobs WHERE kind = 'fulfill_order' AND status = 'done'")
-            .await
-            == 1
-    })
-    .await;
-    let r = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("scrape-token-0123456789")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let text = r.text().await.unwrap();
-    assert!(
-        text.contains("coinfront_orders{status=\"delivered\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("coinfront_jobs{kind=\"fulfill_order\",status=\"done\"} 1"),
-        "{text}"
-    );
-    assert!(text.contains("coinfront_screening_surges_total 0"));
 }

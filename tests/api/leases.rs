@@ -6,7 +6,6 @@ use crate::helpers::{fresh_database, spawn_app_with, Browser, Checkout};
 use crate::process::ServerProcess;
 use coinfront::jobs::Job;
 use sqlx::Row;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The fulfillment job's (status, attempts, locked_by, run_at), if it exists.
@@ -127,7 +126,7 @@ async fn a_run_whose_lease_was_taken_stops_and_the_job_is_done_once() {
     .unwrap();
     // The first run notices at its next renewal and stops.
     crate::helpers::eventually("the first run stopped", || async {
-        app.state.job_leases_lost.load(Ordering::SeqCst) == 1
+        app.state.metrics.job_leases_lost() == 1
     })
     .await;
     // It stopped before crediting, and left the job as the other worker holds it.

@@ -21,6 +21,7 @@ mod https;
 mod instances;
 mod leases;
 mod mail;
+mod metrics;
 mod pages;
 mod payment_methods;
 mod payments;
