@@ -6,6 +6,7 @@ pub mod audit;
 pub mod disputes;
 pub mod emails;
 pub mod events;
+pub mod jobs;
 pub mod live_settings;
 pub mod notes;
 pub mod orders;

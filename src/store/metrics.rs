@@ -52,7 +52,7 @@ async fn render(state: &AppState) -> Result<String, sqlx::Error> {
         let _ = writeln!(out, "coinfront_orders{{status=\"{status}\"}} {n}");
     }
     out.push_str("# HELP coinfront_jobs Jobs by kind and status.\n# TYPE coinfront_jobs gauge\n");
-    for (kind, status, n) in crate::jobs::count_by_kind_and_status(pool).await? {
+    for (kind, status, n) in crate::db::jobs::count_by_kind_and_status(pool).await? {
         let _ = writeln!(
             out,
             "coinfront_jobs{{kind=\"{kind}\",status=\"{status}\"}} {n}"
