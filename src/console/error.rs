@@ -1,5 +1,6 @@
 //! The console's errors: each expected case is a page that says what happened and what to do,
-//! with the right status; a missing or ended session is a redirect to the sign-in page.
+//! with the right status; a missing or ended session is a redirect to the sign-in page. The
+//! cases the shop has too are `web::AppError`'s, wrapped (`ConsoleError::Web`), not copied.
 
 use super::page::ConsoleMeta;
 use crate::web::errors::{error_page, seconds};
