@@ -1,8 +1,8 @@
 //! Checkout: `POST /checkout` checks the form and the TikTok account and shows the confirm
-//! page; `POST /checkout/confirm` has `orders::checkout` create the order and sends the buyer to the provider's
-//! hosted payment page; `GET /checkout/return` brings the buyer back to their order, and
-//! `GET /checkout/confirm` (the hosted page's "back", Stripe's `cancel_url`) shows the confirm
-//! page of the order they left unpaid, to pay it or change it.
+//! page; `POST /checkout/confirm` has `orders::checkout` create the order and sends the buyer
+//! to the provider's hosted payment page; `GET /checkout/return` brings the buyer back to their
+//! order, and `GET /checkout/confirm` (the hosted page's "back", Stripe's `cancel_url`) shows
+//! the confirm page of the order they left unpaid, to pay it or change it.
 
 use super::catalog::{chosen_currency, parse_amount, CatalogPage, CheckoutValues, FieldErrors};
 use super::quote::{self, Quote};
