@@ -21,6 +21,7 @@ use crate::staff::seed_box;
 use crate::staff::totp;
 use crate::state::AppState;
 use crate::web::rate_limit::Action;
+use crate::web::AppError;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -148,7 +149,7 @@ pub async fn change_password(
         .insert_header((header::LOCATION, "/console/account?changed=1"))
         .finish();
     resp.add_cookie(&session::cookie(&state, &token))
-        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+        .map_err(|e| ConsoleError::Web(AppError::Unexpected(e.into())))?;
     Ok(resp)
 }
 
@@ -427,7 +428,7 @@ pub async fn enrol(
     meta.nav = true;
     let mut resp = render(StatusCode::OK, &RecoveryPage { meta, codes });
     resp.add_cookie(&session::cookie(&state, &token))
-        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+        .map_err(|e| ConsoleError::Web(AppError::Unexpected(e.into())))?;
     Ok(resp)
 }
 
@@ -445,9 +446,9 @@ fn proposed_secret(
         {
             Ok(s)
         }
-        _ => Err(ConsoleError::BadRequest(
+        _ => Err(ConsoleError::Web(AppError::BadRequest(
             "The enrolment form was out of date. Open two-factor sign-in again and scan the new code.".into(),
-        )),
+        ))),
     }
 }
 
@@ -469,7 +470,7 @@ async fn turn_on(
         hashes.push(totp::hash_recovery_code(code, params).await?);
     }
     let sealed = seed_box::seal(&state.secrets.totp_key, &current.staff.id, secret)
-        .map_err(ConsoleError::Unexpected)?;
+        .map_err(ConsoleError::from)?;
     let ip_text = ip.to_string();
     let mut tx = state.db.begin().await?;
     staff::enable_totp(&mut tx, &current.staff.id, &sealed, step, &hashes, now).await?;

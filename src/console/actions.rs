@@ -8,6 +8,7 @@ use super::ConsoleError;
 use crate::db::orders::{self, Order};
 use crate::orders::review::{self, Outcome};
 use crate::state::AppState;
+use crate::web::AppError;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -31,7 +32,7 @@ pub async fn find(state: &AppState, key: &str) -> Result<Order, ConsoleError> {
     } else {
         orders::by_id(pool, key).await?
     };
-    found.ok_or(ConsoleError::NotFound)
+    found.ok_or(ConsoleError::Web(AppError::NotFound))
 }
 
 fn clean(text: &str, max: usize) -> String {
@@ -72,7 +73,7 @@ fn after(
             ),
             back: page,
         }),
-        Outcome::NotFound => Err(ConsoleError::NotFound),
+        Outcome::NotFound => Err(ConsoleError::Web(AppError::NotFound)),
     }
 }
 
@@ -99,9 +100,9 @@ async fn reject_as(
     let order = find(state, key).await?;
     let reason = clean(&form.reason, 500);
     if fraud && reason.is_empty() {
-        return Err(ConsoleError::BadRequest(
+        return Err(ConsoleError::Web(AppError::BadRequest(
             "Say why this is fraud: the reason goes on the block list with your name. Nothing was changed.".into(),
-        ));
+        )));
     }
     let outcome = review::reject(state, &order.id, &current.actor(), &reason, fraud).await?;
     after(
@@ -140,9 +141,9 @@ pub async fn note(
     let order = find(&state, &key).await?;
     let body = clean(&form.note, 4000);
     if body.is_empty() {
-        return Err(ConsoleError::BadRequest(
+        return Err(ConsoleError::Web(AppError::BadRequest(
             "The note was empty, so nothing was added.".into(),
-        ));
+        )));
     }
     let outcome = review::add_note(&state, &order.id, &current.actor(), &body).await?;
     after(&order, &form.back, "noted", outcome)
@@ -203,9 +204,9 @@ pub async fn erase(
     let (Admin(current), ConsoleForm(form)) = (admin, form);
     let order = find(&state, &key).await?;
     if form.confirm != "yes" {
-        return Err(ConsoleError::BadRequest(
+        return Err(ConsoleError::Web(AppError::BadRequest(
             "Tick the box to confirm the request comes from this buyer. Nothing was erased.".into(),
-        ));
+        )));
     }
     use crate::orders::erasure::{erase_buyer, Erased};
     let done = match erase_buyer(&state, &order.id, &current.actor()).await? {
@@ -214,7 +215,7 @@ pub async fn erase(
             "erased"
         }
         Erased::Already => "erased-already",
-        Erased::NotFound => return Err(ConsoleError::NotFound),
+        Erased::NotFound => return Err(ConsoleError::Web(AppError::NotFound)),
     };
     Ok(HttpResponse::SeeOther()
         .insert_header((

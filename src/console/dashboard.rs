@@ -153,7 +153,7 @@ pub async fn show(state: web::Data<AppState>, staff: Staff) -> Result<HttpRespon
     let now = state.now_ms();
     let midnight = now - now.rem_euclid(DAY_MS);
     let counts = counts(&orders::created_since_by_status(pool, midnight).await?);
-    let (jobs_waiting, jobs_dead) = crate::jobs::waiting_and_dead(pool).await?;
+    let (jobs_waiting, jobs_dead) = crate::db::jobs::waiting_and_dead(pool).await?;
     let surges = crate::risk::surge::recent(&state.db, now - DAY_MS, 10).await?;
     let page = DashboardPage {
         meta: ConsoleMeta::for_staff(&state, &current, "Dashboard"),

@@ -12,6 +12,7 @@ use crate::db::orders::Order;
 use crate::domain::Money;
 use crate::orders::disputes::{self, EvidenceOutcome};
 use crate::state::AppState;
+use crate::web::AppError;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -189,10 +190,10 @@ pub async fn submit_evidence(
     match disputes::submit_evidence(&state, &order, form.dispute.trim(), &current.actor()).await? {
         EvidenceOutcome::Submitted => Ok(back(&order, "evidence")),
         EvidenceOutcome::AlreadySubmitted => Ok(back(&order, "evidence-already")),
-        EvidenceOutcome::NoSuchDispute => Err(ConsoleError::NotFound),
-        EvidenceOutcome::Failed(why) => Err(ConsoleError::BadRequest(format!(
+        EvidenceOutcome::NoSuchDispute => Err(ConsoleError::Web(AppError::NotFound)),
+        EvidenceOutcome::Failed(why) => Err(ConsoleError::Web(AppError::BadRequest(format!(
             "The evidence was not accepted: {why}. Nothing was recorded as sent; you can try again."
-        ))),
+        )))),
     }
 }
 
@@ -208,9 +209,9 @@ pub async fn refund_after_warning(
     if disputes::refund_after_warning(&state, &order, &current.actor()).await? {
         Ok(back(&order, "warning-refunded"))
     } else {
-        Err(ConsoleError::BadRequest(
+        Err(ConsoleError::Web(AppError::BadRequest(
             "This order cannot be refunded now (not paid, or already disputed).".into(),
-        ))
+        )))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The console's errors: each expected case is a page that says what happened and what to do,
-//! with the right status; a missing or ended session is a redirect to the sign-in page.
+//! with the right status; a missing or ended session is a redirect to the sign-in page. The
+//! cases the shop has too are `web::AppError`'s, wrapped (`ConsoleError::Web`), not copied.
 
 use super::page::ConsoleMeta;
 use crate::web::errors::{error_page, seconds};
@@ -16,42 +17,25 @@ pub enum ConsoleError {
     /// An admin without two-factor sign-in must enrol before anything else.
     #[error("two-factor enrolment required")]
     EnrolTotp,
-    #[error("not found")]
-    NotFound,
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("forbidden: {0}")]
-    Forbidden(String),
     /// Someone else changed the thing first; nothing was done.
     #[error("conflict: {message}")]
     Conflict { message: String, back: String },
-    #[error("too many requests; retry after {retry_after_secs}s")]
-    TooManyRequests { retry_after_secs: u64 },
+    /// The cases the shop's pages have too (not found, bad request, forbidden, too many
+    /// requests, unexpected): `AppError` is their one definition; the console shows them on
+    /// its own page.
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Web(#[from] AppError),
 }
 
 impl From<sqlx::Error> for ConsoleError {
     fn from(e: sqlx::Error) -> Self {
-        ConsoleError::Unexpected(e.into())
+        ConsoleError::Web(e.into())
     }
 }
 
-impl From<AppError> for ConsoleError {
-    fn from(e: AppError) -> Self {
-        match e {
-            AppError::NotFound => ConsoleError::NotFound,
-            AppError::BadRequest(m) => ConsoleError::BadRequest(m),
-            AppError::Forbidden(m) => ConsoleError::Forbidden(m),
-            AppError::PasswordRefused => {
-                ConsoleError::BadRequest("That form cannot carry a password.".into())
-            }
-            AppError::TooManyRequests { retry_after_secs } => {
-                ConsoleError::TooManyRequests { retry_after_secs }
-            }
-            AppError::Unavailable(m) => ConsoleError::Unexpected(anyhow::anyhow!(m)),
-            AppError::Unexpected(e) => ConsoleError::Unexpected(e),
-        }
+impl From<anyhow::Error> for ConsoleError {
+    fn from(e: anyhow::Error) -> Self {
+        ConsoleError::Web(e.into())
     }
 }
 
@@ -68,12 +52,11 @@ impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
             ConsoleError::SignIn { .. } | ConsoleError::EnrolTotp => StatusCode::SEE_OTHER,
-            ConsoleError::NotFound => StatusCode::NOT_FOUND,
-            ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
             ConsoleError::Conflict { .. } => StatusCode::CONFLICT,
-            ConsoleError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ConsoleError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // A form that cannot carry a password is a bad request here; an outage is an
+            // unexpected error.
+            ConsoleError::Web(AppError::Unavailable(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ConsoleError::Web(e) => e.status_code(),
         }
     }
 
@@ -94,17 +77,26 @@ impl ResponseError for ConsoleError {
                     .insert_header((header::LOCATION, "/console/account/totp"))
                     .finish();
             }
-            ConsoleError::NotFound => (
+            ConsoleError::Conflict { message, back } => {
+                ("Someone else got there first", message.clone(), back.clone())
+            }
+            ConsoleError::Web(AppError::NotFound) => (
                 "Not found",
                 "There is nothing at this address. Check the order number, or search for the order.".to_owned(),
                 "/console/".to_owned(),
             ),
-            ConsoleError::BadRequest(m) => ("That did not work", m.clone(), "/console/".into()),
-            ConsoleError::Forbidden(m) => ("Not allowed", m.clone(), "/console/".into()),
-            ConsoleError::Conflict { message, back } => {
-                ("Someone else got there first", message.clone(), back.clone())
+            ConsoleError::Web(AppError::BadRequest(m)) => {
+                ("That did not work", m.clone(), "/console/".into())
             }
-            ConsoleError::TooManyRequests { retry_after_secs } => (
+            ConsoleError::Web(AppError::PasswordRefused) => (
+                "That did not work",
+                "That form cannot carry a password.".to_owned(),
+                "/console/".into(),
+            ),
+            ConsoleError::Web(AppError::Forbidden(m)) => {
+                ("Not allowed", m.clone(), "/console/".into())
+            }
+            ConsoleError::Web(AppError::TooManyRequests { retry_after_secs }) => (
                 "Too many attempts",
                 format!(
                     "Too many attempts from this address — try again in {}.",
@@ -112,18 +104,14 @@ impl ResponseError for ConsoleError {
                 ),
                 "/console/login".into(),
             ),
-            ConsoleError::Unexpected(e) => {
-                tracing::error!(error = ?e, "unexpected error in the console");
-                (
-                    "Something went wrong",
-                    "Something went wrong on our side and nothing was changed. Try again in a moment; if it keeps happening, tell an admin the time it happened.".to_owned(),
-                    "/console/".into(),
-                )
-            }
+            ConsoleError::Web(AppError::Unavailable(m)) => unexpected(&anyhow::anyhow!(m.clone())),
+            ConsoleError::Web(AppError::Unexpected(e)) => unexpected(e),
         };
         let meta = ConsoleMeta::bare(heading);
         let retry_after = match self {
-            ConsoleError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            ConsoleError::Web(AppError::TooManyRequests { retry_after_secs }) => {
+                Some(*retry_after_secs)
+            }
             _ => None,
         };
         error_page(
@@ -137,4 +125,14 @@ impl ResponseError for ConsoleError {
             retry_after,
         )
     }
+}
+
+/// The page of an error the agent cannot act on; the cause goes to the log, whole.
+fn unexpected(e: &anyhow::Error) -> (&'static str, String, String) {
+    tracing::error!(error = ?e, "unexpected error in the console");
+    (
+        "Something went wrong",
+        "Something went wrong on our side and nothing was changed. Try again in a moment; if it keeps happening, tell an admin the time it happened.".to_owned(),
+        "/console/".into(),
+    )
 }

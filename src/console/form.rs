@@ -6,6 +6,7 @@ use super::session::{csrf_for, token_of};
 use super::ConsoleError;
 use crate::state::AppState;
 use crate::web::form::{csrf_field, with_body};
+use crate::web::AppError;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -13,9 +14,9 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 fn stale() -> ConsoleError {
-    ConsoleError::Forbidden(
+    ConsoleError::Web(AppError::Forbidden(
         "This form's security token is missing or belongs to an earlier session, so nothing was done. Reload the page and try again.".into(),
-    )
+    ))
 }
 
 /// The fields of a form that is only a button (sign out, remove, disable): nothing but the
@@ -35,9 +36,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for ConsoleForm<T> {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .cloned()
-                .ok_or_else(|| ConsoleError::Unexpected(anyhow::anyhow!("no AppState")))?;
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-                .map_err(|_| ConsoleError::BadRequest("The form could not be read.".into()))?;
+                .ok_or_else(|| {
+                    ConsoleError::Web(AppError::Unexpected(anyhow::anyhow!("no AppState")))
+                })?;
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&body).map_err(|_| {
+                    ConsoleError::Web(AppError::BadRequest("The form could not be read.".into()))
+                })?;
             let submitted = csrf_field(&pairs);
             let Some(token) = token_of(&req, &state) else {
                 return Err(stale());
@@ -50,9 +55,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ConsoleForm<T> {
             serde_urlencoded::from_bytes(&body)
                 .map(ConsoleForm)
                 .map_err(|_| {
-                    ConsoleError::BadRequest(
+                    ConsoleError::Web(AppError::BadRequest(
                         "Some of the form's fields were missing or not understood.".into(),
-                    )
+                    ))
                 })
         })
     }

@@ -29,6 +29,7 @@ use crate::staff::seed_box;
 use crate::staff::totp;
 use crate::state::AppState;
 use crate::web::rate_limit::Action;
+use crate::web::AppError;
 use crate::web::{render, ClientIp, CsrfToken};
 use actix_web::http::header::HeaderValue;
 use actix_web::http::{header, StatusCode};
@@ -331,7 +332,7 @@ pub async fn submit(
     };
     let mut resp = redirect(next);
     resp.add_cookie(&session::cookie(&state, &token))
-        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+        .map_err(|e| ConsoleError::Web(AppError::Unexpected(e.into())))?;
     Ok(resp)
 }
 
@@ -489,7 +490,7 @@ async fn check_second_factor(
     if seed_box::is_clear(stored) {
         // A seed from before encryption: sealed now that it is in use.
         let sealed = seed_box::seal(&state.secrets.totp_key, &member.id, &secret)
-            .map_err(ConsoleError::Unexpected)?;
+            .map_err(ConsoleError::from)?;
         staff::seal_totp_seed(state.db.pool(), &member.id, stored, &sealed).await?;
     }
     Ok(Some("password and authenticator code"))
@@ -537,7 +538,7 @@ pub async fn code_submit(
     let token = begin_session(&state, &req, &member, Stage::Active, ip, &how).await?;
     let mut resp = redirect("/console/");
     resp.add_cookie(&session::cookie(&state, &token))
-        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+        .map_err(|e| ConsoleError::Web(AppError::Unexpected(e.into())))?;
     Ok(resp)
 }
 
@@ -587,7 +588,7 @@ pub async fn logout(
     tx.commit().await?;
     let mut resp = redirect("/console/login?signed_out=1");
     resp.add_cookie(&session::removal_cookie(&state))
-        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+        .map_err(|e| ConsoleError::Web(AppError::Unexpected(e.into())))?;
     Ok(resp)
 }
 

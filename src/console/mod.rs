@@ -30,6 +30,7 @@ pub mod views;
 pub use error::ConsoleError;
 
 use crate::staff::{hashing, password, seed_box, totp};
+use crate::web::AppError;
 
 use crate::state::AppState;
 use actix_web::middleware::from_fn;
@@ -108,7 +109,7 @@ async fn to_dashboard() -> HttpResponse {
 }
 
 async fn not_found() -> Result<HttpResponse, ConsoleError> {
-    Err(ConsoleError::NotFound)
+    Err(ConsoleError::Web(AppError::NotFound))
 }
 
 /// At start-up: computes the dummy password hash before the first sign-in, clears ended

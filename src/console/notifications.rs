@@ -11,6 +11,7 @@ use crate::db::audit;
 use crate::db::staff::{self, StaffMember};
 use crate::db::staff_digests::{self, Choice};
 use crate::state::AppState;
+use crate::web::AppError;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -203,7 +204,7 @@ pub async fn show_own(
 async fn member_by_id(state: &AppState, id: &str) -> Result<StaffMember, ConsoleError> {
     staff::by_id(state.db.pool(), id)
         .await?
-        .ok_or(ConsoleError::NotFound)
+        .ok_or(ConsoleError::Web(AppError::NotFound))
 }
 
 pub async fn show_other(

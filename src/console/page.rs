@@ -2,6 +2,7 @@
 
 use super::session::Current;
 use crate::state::AppState;
+use crate::web::AppError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
@@ -65,9 +66,9 @@ pub async fn headers(
             .and_then(|v| v.to_str().ok())
             == Some("cross-site");
     let mut res = if cross_site {
-        let refusal = super::ConsoleError::Forbidden(
+        let refusal = super::ConsoleError::Web(AppError::Forbidden(
             "Console forms can only be sent from the console's own pages.".into(),
-        )
+        ))
         .error_response();
         req.into_response(refusal)
     } else {

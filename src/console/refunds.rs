@@ -14,6 +14,7 @@ use crate::domain::Money;
 use crate::orders::refunds::{approve, deny, RefundError, Started};
 use crate::state::AppState;
 use crate::web::render;
+use crate::web::AppError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -187,24 +188,24 @@ pub async fn decide(
 ) -> Result<HttpResponse, ConsoleError> {
     let (Staff(current), ConsoleForm(form)) = (staff, form);
     let Some(req) = rows::by_id(state.db.pool(), &id).await? else {
-        return Err(ConsoleError::NotFound);
+        return Err(ConsoleError::Web(AppError::NotFound));
     };
     let Some(order) = orders::by_id(state.db.pool(), &req.order_id).await? else {
-        return Err(ConsoleError::NotFound);
+        return Err(ConsoleError::Web(AppError::NotFound));
     };
     let actor = current.actor();
     let outcome = match form.decision.as_str() {
         "full" => approve(&state, &req.id, None, &actor).await,
         "partial" => match parse_amount(&form.amount, &order) {
             Ok(amount) => approve(&state, &req.id, Some(amount), &actor).await,
-            Err(message) => return Err(ConsoleError::BadRequest(message)),
+            Err(message) => return Err(ConsoleError::Web(AppError::BadRequest(message))),
         },
         "deny" => {
             let message = crate::domain::text::normalise_at_most(&form.message, true, 1000);
             if message.is_empty() {
-                return Err(ConsoleError::BadRequest(
+                return Err(ConsoleError::Web(AppError::BadRequest(
                     "Write the buyer a message saying why. Nothing was changed.".into(),
-                ));
+                )));
             }
             return match deny(&state, &req.id, &actor, &message).await {
                 Ok(()) => Ok(back("denied")),
@@ -212,9 +213,9 @@ pub async fn decide(
             };
         }
         _ => {
-            return Err(ConsoleError::BadRequest(
+            return Err(ConsoleError::Web(AppError::BadRequest(
                 "Choose approve in full, approve part, or deny.".into(),
-            ))
+            )))
         }
     };
     match outcome {
@@ -223,7 +224,7 @@ pub async fn decide(
             message: format!("The payment provider did not refund: {why}. The request stays in the queue; you can try again."),
             back: "/console/refunds".into(),
         }),
-        Err(e @ RefundError::Amount { .. }) => Err(ConsoleError::BadRequest(format!("{e} Nothing was changed."))),
+        Err(e @ RefundError::Amount { .. }) => Err(ConsoleError::Web(AppError::BadRequest(format!("{e} Nothing was changed.")))),
         Err(e) => Err(conflict(e)),
     }
 }

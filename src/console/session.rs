@@ -16,6 +16,7 @@ use crate::db::staff::StaffMember;
 use crate::db::staff_sessions::{self, NewSession, SessionRow, Stage};
 use crate::domain::ids;
 use crate::state::AppState;
+use crate::web::AppError;
 use crate::web::ClientIp;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -149,7 +150,11 @@ impl Current {
 fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ConsoleError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| ConsoleError::Unexpected(anyhow::anyhow!("AppState is not registered")))
+        .ok_or_else(|| {
+            ConsoleError::Web(AppError::Unexpected(anyhow::anyhow!(
+                "AppState is not registered"
+            )))
+        })
 }
 
 /// Loads the session of `stage`, enforcing its timeouts. An ended session is deleted.
@@ -239,9 +244,9 @@ extractor!(Admin, |req: HttpRequest| async move {
         return Err(ConsoleError::EnrolTotp);
     }
     if !current.staff.is_admin() {
-        return Err(ConsoleError::Forbidden(
+        return Err(ConsoleError::Web(AppError::Forbidden(
             "This page is for admins. Ask an admin if you need something changed here.".into(),
-        ));
+        )));
     }
     Ok(Admin(current))
 });

@@ -22,6 +22,7 @@ use crate::db::staff_sessions::Stage;
 use crate::domain::{ids, BuyerEmail};
 use crate::staff::password::{self, HashParams};
 use crate::state::AppState;
+use crate::web::AppError;
 use crate::web::{render, ClientIp, CsrfToken};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -73,9 +74,9 @@ struct ChoosePasswordPage {
 }
 
 fn used_up() -> ConsoleError {
-    ConsoleError::BadRequest(
+    ConsoleError::Web(AppError::BadRequest(
         "This setup link has been used already, or it has expired. Sign in, or ask an admin; an operator can also add staff with `coinfront staff add`.".into(),
-    )
+    ))
 }
 
 fn token_ok(token: &str) -> bool {
@@ -203,15 +204,15 @@ async fn first_admin(
     )
     .await?;
     tx.commit().await?;
-    let member = staff::by_id(state.db.pool(), &id)
-        .await?
-        .ok_or_else(|| ConsoleError::Unexpected(anyhow::anyhow!("new admin not found")))?;
+    let member = staff::by_id(state.db.pool(), &id).await?.ok_or_else(|| {
+        ConsoleError::Web(AppError::Unexpected(anyhow::anyhow!("new admin not found")))
+    })?;
     let token = begin_session(state, req, &member, Stage::Active, ip, "the setup link").await?;
     let mut resp = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/console/account/totp"))
         .finish();
     resp.add_cookie(&session::cookie(state, &token))
-        .map_err(|e| ConsoleError::Unexpected(e.into()))?;
+        .map_err(|e| ConsoleError::Web(AppError::Unexpected(e.into())))?;
     Ok(resp)
 }
 

@@ -11,6 +11,7 @@ use crate::db::orders;
 use crate::orders::support;
 use crate::state::AppState;
 use crate::web::render;
+use crate::web::AppError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -96,6 +97,6 @@ pub async fn reply(
             .insert_header((header::LOCATION, "/console/support?sent=1"))
             .finish()),
         Err(support::SupportError::Database(e)) => Err(e.into()),
-        Err(e) => Err(ConsoleError::BadRequest(e.to_string())),
+        Err(e) => Err(ConsoleError::Web(AppError::BadRequest(e.to_string()))),
     }
 }

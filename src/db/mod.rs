@@ -8,6 +8,7 @@ pub mod disputes;
 pub mod emails;
 pub mod erasure;
 pub mod events;
+pub mod jobs;
 pub mod live_settings;
 pub mod lock;
 pub mod notes;

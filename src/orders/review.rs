@@ -199,7 +199,7 @@ pub async fn retry_fulfillment(
         return Ok(Outcome::NotFound);
     };
     let refund_queued =
-        crate::jobs::exists_with_key(&mut tx, &screening::full_refund_key(order_id)).await?;
+        crate::db::jobs::exists_with_key(&mut tx, &screening::full_refund_key(order_id)).await?;
     if order.status == OrderStatus::FulfillmentFailed && (refund_queued || order.refunded_minor > 0)
     {
         tx.rollback().await?;

@@ -1,8 +1,8 @@
 //! Checkout: `POST /checkout` checks the form and the TikTok account and shows the confirm
-//! page; `POST /checkout/confirm` creates the order and sends the buyer to the provider's
-//! hosted payment page; `GET /checkout/return` brings the buyer back to their order, and
-//! `GET /checkout/confirm` (the hosted page's "back", Stripe's `cancel_url`) shows the confirm
-//! page of the order they left unpaid, to pay it or change it.
+//! page; `POST /checkout/confirm` has `orders::checkout` create the order and sends the buyer
+//! to the provider's hosted payment page; `GET /checkout/return` brings the buyer back to their
+//! order, and `GET /checkout/confirm` (the hosted page's "back", Stripe's `cancel_url`) shows
+//! the confirm page of the order they left unpaid, to pay it or change it.
 
 use super::catalog::{chosen_currency, parse_amount, CatalogPage, CheckoutValues, FieldErrors};
 use super::quote::{self, Quote};
@@ -12,7 +12,7 @@ use crate::domain::{
     ids, BuyerEmail, Coins, Currency, Money, OrderStatus, PaymentMethod, TikTokUsername,
 };
 use crate::fulfillment::{SupplierError, TikTokAccount};
-use crate::orders::checkout::PlaceError;
+use crate::orders::checkout::{self, charge_for, Charge, CheckoutError, Confirmed};
 use crate::payments::SessionRequest;
 use crate::state::AppState;
 use crate::web::rate_limit::Action;
@@ -68,38 +68,6 @@ struct ConfirmPage {
     email: String,
     /// Back from the payment page without paying: said above the order.
     notice: Option<String>,
-}
-
-/// What the buyer pays with a method: the coins' price plus the method's fee.
-pub struct Charge {
-    pub fee: Money,
-    pub total: Money,
-}
-
-impl Charge {
-    /// The effective price per coin, fee included.
-    pub fn per_coin_text(&self, coins: Coins) -> String {
-        let per_coin = self.total.to_major() / rust_decimal::Decimal::from(coins.get().max(1));
-        let dp = self.total.currency().minor_units() + 3;
-        format!(
-            "{} {} per coin",
-            per_coin.round_dp(dp).normalize(),
-            self.total.currency().code()
-        )
-    }
-}
-
-pub fn charge_for(
-    state: &AppState,
-    catalog: &crate::domain::Catalog,
-    price: &crate::domain::PriceQuote,
-    method: PaymentMethod,
-) -> Option<Charge> {
-    let fee = catalog.fee(price.total, &state.settings.payments.fee_for(method))?;
-    Some(Charge {
-        fee,
-        total: price.total.checked_add(fee)?,
-    })
 }
 
 /// Looks the account up, retrying a transient failure a couple of times before giving up.
@@ -474,6 +442,7 @@ pub async fn confirm(
         .finish())
 }
 
+/// Parses the confirm page into the order the buyer confirmed and has it created.
 async fn create_order(
     state: &AppState,
     q: &Quote,
@@ -486,57 +455,35 @@ async fn create_order(
             "This confirmation page is out of date. Please start your order again.".into(),
         )
     };
-    let currency: Currency = q.currency.parse().map_err(|_| stale())?;
-    let coins = Coins::new(q.coins);
-    let method: PaymentMethod = q.payment_method.parse().map_err(|_| stale())?;
-    let live = state.live.current();
-    let price = live.catalog.quote(coins, currency).ok_or_else(stale)?;
-    // The method's fee as shown on the confirm page: recomputed here, never taken from the form.
-    let charge = charge_for(state, &live.catalog, &price, method).ok_or_else(stale)?;
-    if charge.total.minor() != q.total_minor {
-        // An admin changed the prices after the confirm page was shown.
-        return Err(AppError::BadRequest(format!(
-            "The shop's prices changed while you were checking out: these {} coins now cost {}. Nothing was charged. Go back to the shop to see the new price and order again.",
-            coins, charge.total
-        )));
-    }
-    let base_amount_minor =
-        crate::domain::Money::round_from_major(price.base_total, live.catalog.base_currency())
-            .map(|m| m.minor())
-            .unwrap_or(i64::MAX);
-    let order = Order {
-        id: ids::new_id(),
-        order_number: ids::new_order_number(),
+    let confirmed = Confirmed {
         idempotency_key: q.idempotency_key.clone(),
-        status: OrderStatus::AwaitingPayment,
-        coins,
-        amount: charge.total,
-        fee_minor: charge.fee.minor(),
-        base_amount_minor,
-        tiktok_username: q.tiktok_username.clone(),
-        tiktok_account_id: q.account_id.clone(),
-        tiktok_display_name: q.display_name.clone(),
+        coins: Coins::new(q.coins),
+        currency: q.currency.parse().map_err(|_| stale())?,
+        method: q.payment_method.parse().map_err(|_| stale())?,
+        account: TikTokAccount {
+            username: q.tiktok_username.clone(),
+            account_id: q.account_id.clone(),
+            display_name: q.display_name.clone(),
+        },
         email: q.email.clone(),
-        payment_method: method,
-        client_ip: ip.to_string(),
-        age_confirmed_at: Some(q.issued_at),
-        min_age: Some(q.min_age as i64),
+        min_age: q.min_age,
+        age_confirmed_at: q.issued_at,
+        shown_total_minor: q.total_minor,
         client_amount_minor: form.shown_total_minor.trim().parse().ok(),
         client_currency: Some(form.shown_currency.trim().chars().take(8).collect())
             .filter(|s: &String| !s.is_empty()),
-        provider: state.provider.name().into(),
-        provider_session_id: None,
-        refunded_minor: 0,
-        created_at: now,
-        updated_at: now,
-        expires_at: now + state.settings.payments.order_expiry_minutes as i64 * 60_000,
-        paid_at: None,
-        delivered_at: None,
+        client_ip: ip.to_string(),
     };
-    crate::orders::checkout::place(state, order)
+    checkout::create_order(state, confirmed, now)
         .await
         .map_err(|e| match e {
-            PlaceError::Database(e) => e.into(),
+            CheckoutError::Database(e) => e.into(),
+            CheckoutError::Unpriceable => stale(),
+            // An admin changed the prices after the confirm page was shown.
+            CheckoutError::PriceChanged { coins, total } => AppError::BadRequest(format!(
+                "The shop's prices changed while you were checking out: these {} coins now cost {}. Nothing was charged. Go back to the shop to see the new price and order again.",
+                coins, total
+            )),
             e => AppError::Unexpected(e.into()),
         })
 }

@@ -163,7 +163,7 @@ async fn shop_registry(state: &AppState) -> Result<Registry, sqlx::Error> {
     r.register("orders", "Orders by status", orders);
 
     let jobs = Family::<KindStatusLabels, Gauge>::default();
-    for (kind, status, n) in crate::jobs::count_by_kind_and_status(pool).await? {
+    for (kind, status, n) in crate::db::jobs::count_by_kind_and_status(pool).await? {
         jobs.get_or_create(&KindStatusLabels { kind, status })
             .set(n);
     }
@@ -175,7 +175,7 @@ async fn shop_registry(state: &AppState) -> Result<Registry, sqlx::Error> {
         Family::<KindLabels, Gauge>::default(),
         Family::<KindLabels, Gauge>::default(),
     );
-    for k in crate::jobs::queue_stats(pool, now).await? {
+    for k in crate::db::jobs::queue_stats(pool, now).await? {
         let kind = KindLabels { kind: k.kind };
         depth.get_or_create(&kind).set(k.pending + k.running);
         due.get_or_create(&kind).set(k.due);

@@ -6,6 +6,7 @@ use crate::console::ConsoleError;
 use crate::live_settings::SaveError;
 use crate::live_settings::{self, Save, Saved};
 use crate::state::AppState;
+use crate::web::AppError;
 use crate::web::ClientIp;
 use actix_web::http::header;
 use actix_web::HttpResponse;
@@ -43,7 +44,10 @@ pub async fn store(
 ) -> Result<HttpResponse, ConsoleError> {
     let page = format!("/console/settings/{}", change.name);
     let file_value = state.live.file_value(change.name).ok_or_else(|| {
-        ConsoleError::Unexpected(anyhow::anyhow!("{} is not a live setting", change.name))
+        ConsoleError::Web(AppError::Unexpected(anyhow::anyhow!(
+            "{} is not a live setting",
+            change.name
+        )))
     })?;
     let actor = current.staff.actor();
     let client_ip = ip.0.to_string();

@@ -12,6 +12,7 @@ use crate::db::risk_lists::{self as lists, Entry, EntryFilter, NewEntry};
 use crate::domain::risk_list::{self, List, ListKind};
 use crate::risk::lists::Added;
 use crate::state::AppState;
+use crate::web::AppError;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -316,7 +317,7 @@ pub async fn remove(
     let Admin(current) = admin;
     let entry = lists::entry_by_id(state.db.pool(), &id)
         .await?
-        .ok_or(ConsoleError::NotFound)?;
+        .ok_or(ConsoleError::Web(AppError::NotFound))?;
     // Ended already (expired, or removed by someone else) is the same page: nothing to do.
     crate::risk::lists::end(
         &state.db,

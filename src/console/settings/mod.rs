@@ -38,9 +38,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/staff", web::post().to(staff::add))
         .route(
             "/settings/staff/{id}/disable",
-            web::post().to(staff::disable),
+            web::post().to(staff::switch::<staff::Disable>),
         )
-        .route("/settings/staff/{id}/enable", web::post().to(staff::enable))
+        .route(
+            "/settings/staff/{id}/enable",
+            web::post().to(staff::switch::<staff::Enable>),
+        )
         .route("/settings/staff/{id}/reset", web::post().to(staff::reset))
         .route(
             "/settings/staff/{id}/notifications",

@@ -18,6 +18,7 @@ use crate::db::staff::{self, Role, StaffMember};
 use crate::domain::{ids, BuyerEmail};
 use crate::staff::password::{self, HashParams};
 use crate::state::AppState;
+use crate::web::AppError;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -310,7 +311,7 @@ async fn audit_change(
 async fn target(state: &AppState, id: &str) -> Result<StaffMember, ConsoleError> {
     staff::by_id(state.db.pool(), id)
         .await?
-        .ok_or(ConsoleError::NotFound)
+        .ok_or(ConsoleError::Web(AppError::NotFound))
 }
 
 fn back_to_list(done: &str, id: &str) -> HttpResponse {
@@ -320,18 +321,66 @@ fn back_to_list(done: &str, id: &str) -> HttpResponse {
         .finish()
 }
 
-pub async fn disable(
+/// Which way an account is switched: the two routes are `switch::<Disable>` and
+/// `switch::<Enable>`, one handler.
+pub trait Switch {
+    const TO: To;
+}
+
+/// The disable button's route.
+pub enum Disable {}
+/// The enable button's route.
+pub enum Enable {}
+
+impl Switch for Disable {
+    const TO: To = To::Disabled;
+}
+
+impl Switch for Enable {
+    const TO: To = To::Enabled;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum To {
+    Disabled,
+    Enabled,
+}
+
+impl To {
+    /// The `done` word the list shows.
+    fn done(self) -> &'static str {
+        match self {
+            To::Disabled => "disabled",
+            To::Enabled => "enabled",
+        }
+    }
+}
+
+pub async fn switch<S: Switch>(
     state: web::Data<AppState>,
     admin: Admin,
     ip: ClientIp,
     id: web::Path<String>,
     _form: ConsoleForm<TokenOnly>,
 ) -> Result<HttpResponse, ConsoleError> {
+    set_enabled(&state, admin, ip, &id, S::TO).await
+}
+
+/// Disables or enables an account with its audit entry in one transaction. Disabling refuses
+/// the admin's own account and the last enabled admin; a switch someone else made first is a
+/// no-op.
+async fn set_enabled(
+    state: &AppState,
+    admin: Admin,
+    ip: ClientIp,
+    id: &str,
+    to: To,
+) -> Result<HttpResponse, ConsoleError> {
     let Admin(current) = admin;
-    let member = target(&state, &id).await?;
-    if member.id == current.staff.id {
+    let member = target(state, id).await?;
+    if to == To::Disabled && member.id == current.staff.id {
         return refused(
-            &state,
+            state,
             &current,
             StatusCode::UNPROCESSABLE_ENTITY,
             "You cannot disable your own account. Ask another admin if it must be disabled.",
@@ -340,12 +389,12 @@ pub async fn disable(
     }
     let now = state.now_ms();
     let mut tx = state.db.begin().await?;
-    if member.is_admin() {
+    if to == To::Disabled && member.is_admin() {
         let admins = staff::lock_active_admins(&mut tx, state.db.backend()).await?;
         if !admins.iter().any(|a| *a != member.id) {
             tx.rollback().await?;
             return refused(
-                &state,
+                state,
                 &current,
                 StatusCode::CONFLICT,
                 format!(
@@ -356,54 +405,40 @@ pub async fn disable(
             .await;
         }
     }
-    if !staff::disable(&mut tx, &member.id, now).await? {
-        // Disabled already (perhaps by another admin a moment ago): nothing to record.
+    let changed = match to {
+        To::Disabled => staff::disable(&mut tx, &member.id, now).await?,
+        To::Enabled => staff::enable(&mut tx, &member.id, now).await?,
+    };
+    if !changed {
+        // Switched already (perhaps by another admin a moment ago): nothing to record.
         tx.rollback().await?;
-        return Ok(back_to_list("disabled", &member.id));
+        return Ok(back_to_list(to.done(), &member.id));
     }
+    let (action, detail, values) = match to {
+        To::Disabled => (
+            "staff_disabled",
+            "Disabled; their sessions and unused setup links ended",
+            (Some("active"), Some("disabled")),
+        ),
+        To::Enabled => (
+            "staff_enabled",
+            "Enabled again, with the password the account had",
+            (Some("disabled"), Some("active")),
+        ),
+    };
     audit_change(
         &mut tx,
         &current,
         ip,
-        "staff_disabled",
+        action,
         &member.email,
-        "Disabled; their sessions and unused setup links ended",
-        (Some("active"), Some("disabled")),
+        detail,
+        values,
         now,
     )
     .await?;
     tx.commit().await?;
-    Ok(back_to_list("disabled", &member.id))
-}
-
-pub async fn enable(
-    state: web::Data<AppState>,
-    admin: Admin,
-    ip: ClientIp,
-    id: web::Path<String>,
-    _form: ConsoleForm<TokenOnly>,
-) -> Result<HttpResponse, ConsoleError> {
-    let Admin(current) = admin;
-    let member = target(&state, &id).await?;
-    let now = state.now_ms();
-    let mut tx = state.db.begin().await?;
-    if !staff::enable(&mut tx, &member.id, now).await? {
-        tx.rollback().await?;
-        return Ok(back_to_list("enabled", &member.id));
-    }
-    audit_change(
-        &mut tx,
-        &current,
-        ip,
-        "staff_enabled",
-        &member.email,
-        "Enabled again, with the password the account had",
-        (Some("disabled"), Some("active")),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(back_to_list("enabled", &member.id))
+    Ok(back_to_list(to.done(), &member.id))
 }
 
 pub async fn reset(
