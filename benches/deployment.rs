@@ -118,8 +118,11 @@ async fn start(
         "support_message",
     ] {
         let key = action.to_uppercase();
-        cmd.env(format!("COINFRONT_RATE_LIMITS__{key}__PER_MINUTE"), "1000000")
-            .env(format!("COINFRONT_RATE_LIMITS__{key}__BURST"), "1000000");
+        cmd.env(
+            format!("COINFRONT_RATE_LIMITS__{key}__PER_MINUTE"),
+            "1000000",
+        )
+        .env(format!("COINFRONT_RATE_LIMITS__{key}__BURST"), "1000000");
     }
     let started = Instant::now();
     let child = cmd
@@ -164,7 +167,9 @@ async fn hammer(
             .map(|c| {
                 let url = format!("{}{path}", servers[c % servers.len()]);
                 tokio::spawn(async move {
-                    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+                    let client = reqwest::Client::builder()
+                        .pool_max_idle_per_host(1)
+                        .build()?;
                     let end = Instant::now() + length;
                     let (mut times, mut errors) = (Vec::new(), 0usize);
                     while Instant::now() < end {
@@ -244,7 +249,11 @@ async fn checkout(client: &reqwest::Client, base: &str, n: usize) -> anyhow::Res
         ])
         .send()
         .await?;
-    ensure!(resp.status() == 303, "POST /checkout/confirm: {}", resp.status());
+    ensure!(
+        resp.status() == 303,
+        "POST /checkout/confirm: {}",
+        resp.status()
+    );
     let pay = resp
         .headers()
         .get("location")
@@ -351,7 +360,11 @@ async fn delivered(db_url: &str, orders: usize) -> anyhow::Result<Vec<Duration>>
     .await?;
     pool.close().await;
     rows.iter()
-        .map(|r| Ok(Duration::from_millis(r.try_get::<i64, _>("took")?.max(0) as u64)))
+        .map(|r| {
+            Ok(Duration::from_millis(
+                r.try_get::<i64, _>("took")?.max(0) as u64
+            ))
+        })
         .collect()
 }
 

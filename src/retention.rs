@@ -214,10 +214,12 @@ pub async fn schedule_due(
     .await
 }
 
-/// The loop each instance runs: looks once a minute (and at start) whether this period's
-/// pruning is queued yet.
+/// The loop each instance runs: looks once a minute, from a minute after start, whether this
+/// period's pruning is queued yet (a start is busy enough, and a shop restarted in a loop then
+/// never prunes more than once a period either).
 pub async fn schedule(state: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    const EVERY: Duration = Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
