@@ -154,9 +154,119 @@ struct Throughput {
     errors: usize,
 }
 
+/// Parses wrk's `--latency` output: requests per second, the 99th percentile, and the
+/// responses that were not 2xx/3xx plus socket errors.
+fn parse_wrk(out: &str) -> Option<(f64, Duration, usize)> {
+    let mut rps = None;
+    let mut p99 = None;
+    let mut errors = 0usize;
+    for line in out.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => rps = v.parse().ok(),
+            ["99%", v] => p99 = parse_wrk_time(v),
+            ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<usize>().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<usize>().ok())
+                    .sum::<usize>()
+            }
+            _ => {}
+        }
+    }
+    Some((rps?, p99?, errors))
+}
+
+/// "15.89ms", "812.00us", "1.02s".
+fn parse_wrk_time(v: &str) -> Option<Duration> {
+    let (number, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return None;
+    };
+    Some(Duration::from_secs_f64(number.parse::<f64>().ok()? * scale))
+}
+
+/// With `wrk` (as `scripts/bench-catalog.sh` uses): one wrk per server at once, the
+/// connections split between them; the rates add up, the p99 is the worst of them.
+async fn hammer_with_wrk(
+    servers: &[String],
+    path: &str,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let run = |secs: u64| {
+        let per_server = (connections / servers.len()).max(1);
+        let threads = (2 / servers.len()).max(1);
+        let runs: Vec<_> = servers
+            .iter()
+            .map(|base| {
+                let url = format!("{base}{path}");
+                tokio::task::spawn_blocking(move || {
+                    Command::new("wrk")
+                        .args(["--latency", "-t", &threads.to_string()])
+                        .args([
+                            "-c",
+                            &per_server.to_string(),
+                            "-d",
+                            &format!("{secs}s"),
+                            &url,
+                        ])
+                        .output()
+                })
+            })
+            .collect::<Vec<_>>();
+        async move {
+            let mut total = Throughput {
+                per_second: 0.0,
+                p99: Duration::ZERO,
+                errors: 0,
+            };
+            for r in runs {
+                let out = r.await??;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let (rps, p99, errors) =
+                    parse_wrk(&text).with_context(|| format!("wrk said: {text}"))?;
+                total.per_second += rps;
+                total.p99 = total.p99.max(p99);
+                total.errors += errors;
+            }
+            Ok::<_, anyhow::Error>(total)
+        }
+    };
+    run(2).await?;
+    run(duration.as_secs().max(1)).await
+}
+
+fn have_wrk() -> bool {
+    Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty() || !o.stderr.is_empty())
+}
+
 /// `connections` keep-alive connections, spread over the servers, asking for `path` as fast
-/// as they are answered for `duration` (after a short warm-up).
+/// as they are answered for `duration` (after a short warm-up): with `wrk` when it is
+/// installed (a Rust client in this process tops out below what `/healthz` can serve),
+/// otherwise with reqwest.
 async fn hammer(
+    servers: &[String],
+    path: &str,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    if have_wrk() {
+        return hammer_with_wrk(servers, path, connections, duration).await;
+    }
+    hammer_with_reqwest(servers, path, connections, duration).await
+}
+
+async fn hammer_with_reqwest(
     servers: &[String],
     path: &str,
     connections: usize,
@@ -419,8 +529,10 @@ struct SetupResult {
     peak_rss_mib: Vec<f64>,
 }
 
-async fn run_setup(
+/// One setup, on fresh databases (made and dropped outside the runtime: `Scratch` blocks).
+fn run_setup(
     cfg: &Config,
+    rt: &tokio::runtime::Runtime,
     name: &str,
     postgres: Option<String>,
     instances: usize,
@@ -429,7 +541,7 @@ async fn run_setup(
     let mut scratch = Scratch::new("cf-deploy-", postgres)?;
     let db_url = scratch.database("shop")?;
     let raw_url = scratch.database("raw")?;
-    let result = async {
+    let result = rt.block_on(common::or_interrupted(async {
         let mut servers = Vec::new();
         let mut startup = Duration::ZERO;
         for i in 0..instances {
@@ -463,8 +575,7 @@ async fn run_setup(
             delivery,
             peak_rss_mib,
         })
-    }
-    .await;
+    }));
     // Servers are stopped (dropped) before their databases go.
     scratch.close()?;
     result
@@ -510,13 +621,18 @@ fn report(cfg: &Config, results: &[SetupResult]) {
     }
     println!();
     println!(
-        "Settings: {} s per throughput run over {} keep-alive connections; {} checkouts by {} buyers \
+        "Settings: {} s per throughput run over {} keep-alive connections ({}); {} checkouts by {} buyers \
          (each with its own cookie jar, paying on the sandbox's hosted page, card 4242…); {} raw \
          one-row commits by {} writers on a fresh database of the same engine. Several instances \
          share the connections and buyers round-robin. The sandbox supplier's delay is 0; \
          everything else is the shipped default (access log on, 8 job workers, pool of 8).",
         cfg.duration.as_secs(),
         cfg.connections,
+        if have_wrk() {
+            "wrk, one per instance at once"
+        } else {
+            "reqwest: install wrk for figures the client does not cap"
+        },
         cfg.orders,
         cfg.concurrency,
         cfg.commits,
@@ -554,7 +670,7 @@ fn main() -> ExitCode {
     let load_before = common::machine_load();
     let mut results = Vec::new();
     for (name, pg, instances) in setups {
-        match rt.block_on(common::or_interrupted(run_setup(&cfg, name, pg, instances))) {
+        match run_setup(&cfg, &rt, name, pg, instances) {
             Ok(r) => results.push(r),
             Err(e) => {
                 eprintln!("{name}: {e:#}");

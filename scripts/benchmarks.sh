@@ -18,6 +18,11 @@ OUT="${BENCH_OUT:-BENCHMARKS.md}"
 PG="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 say() { printf '==> %s\n' "$*" >&2; }
 
+if ! command -v wrk >/dev/null; then
+    say "wrk is missing: installing it (the catalog runs need it)"
+    { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1 || say "could not install wrk: falling back to a slower client"
+fi
+
 say "building the release binary"
 cargo build --release --bin coinfront
 export COINFRONT_BIN="$PWD/target/release/coinfront"
@@ -53,7 +58,8 @@ git diff --quiet 2>/dev/null || commit="$commit (with uncommitted changes)"
     echo "127.0.0.1, the shipped defaults except the sandbox supplier's delay (0) and rate limits"
     echo "(out of the way: every buyer is 127.0.0.1). *Start-up* is from starting the process to"
     echo "\`/readyz\` answering, on an empty database (migrations included). *Catalog* and"
-    echo "\`/healthz\` are keep-alive GETs, the second being the shop's own floor; *checkouts* are"
+    echo "\`/healthz\` are keep-alive GETs by \`wrk\` (one per instance at once), the second being the"
+    echo "shop's own floor; *checkouts* are"
     echo "whole purchases paid on the sandbox's hosted page, beside *raw commits*: one-row"
     echo "transactions on a fresh database of the same engine, as many writers as buyers (*raw commits"
     echo "per checkout* is how many bare commits the database makes in the time of one checkout)."
