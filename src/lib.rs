@@ -21,7 +21,6 @@ pub mod services;
 pub mod staff;
 pub mod staff_digest;
 pub mod startup;
-pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;

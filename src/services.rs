@@ -1,7 +1,7 @@
 //! What the shop's business steps work with: the database, the clock, the settings, the
 //! payment provider, the supplier, the mailer and the job queue's wake-up. Built once at start
-//! (`startup`); the HTTP layer's `AppState` holds it and adds only what is HTTP's own (rate
-//! limiters, cookie policy). `orders`, `workers` and the job handlers take `&Services` (or
+//! (`startup`); the HTTP layer's shared state (`web::state`) holds it and adds only what is
+//! HTTP's own (rate limiters, cookie policy). `orders`, `workers` and the job handlers take `&Services` (or
 //! narrower arguments), never the HTTP state, so they can be called from a handler, a worker, a
 //! command or a test alike.
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 /// The HTTP state, named here too because tests and benches reach it through `Application`.
-pub use crate::state::AppState;
+pub use crate::web::state::AppState;
 
 pub struct Application {
     /// A SQLite database's shared lock (`db::lock`), held while the shop runs: a restore

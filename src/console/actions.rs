@@ -7,7 +7,7 @@ use super::session::{Admin, Staff};
 use super::ConsoleError;
 use crate::db::orders::{self, Order};
 use crate::orders::review::{self, Outcome};
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};

@@ -11,7 +11,7 @@ use crate::db::disputes::{self as rows, BuyerDispute, OpenDispute};
 use crate::db::orders::Order;
 use crate::domain::Money;
 use crate::orders::disputes::{self, EvidenceOutcome};
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};

@@ -4,8 +4,8 @@
 
 use super::session::{csrf_for, token_of};
 use super::ConsoleError;
-use crate::state::AppState;
 use crate::web::form::{csrf_field, with_body};
+use crate::web::state::AppState;
 use crate::web::AppError;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};

@@ -3,7 +3,7 @@
 //! dashboard. Server-rendered like the shop, in the same style.
 //!
 //! Staff credentials (passwords, two-factor codes, their hashing) are `crate::staff`; the
-//! `coinfront staff …` command is `crate::cli`.
+//! `coinfront staff …` command is in `cli.rs`.
 //!
 //! Security in one place: sessions live in the database (`session`), every form carries a
 //! session-bound CSRF token (`form`), cross-site posts are refused and nothing is cached
@@ -32,7 +32,7 @@ pub use error::ConsoleError;
 use crate::staff::{hashing, password, seed_box, totp};
 use crate::web::AppError;
 
-use crate::state::AppState;
+use crate::web::state::AppState;
 use actix_web::middleware::from_fn;
 use actix_web::{http::header, web, HttpResponse};
 

@@ -10,7 +10,7 @@ use super::ConsoleError;
 use crate::db::audit;
 use crate::db::staff::{self, StaffMember};
 use crate::db::staff_digests::{self, Choice};
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};

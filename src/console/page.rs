@@ -1,7 +1,7 @@
 //! What every console page's layout needs, and the headers every console response carries.
 
 use super::session::Current;
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -15,7 +15,7 @@ use super::ConsoleError;
 use crate::db::staff::StaffMember;
 use crate::db::staff_sessions::{self, NewSession, SessionRow, Stage};
 use crate::domain::ids;
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use crate::web::ClientIp;
 use actix_web::cookie::{Cookie, SameSite};

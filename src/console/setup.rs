@@ -21,7 +21,7 @@ use crate::db::staff::{self, Role, SetupLink, StaffMember};
 use crate::db::staff_sessions::Stage;
 use crate::domain::{ids, BuyerEmail};
 use crate::staff::password::{self, HashParams};
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use crate::web::{render, ClientIp, CsrfToken};
 use actix_web::http::{header, StatusCode};

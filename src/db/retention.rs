@@ -1,4 +1,4 @@
-//! The statements that prune what the shop need not keep forever (`crate::retention` says
+//! The statements that prune what the shop need not keep forever (`retention.rs` at the crate's top says
 //! what and when). Each removes at most one batch of rows, picked by the backend's own row
 //! address (SQLite's `rowid`, PostgreSQL's `ctid`), so every statement is short: on SQLite it
 //! holds the one write lock only briefly, and the shop's own writes get in between batches.

@@ -3,7 +3,7 @@
 
 use crate::domain::{Catalog, Coins, Currency};
 use crate::live_settings::Snapshot;
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::{render, CsrfToken, Meta};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

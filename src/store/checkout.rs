@@ -14,8 +14,8 @@ use crate::domain::{
 use crate::fulfillment::{SupplierError, TikTokAccount};
 use crate::orders::checkout::{self, charge_for, Charge, CheckoutError, Confirmed};
 use crate::payments::SessionRequest;
-use crate::state::AppState;
 use crate::web::rate_limit::Action;
+use crate::web::state::AppState;
 use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};

@@ -1,6 +1,6 @@
 //! Liveness and readiness for load balancers and orchestrators.
 
-use crate::state::AppState;
+use crate::web::state::AppState;
 use actix_web::{web, HttpResponse};
 
 /// Alive: the process answers. Deliberately touches nothing else.

@@ -10,7 +10,7 @@
 //! that it is never counted once per instance.
 
 use crate::db::Db;
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -3,7 +3,7 @@
 //! Markdown is shown as text, never executed. Numbers the shop enforces — the refund window,
 //! the minimum age, typical delivery time — come from the same settings, through placeholders.
 
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::{render, AppError, Meta};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

@@ -11,8 +11,8 @@ use crate::payments::sandbox::cards::{check_cvc, check_expiry, CardNumber};
 use crate::payments::sandbox::{
     Attempt, AttemptResult, CryptoQuote, SandboxProvider, SandboxSession,
 };
-use crate::state::AppState;
 use crate::web::rate_limit::Action;
+use crate::web::state::AppState;
 use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};

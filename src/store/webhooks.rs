@@ -4,7 +4,7 @@
 //! provider retries. An event the shop does not use is 200.
 
 use crate::orders::payment_events;
-use crate::state::AppState;
+use crate::web::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub async fn receive(

@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by the shop and the console: error pages, forms with CSRF, the client
-//! IP, rate limits, security headers and request ids.
+//! HTTP plumbing shared by the shop and the console: the handlers' shared state (`state.rs`:
+//! `AppState`), error pages, forms with CSRF, the client IP, rate limits, security headers and
+//! request ids.
 
 pub mod client_ip;
 pub mod csrf;
@@ -8,6 +9,7 @@ pub mod form;
 pub mod middleware;
 pub mod rate_limit;
 pub mod render;
+pub mod state;
 
 pub use client_ip::ClientIp;
 pub use csrf::CsrfToken;

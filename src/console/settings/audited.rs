@@ -5,7 +5,7 @@ use crate::console::session::Current;
 use crate::console::ConsoleError;
 use crate::live_settings::SaveError;
 use crate::live_settings::{self, Save, Saved};
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use crate::web::ClientIp;
 use actix_web::http::header;

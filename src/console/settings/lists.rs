@@ -11,7 +11,7 @@ use crate::clock::{format_utc, Millis};
 use crate::db::risk_lists::{self as lists, Entry, EntryFilter, NewEntry};
 use crate::domain::risk_list::{self, List, ListKind};
 use crate::risk::lists::Added;
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};

@@ -13,7 +13,7 @@ use crate::domain::{Catalog, Coins, Money};
 use crate::live_settings::{self, Prices};
 use crate::risk::rules::{self, Decision};
 use crate::risk::{RiskSettings, Signals};
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::{render, ClientIp};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

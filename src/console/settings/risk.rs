@@ -11,7 +11,7 @@ use super::audited::{self, store, Change};
 use crate::live_settings;
 use crate::risk::backtest::{self, Comparison, Tally};
 use crate::risk::RiskSettings;
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::{render, ClientIp};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

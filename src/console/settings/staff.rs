@@ -17,7 +17,7 @@ use crate::db::audit;
 use crate::db::staff::{self, Role, StaffMember};
 use crate::domain::{ids, BuyerEmail};
 use crate::staff::password::{self, HashParams};
-use crate::state::AppState;
+use crate::web::state::AppState;
 use crate::web::AppError;
 use crate::web::{render, ClientIp};
 use actix_web::http::{header, StatusCode};
