@@ -204,10 +204,15 @@ async fn card_numbers_and_cvcs_are_never_stored_or_logged() {
                     text.push_str(&s);
                 } else if let Ok(Some(n)) = row.try_get::<Option<i64>, _>(i) {
                     // Epoch-millisecond times have 13 digits (until 2286), so integer columns
-                    // are searched for 14 to 19 digit card numbers.
+                    // are searched for 14 to 19 digit card numbers. The shared rate limits keep
+                    // their arrival times in epoch nanoseconds (19 digits, Luhn-valid one time
+                    // in ten): there, a value that reads as a time within a day of now is one.
                     let digits = n.to_string();
+                    let a_time_in_ns = table == "rate_limit_state"
+                        && (n / 1_000_000 - chrono::Utc::now().timestamp_millis()).abs()
+                            < 24 * 3_600_000;
                     assert!(
-                        !(digits.len() >= 14 && luhn_valid(&digits)),
+                        a_time_in_ns || !(digits.len() >= 14 && luhn_valid(&digits)),
                         "an integer in {table} looks like a card number: {digits}"
                     );
                 }
