@@ -74,9 +74,13 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
-            // Politely first (Chromium removes its temporary files), then for sure.
+            // Politely first (Chromium removes its temporary files), then for sure if it has
+            // not exited within 300 ms.
             self.signal_group("TERM");
-            std::thread::sleep(Duration::from_millis(300));
+            let deadline = std::time::Instant::now() + Duration::from_millis(300);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             self.signal_group("KILL");
         }
         let _ = self.0.kill();
