@@ -5,6 +5,7 @@
 use crate::clock::{format_utc, Millis};
 use crate::db::risk_lists::{self as rows, Entry, NewEntry};
 use crate::db::{audit, Db};
+use crate::domain::risk_list::{List, ListKind};
 use serde_json::json;
 
 /// What adding came to.
@@ -44,12 +45,7 @@ pub async fn add(
         audit::Entry {
             actor: e.added_by,
             action: "list_entry_added",
-            subject: &format!(
-                "{} list: {} {}",
-                e.list.as_str(),
-                e.kind.describe(),
-                e.value
-            ),
+            subject: &subject(e.list, e.kind, e.value),
             detail: &format!("Entry {id}: {}", e.reason),
             new_value: Some(&new_value),
             client_ip: Some(client_ip),
@@ -90,12 +86,7 @@ pub async fn end(
         audit::Entry {
             actor,
             action: "list_entry_removed",
-            subject: &format!(
-                "{} list: {} {}",
-                entry.list.as_str(),
-                entry.kind.describe(),
-                entry.value
-            ),
+            subject: &subject(entry.list, entry.kind, &entry.value),
             detail: &format!("Entry {} ended", entry.id),
             old_value: Some(&old_value),
             new_value: Some("removed"),
@@ -106,4 +97,9 @@ pub async fn end(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// How an entry is named in the audit log, added or ended alike.
+fn subject(list: List, kind: ListKind, value: &str) -> String {
+    format!("{} list: {} {}", list.as_str(), kind.describe(), value)
 }
