@@ -114,6 +114,8 @@ async fn gift_cards_pay_from_their_balance_and_decline_clearly_when_short() {
     .await;
     assert_eq!(r.status(), 402);
     assert!(r.text().await.unwrap().contains("balance is too low"));
+    // The declines reach the shop's payments as signed webhooks, sent by a job.
+    app.wait_until_idle().await;
     let codes: Vec<String> = app
         .texts("SELECT failure_code FROM payments WHERE status = 'failed' ORDER BY created_at, id")
         .await;
