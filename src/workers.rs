@@ -53,7 +53,15 @@ async fn work(state: Arc<Services>, worker: String, mut shutdown: watch::Receive
                 // Wake one idle worker for whatever else is due (it looks before it locks), so
                 // a burst spreads over the workers without every one of them waking per job.
                 state.jobs_ready.notify_one();
-                run_one(&state, &worker, job).await
+                // A job may hand this worker its order's next step, already claimed: run it
+                // (and whatever it hands on) before claiming anything else.
+                let mut next = std::collections::VecDeque::from([job]);
+                while let Some(job) = next.pop_front() {
+                    let more = run_one(&state, &worker, job).await;
+                    for job in more.into_iter().rev() {
+                        next.push_front(job);
+                    }
+                }
             }
             Ok(None) => {
                 tokio::select! {
@@ -73,21 +81,33 @@ async fn work(state: Arc<Services>, worker: String, mut shutdown: watch::Receive
     }
 }
 
+/// Runs one claimed job and records its outcome. Returns the jobs it handed this worker to run
+/// next (see `jobs::Run`).
 #[tracing::instrument(name = "job", skip_all, fields(kind = %claimed.kind, id = %claimed.id, attempt = claimed.attempts))]
-async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
+async fn run_one(state: &Services, worker: &str, claimed: Claimed) -> Vec<Claimed> {
     let started = std::time::Instant::now();
     let job = claimed.job();
+    let lease_ms = state.settings.jobs.lease_seconds as i64 * 1000;
+    let run = jobs::Run::new(&claimed, worker, lease_ms);
     let result = match &job {
-        Ok(job) => match while_leased(state, worker, &claimed, dispatch(state, job)).await {
+        Ok(job) => match while_leased(state, worker, &claimed, dispatch(state, &run, job)).await {
             Some(result) => result,
-            // Another worker has the job now: whatever it records is the outcome.
-            None => return,
+            // Another worker has the job now: whatever it records is the outcome. What this
+            // run handed on is leased to this worker too and is taken over the same way.
+            None => return Vec::new(),
         },
         Err(unreadable) => {
             tracing::error!(error = ?unreadable, payload = %claimed.payload, "job payload does not parse: failing it for good");
             Err(unreadable.clone())
         }
     };
+    let next = run.take_next();
+    let kind = job.as_ref().map_or("unreadable", Job::kind);
+    if result.is_ok() && run.finished() {
+        // The handler committed the completion with its own effect.
+        state.metrics.job_run(kind, "done", started.elapsed());
+        return next;
+    }
     let now = state.now_ms();
     let settings = &state.settings.jobs;
     let outcome: Result<&'static str, sqlx::Error> = async {
@@ -125,13 +145,11 @@ async fn run_one(state: &Services, worker: &str, claimed: Claimed) {
     }
     .await;
     match outcome {
-        Ok(recorded) => {
-            let kind = job.as_ref().map_or("unreadable", Job::kind);
-            state.metrics.job_run(kind, recorded, started.elapsed());
-        }
+        Ok(recorded) => state.metrics.job_run(kind, recorded, started.elapsed()),
         // The lease runs out and another worker takes the job again: nothing is lost.
         Err(e) => tracing::error!(error = %e, "could not record a job's outcome"),
     }
+    next
 }
 
 /// Runs `work` while renewing the job's lease. `None` when the lease was lost (another worker
@@ -194,7 +212,7 @@ async fn while_leased<F: std::future::Future>(
 }
 
 /// Runs one job: every kind has its handler here, and the compiler checks that none is missed.
-async fn dispatch(state: &Services, job: &Job) -> Result<(), JobError> {
+async fn dispatch(state: &Services, run: &jobs::Run<'_>, job: &Job) -> Result<(), JobError> {
     match job {
         Job::SandboxWebhook { url, body } => sandbox(state)?
             .deliver(&state.http, url, body)
@@ -208,17 +226,17 @@ async fn dispatch(state: &Services, job: &Job) -> Result<(), JobError> {
             .await
             .map_err(JobError::from),
         Job::ScreenOrder { order_id, late } => {
-            crate::orders::screening::screen(state, order_id, *late).await
+            crate::orders::screening::screen(state, run, order_id, *late).await
         }
         Job::FulfillOrder {
             order_id,
             recheck_recipient,
-        } => crate::orders::fulfillment::run(state, order_id, *recheck_recipient).await,
+        } => crate::orders::fulfillment::run(state, run, order_id, *recheck_recipient).await,
         Job::RefundOrder { order_id, reason } => {
             crate::orders::refunds::run_full_refund_job(state, order_id, reason).await
         }
         Job::SendEmail { email_id } => {
-            crate::mail::send::send(&state.mail_context(), email_id).await
+            crate::mail::send::send(&state.mail_context(), email_id, Some(run)).await
         }
         Job::StaffDigest { staff_id, from } => {
             crate::staff_digest::run(state, staff_id, *from).await

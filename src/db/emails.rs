@@ -128,14 +128,18 @@ pub async fn mark_unsent(conn: &mut AnyConnection, email_id: &str) -> Result<(),
     Ok(())
 }
 
-pub async fn mark_sent(pool: &AnyPool, id: &str, now: Millis) -> Result<(), sqlx::Error> {
+pub async fn mark_sent(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE emails SET sent_at = $1, attempts = attempts + 1, last_error = NULL
          WHERE id = $2 AND sent_at IS NULL",
     )
     .bind(now)
     .bind(id)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -43,6 +43,68 @@ pub async fn insert(
     Ok(done.rows_affected() == 1)
 }
 
+fn claimed_row(row: &sqlx::any::AnyRow) -> Result<ClaimedRow, sqlx::Error> {
+    Ok(ClaimedRow {
+        id: col(row, "id")?,
+        kind: col(row, "kind")?,
+        payload: col(row, "payload")?,
+        attempts: col(row, "attempts")?,
+    })
+}
+
+/// Inserts a job already running for `worker` until `lease_until`, inside the caller's
+/// transaction (a handler handing its worker the next step: `jobs::Run::then_run`). A
+/// duplicate `dedupe_key` is a no-op (false).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_claimed(
+    conn: &mut AnyConnection,
+    id: &str,
+    kind: &str,
+    payload: &str,
+    dedupe_key: Option<String>,
+    worker: &str,
+    lease_until: Millis,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, dedupe_key, status, attempts, run_at, locked_by, lease_until, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'running', 1, $5, $6, $5, $7, $7)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(payload)
+    .bind(dedupe_key)
+    .bind(lease_until)
+    .bind(worker)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Claims for `worker`, inside the caller's transaction, the pending job with this dedupe key.
+pub async fn claim_pending_by_key(
+    conn: &mut AnyConnection,
+    dedupe_key: &str,
+    worker: &str,
+    now: Millis,
+    lease_until: Millis,
+) -> Result<Option<ClaimedRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, run_at = $1, locked_by = $2, lease_until = $1, updated_at = $3
+         WHERE dedupe_key = $4 AND status = 'pending'
+         RETURNING id, kind, payload, attempts",
+    )
+    .bind(lease_until)
+    .bind(worker)
+    .bind(now)
+    .bind(dedupe_key)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(claimed_row).transpose()
+}
+
 /// Marks the next due job (or one whose lease ended) running for `worker` until
 /// `lease_until`, and returns it.
 pub async fn claim_next(
@@ -95,13 +157,7 @@ pub async fn claim_next(
         .fetch_optional(&mut *tx)
         .await?;
     tx.commit().await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(ClaimedRow {
-        id: col(&row, "id")?,
-        kind: col(&row, "kind")?,
-        payload: col(&row, "payload")?,
-        attempts: col(&row, "attempts")?,
-    }))
+    row.as_ref().map(claimed_row).transpose()
 }
 
 /// Moves the lease end of a job `worker` runs to `lease_until`. False when the job is no

@@ -38,11 +38,13 @@ pub struct NewSession<'a> {
 /// Creates the order's session unless it has one; returns the id of the order's session
 /// (one per order: a repeated request gets the first one back).
 pub async fn open_session(pool: &AnyPool, s: &NewSession<'_>) -> Result<String, sqlx::Error> {
-    sqlx::query(
+    // The no-op update makes the conflict return the existing row's id: one statement.
+    let row = sqlx::query(
         "INSERT INTO sandbox_sessions (id, order_reference, description, amount_minor, currency, method, status,
             return_url, webhook_url, created_at, updated_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9, $10)
-         ON CONFLICT (order_reference) DO NOTHING",
+         ON CONFLICT (order_reference) DO UPDATE SET order_reference = excluded.order_reference
+         RETURNING id",
     )
     .bind(s.id)
     .bind(s.order_reference)
@@ -54,12 +56,8 @@ pub async fn open_session(pool: &AnyPool, s: &NewSession<'_>) -> Result<String, 
     .bind(s.webhook_url)
     .bind(s.created_at)
     .bind(s.expires_at)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    let row = sqlx::query("SELECT id FROM sandbox_sessions WHERE order_reference = $1")
-        .bind(s.order_reference)
-        .fetch_one(pool)
-        .await?;
     col(&row, "id")
 }
 

@@ -5,11 +5,15 @@
 //! must be idempotent: execution is at least once.
 //!
 //! What a job is: [`Job`], one enum of every kind (`job.rs`); who runs each kind: the one
-//! `match` in `workers`. The rows and their SQL: `db::jobs`.
+//! `match` in `workers`; what a handler may do with the job it runs (finish it in its own
+//! transaction, hand its worker the next step): [`Run`] (`run.rs`). The rows and their SQL:
+//! `db::jobs`.
 
 mod job;
+mod run;
 
 pub use job::Job;
+pub use run::{CommitError, LeaseLost, Run};
 
 use crate::clock::Millis;
 use crate::db::{self, Db};

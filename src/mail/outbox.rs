@@ -30,13 +30,14 @@ pub struct NewEmail {
 }
 
 /// Renders `new` and writes it with its `send_email` job, inside the caller's transaction.
-/// Returns false (and writes nothing) when an email with the same dedupe key exists.
+/// Returns the dedupe key of that job, or `None` (and writes nothing) when an email with the
+/// same dedupe key exists.
 pub async fn enqueue(
     conn: &mut AnyConnection,
     mailer: &Mailer,
     new: &NewEmail,
     now: Millis,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<String>, sqlx::Error> {
     let rendered = render(&new.email, &new.facts).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let row = Outgoing {
         order_id: new.order_id.as_deref(),
@@ -61,13 +62,14 @@ pub struct Outgoing<'a> {
 }
 
 /// Writes a rendered email with its `send_email` job, inside the caller's transaction.
-/// Returns false (and writes nothing) when an email with the same dedupe key exists.
+/// Returns the dedupe key of that job, or `None` (and writes nothing) when an email with the
+/// same dedupe key exists.
 pub async fn enqueue_rendered(
     conn: &mut AnyConnection,
     mailer: &Mailer,
     new: &Outgoing<'_>,
     now: Millis,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<String>, sqlx::Error> {
     let rendered = new.rendered;
     let id = crate::domain::ids::new_id();
     let message_id = mailer.message_id_for(&id);
@@ -84,21 +86,20 @@ pub async fn enqueue_rendered(
         created_at: now,
     };
     if !emails::insert(conn, &row).await? {
-        return Ok(false);
+        return Ok(None);
     }
+    let key = send_job_key(&id);
     jobs::enqueue(
         conn,
         NewJob {
-            job: Job::SendEmail {
-                email_id: id.clone(),
-            },
-            dedupe_key: Some(send_job_key(&id)),
+            job: Job::SendEmail { email_id: id },
+            dedupe_key: Some(key.clone()),
             run_at: now,
         },
         now,
     )
     .await?;
-    Ok(true)
+    Ok(Some(key))
 }
 
 fn send_job_key(email_id: &str) -> String {

@@ -9,7 +9,7 @@ use crate::config::Secret;
 use crate::db::emails::{self, StoredEmail};
 use crate::db::Db;
 use crate::domain::order_token as tokens;
-use crate::jobs::JobError;
+use crate::jobs::{JobError, Run};
 use lettre::Message;
 
 /// What sending needs (`Services::mail_context` makes one).
@@ -29,9 +29,14 @@ impl Context<'_> {
     }
 }
 
-/// Sends the email unless it was sent already.
-#[tracing::instrument(name = "send_email", skip(state))]
-pub async fn send(state: &Context<'_>, email_id: &str) -> Result<(), JobError> {
+/// Sends the email unless it was sent already. Run as a job (`run`), the sent mark and the
+/// job's completion are one commit.
+#[tracing::instrument(name = "send_email", skip(state, run))]
+pub async fn send(
+    state: &Context<'_>,
+    email_id: &str,
+    run: Option<&Run<'_>>,
+) -> Result<(), JobError> {
     let pool = state.db.pool();
     let email = emails::load(pool, email_id)
         .await?
@@ -57,7 +62,15 @@ pub async fn send(state: &Context<'_>, email_id: &str) -> Result<(), JobError> {
     };
     match state.mailer.deliver(&email.id, &message).await {
         Ok(()) => {
-            emails::mark_sent(pool, &email.id, state.now_ms()).await?;
+            let now = state.now_ms();
+            match run {
+                Some(run) => {
+                    let mut tx = state.db.begin().await?;
+                    emails::mark_sent(&mut tx, &email.id, now).await?;
+                    run.commit(tx, now).await?;
+                }
+                None => emails::mark_sent(&mut *pool.acquire().await?, &email.id, now).await?,
+            }
             tracing::info!(kind = %email.kind, "email sent");
             Ok(())
         }

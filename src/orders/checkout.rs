@@ -1,8 +1,8 @@
 //! Checkout's business step: the order a buyer confirmed is priced again from the live
 //! catalog (never from the form), built, screened before payment (a decline happens before
-//! anyone is charged, for every provider alike) and written with its decision in one
-//! transaction. The store's confirm handler parses the confirm page into [`Confirmed`] and
-//! calls [`create_order`].
+//! anyone is charged, for every provider alike) and written with its decision and payment
+//! session in one transaction. The store's confirm handler parses the confirm page into
+//! [`Confirmed`], calls [`screen`], opens the payment session and calls [`place`].
 
 use crate::clock::Millis;
 use crate::db::orders::{self, Order};
@@ -10,6 +10,7 @@ use crate::domain::order_token::order_token;
 use crate::domain::{ids, Catalog, Coins, Currency, Money, OrderStatus, PaymentMethod, PriceQuote};
 use crate::fulfillment::TikTokAccount;
 use crate::orders::screening;
+use crate::risk;
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,13 +85,29 @@ pub struct Confirmed {
     pub client_ip: String,
 }
 
+/// An order priced and screened before payment, not yet written: [`place`] writes it. In
+/// between, the caller opens its payment session (unless it is declined), so the order is
+/// written once, with the session.
+pub struct Screened {
+    pub order: Order,
+    assessment: risk::Assessment,
+    signals: risk::Signals,
+}
+
+impl Screened {
+    /// Screening refuses the order: it is written declined, and nobody is asked to pay.
+    pub fn declined(&self) -> bool {
+        self.assessment.decision == risk::Decision::Block
+    }
+}
+
 /// Prices the confirmed order again, refuses it if the price changed since the confirm page,
-/// and places it ([`place`]).
-pub async fn create_order(
+/// and screens it.
+pub async fn screen(
     services: &Services,
     c: Confirmed,
     now: Millis,
-) -> Result<Order, CheckoutError> {
+) -> Result<Screened, CheckoutError> {
     let live = services.live.current();
     let price = live
         .catalog
@@ -136,15 +153,25 @@ pub async fn create_order(
         paid_at: None,
         delivered_at: None,
     };
-    place(services, order).await
+    let (assessment, signals) = screening::assess_new_order(services, &order, now).await?;
+    Ok(Screened {
+        order,
+        assessment,
+        signals,
+    })
 }
 
-/// Screens and inserts `order` (status `awaiting_payment`), returning it with the status the
-/// screening gave it; a double submit of the same quote returns the order the first one made.
-async fn place(state: &Services, mut order: Order) -> Result<Order, CheckoutError> {
+/// Inserts the screened order with its assessment in one transaction, returning it with the
+/// status the screening gave it; a double submit of the same quote returns the order the
+/// first one made.
+pub async fn place(state: &Services, screened: Screened) -> Result<Order, CheckoutError> {
+    let Screened {
+        mut order,
+        assessment,
+        signals,
+    } = screened;
     let now = order.created_at;
     let token = order_token(&state.secrets.cookie_key, &order.idempotency_key);
-    let (assessment, signals) = screening::assess_new_order(state, &order, now).await?;
     for _ in 0..5 {
         let mut tx = state.db.begin().await?;
         match orders::insert(&mut tx, &order, &ids::token_hash(&token)).await {

@@ -9,7 +9,7 @@ use crate::db::orders::{self, Order};
 use crate::db::{events, Tx};
 use crate::domain::{OrderStatus, TikTokUsername};
 use crate::fulfillment::SupplierError;
-use crate::jobs::JobError;
+use crate::jobs::{self, Job, JobError, NewJob};
 use crate::orders::screening;
 use crate::services::Services;
 
@@ -20,9 +20,45 @@ fn transient(e: SupplierError) -> JobError {
     }
 }
 
+/// Starts delivering a just-queued order inside the caller's transaction (the screening that
+/// allowed it): `queued → fulfilling`, with the fulfillment job claimed by the caller's worker
+/// to run next (`jobs::Run::then_run`). Its commit is the screening's.
+pub async fn start_now(
+    run: &jobs::Run<'_>,
+    tx: &mut Tx,
+    order_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if orders::transition(
+        tx,
+        order_id,
+        OrderStatus::Queued,
+        OrderStatus::Fulfilling,
+        "system",
+        DELIVERY_STARTED,
+        now,
+    )
+    .await?
+    {
+        let job = NewJob {
+            job: Job::FulfillOrder {
+                order_id: order_id.into(),
+                recheck_recipient: false,
+            },
+            dedupe_key: None,
+            run_at: now,
+        };
+        run.then_run(tx, job, now).await?;
+    }
+    Ok(())
+}
+
+const DELIVERY_STARTED: &str = "Delivery started";
+
 /// The job: `recheck_recipient` screens the order again first (a held-back delivery).
 pub async fn run(
     state: &Services,
+    run: &jobs::Run<'_>,
     order_id: &str,
     recheck_recipient: bool,
 ) -> Result<(), JobError> {
@@ -34,14 +70,14 @@ pub async fn run(
         return Ok(());
     }
     if let Some(hold) = reason_to_hold(state, &order, recheck_recipient, now).await? {
-        return hold_before_credit(state, &order, hold.reasons, hold.signals, &hold.why, now).await;
+        return hold_before_credit(state, run, &order, hold, now).await;
     }
     let receipt = state
         .supplier
         .credit(&order.id, &order.tiktok_account_id, order.coins)
         .await
         .map_err(transient)?;
-    record_delivery(state, &order, &receipt).await
+    record_delivery(state, run, &order, &receipt).await
 }
 
 /// Moves a queued order to `fulfilling`. True when this job is to deliver it: it moved, or it
@@ -57,7 +93,7 @@ async fn start(state: &Services, order: &Order, now: i64) -> Result<bool, JobErr
                 OrderStatus::Queued,
                 OrderStatus::Fulfilling,
                 "system",
-                "Delivery started",
+                DELIVERY_STARTED,
                 now,
             )
             .await?;
@@ -134,9 +170,11 @@ async fn reason_to_hold(
     Ok(None)
 }
 
-/// The supplier credited the coins: `fulfilling → delivered` with the receipt email.
+/// The supplier credited the coins: `fulfilling → delivered` with the receipt email, which
+/// this worker sends next.
 async fn record_delivery(
     state: &Services,
+    run: &jobs::Run<'_>,
     order: &Order,
     receipt: &crate::fulfillment::CreditReceipt,
 ) -> Result<(), JobError> {
@@ -157,24 +195,30 @@ async fn record_delivery(
     )
     .await?
     {
-        crate::orders::notify::delivered(state, &mut tx, order, now).await?;
+        if let Some(send_job) = crate::orders::notify::delivered(state, &mut tx, order, now).await? {
+            run.then_run_queued(&mut tx, &send_job, now).await?;
+        }
     }
-    tx.commit().await?;
-    state.jobs_ready.notify_one();
+    run.commit(tx, now).await?;
     Ok(())
 }
+
 
 /// Moves a fulfilling order to review instead of crediting, with an assessment that says why
 /// (the review queue shows the newest one), stored with `signals` (gathered here when the
 /// caller has none).
 async fn hold_before_credit(
     state: &Services,
+    run: &jobs::Run<'_>,
     order: &Order,
-    reasons: Vec<crate::risk::Reason>,
-    signals: Option<crate::risk::Signals>,
-    why: &str,
+    hold: Hold,
     now: i64,
 ) -> Result<(), JobError> {
+    let Hold {
+        reasons,
+        signals,
+        why,
+    } = hold;
     let signals = match signals {
         Some(s) => s,
         None => {
@@ -195,7 +239,7 @@ async fn hold_before_credit(
         OrderStatus::Fulfilling,
         OrderStatus::InReview,
         "system",
-        why,
+        &why,
         now,
     )
     .await?
@@ -211,7 +255,8 @@ async fn hold_before_credit(
         .await?;
         crate::orders::notify::held_for_review(state, &mut tx, order, now).await?;
     }
-    tx.commit().await?;
+    run.commit(tx, now).await?;
+    state.jobs_ready.notify_one();
     Ok(())
 }
 

@@ -25,7 +25,9 @@ pub async fn order_link_requested(state: &Services, order: &Order) -> Result<(),
         Email::OrderLink.kind(),
         now.div_euclid(ORDER_LINK_WINDOW_MS)
     );
-    let written = write(state, &mut tx, order, Email::OrderLink, key, now, now).await?;
+    let written = write(state, &mut tx, order, Email::OrderLink, key, now, now)
+        .await?
+        .is_some();
     tx.commit().await?;
     if written {
         state.jobs_ready.notify_one();
@@ -44,19 +46,17 @@ pub async fn payment_received(
     once(state, tx, order, Email::PaymentReceived, now).await
 }
 
-/// The receipt.
+/// The receipt. Returns the dedupe key of the job that sends it (`None`: written before).
 pub async fn delivered(
     state: &Services,
     tx: &mut Tx,
     order: &Order,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<String>, sqlx::Error> {
     // The order given may be the snapshot from before the delivery was recorded.
     let at = order.delivered_at.unwrap_or(now);
     let key = format!("{}:{}", order.id, Email::Delivered.kind());
-    write(state, tx, order, Email::Delivered, key, at, now)
-        .await
-        .map(|_| ())
+    write(state, tx, order, Email::Delivered, key, at, now).await
 }
 
 pub async fn held_for_review(
@@ -189,7 +189,7 @@ async fn write(
     dedupe_key: String,
     at: i64,
     now: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<String>, sqlx::Error> {
     let facts = facts(state, tx, order, at).await?;
     let new = NewEmail {
         order_id: Some(order.id.clone()),

@@ -265,7 +265,9 @@ pub async fn resend_receipt(
             };
             crate::jobs::enqueue(&mut tx, job, now).await?;
         }
-        None => crate::orders::notify::delivered(state, &mut tx, &order, now).await?,
+        None => {
+            crate::orders::notify::delivered(state, &mut tx, &order, now).await?;
+        }
     }
     done(
         state,

@@ -1,6 +1,7 @@
 //! Screening around payment. Before payment, a new order may be declined before anyone is
 //! charged. After payment, a `screen_order` job (enqueued with the paid transition) decides:
-//! allow → `queued` with its fulfillment job, review → `in_review`, block → `blocked` and a
+//! allow → `queued` and at once `fulfilling`, its fulfillment run next by the same worker
+//! (`fulfillment::start_now`), review → `in_review`, block → `blocked` and a
 //! full refund. Signals are gathered outside any write transaction, so a screening never
 //! holds the database's write lock while it reads.
 
@@ -84,7 +85,12 @@ pub async fn before_payment(
 }
 
 /// The `screen_order` job.
-pub async fn screen(state: &Services, order_id: &str, late: bool) -> Result<(), JobError> {
+pub async fn screen(
+    state: &Services,
+    run: &jobs::Run<'_>,
+    order_id: &str,
+    late: bool,
+) -> Result<(), JobError> {
     let Some(order) = orders::by_id(state.db.pool(), order_id).await? else {
         return Err(JobError::Permanent(format!("no order {order_id}")));
     };
@@ -138,7 +144,11 @@ pub async fn screen(state: &Services, order_id: &str, late: bool) -> Result<(), 
             let minutes = live.risk.holdback.minutes;
             queue_held_back_fulfillment(&mut tx, &order.id, now, minutes).await?
         }
-        OrderStatus::Queued => queue_fulfillment(&mut tx, &order.id, now).await?,
+        // Delivery starts in this transaction and this worker runs it next: no commit of
+        // its own for the claim or the start, and no wait in the queue behind other work.
+        OrderStatus::Queued => {
+            crate::orders::fulfillment::start_now(run, &mut tx, &order.id, now).await?
+        }
         OrderStatus::Blocked => {
             queue_full_refund(&mut tx, &order.id, "Blocked by screening", now).await?
         }
@@ -148,7 +158,7 @@ pub async fn screen(state: &Services, order_id: &str, late: bool) -> Result<(), 
         }
         _ => {}
     }
-    tx.commit().await?;
+    run.commit(tx, now).await?;
     state.jobs_ready.notify_one();
     Ok(())
 }

@@ -12,8 +12,8 @@ use crate::domain::{
     ids, BuyerEmail, Coins, Currency, Money, OrderStatus, PaymentMethod, TikTokUsername,
 };
 use crate::fulfillment::{SupplierError, TikTokAccount};
-use crate::orders::checkout::{self, charge_for, Charge, CheckoutError, Confirmed};
-use crate::payments::SessionRequest;
+use crate::orders::checkout::{self, charge_for, Charge, CheckoutError, Confirmed, Screened};
+use crate::payments::{Session, SessionRequest};
 use crate::web::rate_limit::Action;
 use crate::web::state::AppState;
 use crate::web::{render, AppError, ClientIp, CsrfToken, Meta, SafeForm};
@@ -385,9 +385,23 @@ pub async fn confirm(
             "This confirmation page was opened in another browser. Please start your order again here — nothing was charged.".into(),
         ));
     }
+    // The payment session is opened before the order is written, so that the order is written
+    // once, with its session: one commit at confirm. A double submit that loses the race
+    // leaves its session unused (it expires with the order's quote).
+    let mut opened = None;
     let order = match orders::by_idempotency_key(state.db.pool(), &q.idempotency_key).await? {
         Some(existing) => existing,
-        None => create_order(&state, &q, &form, ip, now).await?,
+        None => {
+            let mut screened = screen_order(&state, &q, &form, ip, now).await?;
+            if !screened.declined() {
+                let session = open_session(&state, &screened.order).await?;
+                screened.order.provider_session_id = Some(session.id.clone());
+                opened = Some(session);
+            }
+            checkout::place(&state, screened)
+                .await
+                .map_err(checkout_error)?
+        }
     };
     let token = order_token(&state.secrets.cookie_key, &order.idempotency_key);
     match order.status {
@@ -395,12 +409,36 @@ pub async fn confirm(
         OrderStatus::Declined => return Ok(declined_page(&state)),
         _ => return Ok(see_other(&format!("/orders/{token}"))),
     }
-    if let Some(session) = &order.provider_session_id {
+    let redirect = match (&order.provider_session_id, opened) {
+        (Some(id), Some(session)) if *id == session.id => session.redirect_url,
         // Paying again (back from the hosted page, or a double submit): the session the order
         // has, resumed where the provider says it is still open, never a second one.
-        return Ok(see_other(&state.provider.session_url(session)));
-    }
-    let session = state
+        (Some(id), _) => state.provider.session_url(id),
+        // An order written before sessions were opened first, left without one.
+        (None, _) => {
+            let session = open_session(&state, &order).await?;
+            orders::set_provider_session(state.db.pool(), &order.id, &session.id, now).await?;
+            session.redirect_url
+        }
+    };
+    // Read on the way back from the provider: `/checkout/return` (paid) and `GET
+    // /checkout/confirm` (left unpaid).
+    let cookie = Cookie::build(RETURN_COOKIE, token)
+        .path("/checkout")
+        .http_only(true)
+        .secure(state.settings.http.effective_secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::days(1))
+        .finish();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, redirect))
+        .cookie(cookie)
+        .finish())
+}
+
+/// The hosted payment page for `order`, opened at the provider.
+async fn open_session(state: &AppState, order: &Order) -> Result<Session, AppError> {
+    state
         .provider
         .create_session(&SessionRequest {
             order_reference: order.id.clone(),
@@ -425,41 +463,43 @@ pub async fn confirm(
             AppError::Unavailable(
                 "The payment page could not be opened just now. Nothing was charged; please try again.".into(),
             )
-        })?;
-    orders::set_provider_session(state.db.pool(), &order.id, &session.id, now).await?;
-    // Read on the way back from the provider: `/checkout/return` (paid) and `GET
-    // /checkout/confirm` (left unpaid).
-    let cookie = Cookie::build(RETURN_COOKIE, token)
-        .path("/checkout")
-        .http_only(true)
-        .secure(state.settings.http.effective_secure_cookies())
-        .same_site(SameSite::Lax)
-        .max_age(CookieDuration::days(1))
-        .finish();
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, session.redirect_url))
-        .cookie(cookie)
-        .finish())
+        })
 }
 
-/// Parses the confirm page into the order the buyer confirmed and has it created.
-async fn create_order(
+fn stale_confirm() -> AppError {
+    AppError::BadRequest(
+        "This confirmation page is out of date. Please start your order again.".into(),
+    )
+}
+
+/// What the buyer is told when the confirmed order cannot be made.
+fn checkout_error(e: CheckoutError) -> AppError {
+    match e {
+        CheckoutError::Database(e) => e.into(),
+        CheckoutError::Unpriceable => stale_confirm(),
+        // An admin changed the prices after the confirm page was shown.
+        CheckoutError::PriceChanged { coins, total } => AppError::BadRequest(format!(
+            "The shop's prices changed while you were checking out: these {} coins now cost {}. Nothing was charged. Go back to the shop to see the new price and order again.",
+            coins, total
+        )),
+        e => AppError::Unexpected(e.into()),
+    }
+}
+
+/// Parses the confirm page into the order the buyer confirmed, priced and screened (not yet
+/// written).
+async fn screen_order(
     state: &AppState,
     q: &Quote,
     form: &ConfirmForm,
     ip: ClientIp,
     now: i64,
-) -> Result<Order, AppError> {
-    let stale = || {
-        AppError::BadRequest(
-            "This confirmation page is out of date. Please start your order again.".into(),
-        )
-    };
+) -> Result<Screened, AppError> {
     let confirmed = Confirmed {
         idempotency_key: q.idempotency_key.clone(),
         coins: Coins::new(q.coins),
-        currency: q.currency.parse().map_err(|_| stale())?,
-        method: q.payment_method.parse().map_err(|_| stale())?,
+        currency: q.currency.parse().map_err(|_| stale_confirm())?,
+        method: q.payment_method.parse().map_err(|_| stale_confirm())?,
         account: TikTokAccount {
             username: q.tiktok_username.clone(),
             account_id: q.account_id.clone(),
@@ -474,18 +514,9 @@ async fn create_order(
             .filter(|s: &String| !s.is_empty()),
         client_ip: ip.to_string(),
     };
-    checkout::create_order(state, confirmed, now)
+    checkout::screen(state, confirmed, now)
         .await
-        .map_err(|e| match e {
-            CheckoutError::Database(e) => e.into(),
-            CheckoutError::Unpriceable => stale(),
-            // An admin changed the prices after the confirm page was shown.
-            CheckoutError::PriceChanged { coins, total } => AppError::BadRequest(format!(
-                "The shop's prices changed while you were checking out: these {} coins now cost {}. Nothing was charged. Go back to the shop to see the new price and order again.",
-                coins, total
-            )),
-            e => AppError::Unexpected(e.into()),
-        })
+        .map_err(checkout_error)
 }
 
 #[derive(Template)]

@@ -341,7 +341,7 @@ async fn enqueue_directly(app: &TestApp, new: &NewEmail) -> String {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert!(written);
+    assert!(written.is_some());
     sqlx::query("SELECT id FROM emails WHERE dedupe_key = $1")
         .bind(&new.dedupe_key)
         .fetch_one(app.state.db.pool())
@@ -591,11 +591,10 @@ async fn a_forced_resend_rewrites_the_same_file_with_the_same_message_id() {
     let id = enqueue_directly(&app, &new).await;
     // The same key again writes nothing: one email per order and kind.
     let mut tx = app.state.db.begin().await.unwrap();
-    assert!(
-        !outbox::enqueue(&mut tx, &app.state.mailer, &new, app.now_ms())
-            .await
-            .unwrap()
-    );
+    assert!(outbox::enqueue(&mut tx, &app.state.mailer, &new, app.now_ms())
+        .await
+        .unwrap()
+        .is_none());
     tx.commit().await.unwrap();
     let jobs: i64 = sqlx::query("SELECT COUNT(*) FROM jobs WHERE kind = 'send_email'")
         .fetch_one(app.state.db.pool())
@@ -604,7 +603,7 @@ async fn a_forced_resend_rewrites_the_same_file_with_the_same_message_id() {
         .get(0);
     assert_eq!(jobs, 1, "one send job per email");
 
-    coinfront::mail::send::send(&app.state.mail_context(), &id)
+    coinfront::mail::send::send(&app.state.mail_context(), &id, None)
         .await
         .unwrap();
     let file = outbox_dir(&app).join(format!("{id}.eml"));
@@ -620,7 +619,7 @@ async fn a_forced_resend_rewrites_the_same_file_with_the_same_message_id() {
         .await
         .unwrap();
     app.clock.advance_secs(3600);
-    coinfront::mail::send::send(&app.state.mail_context(), &id)
+    coinfront::mail::send::send(&app.state.mail_context(), &id, None)
         .await
         .unwrap();
     let second = std::fs::read(&file).unwrap();
@@ -638,7 +637,7 @@ async fn a_forced_resend_rewrites_the_same_file_with_the_same_message_id() {
 
     // Already sent: running the job again does nothing at all.
     std::fs::remove_file(&file).unwrap();
-    coinfront::mail::send::send(&app.state.mail_context(), &id)
+    coinfront::mail::send::send(&app.state.mail_context(), &id, None)
         .await
         .unwrap();
     assert!(!file.exists());
@@ -660,7 +659,7 @@ async fn the_message_is_multipart_text_and_html() {
         facts: facts_for(&order),
     };
     let id = enqueue_directly(&app, &new).await;
-    coinfront::mail::send::send(&app.state.mail_context(), &id)
+    coinfront::mail::send::send(&app.state.mail_context(), &id, None)
         .await
         .unwrap();
     let raw = std::fs::read(outbox_dir(&app).join(format!("{id}.eml"))).unwrap();
@@ -711,7 +710,7 @@ async fn buyer_input_cannot_inject_headers() {
         facts: facts.clone(),
     };
     let id = enqueue_directly(&app, &bad_to).await;
-    let result = coinfront::mail::send::send(&app.state.mail_context(), &id).await;
+    let result = coinfront::mail::send::send(&app.state.mail_context(), &id, None).await;
     assert!(
         matches!(result, Err(coinfront::jobs::JobError::Permanent(_))),
         "{result:?}"
@@ -729,7 +728,7 @@ async fn buyer_input_cannot_inject_headers() {
         ..bad_to
     };
     let id = enqueue_directly(&app, &bad_subject).await;
-    coinfront::mail::send::send(&app.state.mail_context(), &id)
+    coinfront::mail::send::send(&app.state.mail_context(), &id, None)
         .await
         .unwrap();
     let raw = std::fs::read(outbox_dir(&app).join(format!("{id}.eml"))).unwrap();
