@@ -119,6 +119,8 @@ struct Run {
     waited_for_buyer: usize,
     /// Began late without waiting for a buyer.
     late: usize,
+    /// The offering, in epoch milliseconds (the app's clock).
+    window_ms: (i64, i64),
     /// Paid → delivered of the orders paid during the offering.
     delivery: Vec<Duration>,
     paid_in_window: usize,
@@ -173,7 +175,9 @@ impl Run {
                 self.credits, self.paid
             ));
         }
-        if self.eml_files != self.emails_sent {
+        // Stopped mid-job, an email can be written but not yet recorded as sent (it is
+        // written again, to the same file, when its job is retried).
+        if self.eml_files != self.emails_sent && self.drain.is_some() {
             v.push(format!(
                 "{} .eml files for {} emails sent",
                 self.eml_files, self.emails_sent
@@ -314,22 +318,28 @@ fn run_once(cfg: &Config, engine: Engine, rate: u32) -> anyhow::Result<Run> {
         )?;
         let rt = common::runtime(2);
         let run = rt.block_on(common::or_interrupted(offer(
-            cfg, engine, rate, &mut app, &db_url, dir,
+            cfg, engine, rate, &mut app, &db_url,
         )));
         rt.shutdown_timeout(Duration::from_secs(10));
         let peak_rss_mib = process::peak_rss_mib(app.pid());
+        // The checks read a database nobody writes any more: counts taken one after another
+        // agree even when the drain did not finish.
         let stopped_cleanly = app.stop(Duration::from_secs(30));
         let mut run = run?;
         run.peak_rss_mib = peak_rss_mib;
         run.stopped_cleanly = stopped_cleanly;
         (run.log_lines, run.log_problem_count, run.log_problems) = read_log(app.log_path());
+        let rt = common::runtime(1);
+        let inspected = rt.block_on(common::or_interrupted(inspect(&mut run, &db_url, dir)));
+        rt.shutdown_timeout(Duration::from_secs(10));
+        inspected?;
         Ok(run)
     })();
     scratch.close()?;
     result
 }
 
-/// Lines of the app's output, and its warnings and errors (the first few of them).
+/// Lines of the app's output, and its warnings and errors (the first few, cut short).
 fn read_log(path: &std::path::Path) -> (usize, usize, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let problems: Vec<&str> = text
@@ -339,7 +349,11 @@ fn read_log(path: &std::path::Path) -> (usize, usize, Vec<String>) {
     (
         text.lines().count(),
         problems.len(),
-        problems.iter().take(3).map(|l| l.to_string()).collect(),
+        problems
+            .iter()
+            .take(3)
+            .map(|l| l.chars().take(300).collect())
+            .collect(),
     )
 }
 
@@ -365,7 +379,6 @@ async fn offer(
     rate: u32,
     app: &mut AppProcess,
     db_url: &str,
-    dir: &std::path::Path,
 ) -> anyhow::Result<Run> {
     app.ready(Duration::from_secs(60)).await?;
     let shop = Arc::new(Shop {
@@ -457,40 +470,6 @@ async fn offer(
     }
     latencies.sort();
 
-    let pool = monitor.pool();
-    let rows = sqlx::query(
-        "SELECT paid_at, delivered_at FROM orders WHERE paid_at >= $1 AND paid_at < $2",
-    )
-    .bind(start_ms)
-    .bind(end_ms)
-    .fetch_all(pool)
-    .await?;
-    let mut delivery = Vec::new();
-    for r in &rows {
-        if let Some(delivered) = r.try_get::<Option<i64>, _>("delivered_at")? {
-            let paid: i64 = r.try_get("paid_at")?;
-            delivery.push(Duration::from_millis((delivered - paid).max(0) as u64));
-        }
-    }
-    delivery.sort();
-
-    let checks = exactly_once(pool).await?;
-    let paid = count(
-        pool,
-        "SELECT COUNT(*) FROM orders WHERE paid_at IS NOT NULL",
-    )
-    .await?;
-    let credits = count(pool, "SELECT COUNT(*) FROM sandbox_ledger").await?;
-    let emails_sent = count(
-        pool,
-        "SELECT COUNT(*) FROM emails WHERE sent_at IS NOT NULL",
-    )
-    .await?;
-    let dead_jobs = count(pool, "SELECT COUNT(*) FROM jobs WHERE status = 'dead'").await?;
-    let eml_files = std::fs::read_dir(dir.join("data").join("outbox"))
-        .map(|d| d.count() as i64)
-        .unwrap_or(0);
-    let statuses = common::order_statuses(pool).await?;
     shop.provider_db.close().await;
     monitor.close().await;
 
@@ -510,17 +489,18 @@ async fn offer(
         latencies,
         waited_for_buyer,
         late,
-        paid_in_window: rows.len(),
-        delivery,
+        window_ms: (start_ms, end_ms),
+        paid_in_window: 0,
+        delivery: Vec::new(),
         samples,
         drain,
-        statuses,
-        paid,
-        checks,
-        credits,
-        emails_sent,
-        eml_files,
-        dead_jobs,
+        statuses: Vec::new(),
+        paid: 0,
+        checks: Vec::new(),
+        credits: 0,
+        emails_sent: 0,
+        eml_files: 0,
+        dead_jobs: 0,
         peak_rss_mib: None,
         cpu: (
             cores(cpu_before.0, cpu_after.0),
@@ -532,6 +512,47 @@ async fn offer(
         log_problem_count: 0,
         load,
     })
+}
+
+/// What the database says after the app stopped: paid → delivered, the exactly-once counts.
+async fn inspect(run: &mut Run, db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let db = Db::connect(db_url, 1).await?;
+    let pool = db.pool();
+    let rows = sqlx::query(
+        "SELECT paid_at, delivered_at FROM orders WHERE paid_at >= $1 AND paid_at < $2",
+    )
+    .bind(run.window_ms.0)
+    .bind(run.window_ms.1)
+    .fetch_all(pool)
+    .await?;
+    run.paid_in_window = rows.len();
+    for r in &rows {
+        if let Some(delivered) = r.try_get::<Option<i64>, _>("delivered_at")? {
+            let paid: i64 = r.try_get("paid_at")?;
+            run.delivery
+                .push(Duration::from_millis((delivered - paid).max(0) as u64));
+        }
+    }
+    run.delivery.sort();
+    run.checks = exactly_once(pool).await?;
+    run.paid = count(
+        pool,
+        "SELECT COUNT(*) FROM orders WHERE paid_at IS NOT NULL",
+    )
+    .await?;
+    run.credits = count(pool, "SELECT COUNT(*) FROM sandbox_ledger").await?;
+    run.emails_sent = count(
+        pool,
+        "SELECT COUNT(*) FROM emails WHERE sent_at IS NOT NULL",
+    )
+    .await?;
+    run.dead_jobs = count(pool, "SELECT COUNT(*) FROM jobs WHERE status = 'dead'").await?;
+    run.eml_files = std::fs::read_dir(dir.join("data").join("outbox"))
+        .map(|d| d.count() as i64)
+        .unwrap_or(0);
+    run.statuses = common::order_statuses(pool).await?;
+    db.close().await;
+    Ok(())
 }
 
 /// One arrival: a buyer from the pool (waiting for one if all are out), one checkout.
@@ -653,6 +674,9 @@ fn series(samples: &[Sample], seconds: u64, value: fn(&Sample) -> i64) -> String
             marked = true;
         }
         out += &format!(" {}", value(s));
+    }
+    if !marked {
+        out += " |";
     }
     match samples.iter().max_by_key(|s| value(s)) {
         Some(top) => format!("{out}  (max {} at {} s)", value(top), top.at),
