@@ -26,9 +26,9 @@
 
 mod common;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use coinfront::clock::SystemClock;
-use coinfront::config::{Limit, RateLimitSettings, Secret, Settings};
+use coinfront::config::Settings;
 use coinfront::db::orders::{self, Order};
 use coinfront::db::payments::{self, PaymentRecord};
 use coinfront::db::Db;
@@ -36,24 +36,19 @@ use coinfront::domain::{ids, Coins, Currency, Money, OrderStatus, PaymentMethod}
 use coinfront::jobs::{self, NewJob};
 use coinfront::risk::{self, Stage};
 use coinfront::startup::Application;
-use common::{ms, percentile, Scratch};
+use common::shop::{self, AppConfig, Shop, DOMAINS};
+use common::{ms, percentile, Engine, Scratch};
 use sqlx::Row;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WEBHOOK_KEY: &str = "bench-webhook-signing-key-0123456789abcdef";
-const COOKIE_KEY: &str = "bench-cookie-key-0123456789abcdef0123456789";
 const GOAL_PERCENT: f64 = 50.0;
 /// The fewest durable commits a checkout needs (see `raw_order`): the order at confirm, the
 /// payment at the paid webhook.
 const COMMITS_PER_ORDER: usize = 2;
-const PACKAGES: [&str; 5] = ["70", "350", "700", "1400", "3500"];
-const CURRENCIES: [&str; 3] = ["USD", "EUR", "GBP"];
-const DOMAINS: [&str; 4] = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com"];
 
 struct Config {
     orders: usize,
@@ -61,21 +56,6 @@ struct Config {
     concurrency: usize,
     job_workers: usize,
     postgres: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-        }
-    }
 }
 
 struct AppResult {
@@ -86,7 +66,7 @@ struct AppResult {
     delivered_at_end: i64,
     /// How long after the window the job queue took to empty.
     drain: Option<Duration>,
-    statuses: Vec<(String, i64)>,
+    statuses: Vec<String>,
     load_during: String,
 }
 
@@ -128,12 +108,7 @@ fn main() -> ExitCode {
     );
     println!("  but the measured path ends when the paid webhook answers 200");
     println!("  machine at start: {}", common::machine_load());
-    let mut engines = vec![Engine::Sqlite];
-    if cfg.postgres.is_some() {
-        engines.push(Engine::Postgres);
-    } else {
-        println!("  (set BENCH_POSTGRES_URL to run on PostgreSQL too)");
-    }
+    let engines = common::engines(&cfg.postgres);
     let mut rows = Vec::new();
     for engine in engines {
         println!("\n[{}] running…", engine.name());
@@ -185,51 +160,22 @@ fn run_engine(cfg: &Config, engine: Engine) -> anyhow::Result<EngineRun> {
     result
 }
 
-fn bench_settings(db_url: String, data_dir: &Path, job_workers: usize) -> Settings {
-    let roomy = Limit {
-        per_minute: 1_000_000,
-        burst: 1_000_000,
-    };
-    let mut s = Settings {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        data_dir: data_dir.to_path_buf(),
-        database_url: Some(db_url),
-        rate_limits: RateLimitSettings {
-            store: None,
-            checkout: roomy,
-            payment_attempt: roomy,
-            account_lookup: roomy,
-            order_lookup: roomy,
-            refund_request: roomy,
-            staff_login: roomy,
-            support_message: roomy,
-        },
-        ..Settings::default()
-    };
-    s.secrets.cookie_key = Some(Secret::new(COOKIE_KEY));
-    s.secrets.webhook_signing_key = Some(Secret::new(WEBHOOK_KEY));
-    s.supplier.sandbox_delay_ms = 0;
-    s.http.workers = Some(2);
-    s.jobs.workers = job_workers;
-    // The buyers' addresses arrive as X-Forwarded-For from 127.0.0.1, as behind a reverse
-    // proxy, so that each order comes from its own address (as real buyers do) instead of
-    // every order piling onto one IP's velocity and rate-limit counters.
-    s.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into()];
-    s
-}
-
 /// What one virtual buyer needs.
 struct Shared {
-    base: String,
-    /// Reads the provider's record of a session (a pool of its own, like a separate system).
-    provider_db: Db,
+    shop: Shop,
     next: AtomicUsize,
     end: AtomicUsize,
     stop: AtomicBool,
 }
 
 async fn app_phase(cfg: &Config, db_url: String, data_dir: &Path) -> anyhow::Result<AppResult> {
-    let settings = bench_settings(db_url.clone(), data_dir, cfg.job_workers);
+    let settings = shop::settings(&AppConfig {
+        bind: "127.0.0.1:0",
+        database_url: &db_url,
+        data_dir,
+        http_workers: Some(2),
+        job_workers: Some(cfg.job_workers),
+    })?;
     let app = Application::build(settings, Arc::new(SystemClock))
         .await
         .context("building the app")?;
@@ -237,20 +183,16 @@ async fn app_phase(cfg: &Config, db_url: String, data_dir: &Path) -> anyhow::Res
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     let shared = Arc::new(Shared {
-        base,
-        provider_db: Db::connect(&db_url, 4).await?,
+        shop: Shop {
+            base,
+            provider_db: Db::connect(&db_url, 4).await?,
+        },
         next: AtomicUsize::new(0),
         end: AtomicUsize::new(cfg.warmup),
         stop: AtomicBool::new(false),
     });
     let clients = (0..cfg.concurrency)
-        .map(|_| {
-            reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(60))
-                .build()
-        })
+        .map(|_| shop::buyer_client())
         .collect::<Result<Vec<_>, _>>()?;
 
     if cfg.warmup > 0 {
@@ -291,15 +233,8 @@ async fn app_phase(cfg: &Config, db_url: String, data_dir: &Path) -> anyhow::Res
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let statuses = sqlx::query(
-        "SELECT status, COUNT(*) AS n FROM orders GROUP BY status ORDER BY COUNT(*) DESC",
-    )
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
-    .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()?;
-    shared.provider_db.close().await;
+    let statuses = common::order_statuses(pool).await?;
+    shared.shop.provider_db.close().await;
     Ok(AppResult {
         orders: cfg.orders,
         elapsed,
@@ -331,7 +266,7 @@ async fn drive(shared: &Arc<Shared>, clients: &[reqwest::Client]) -> anyhow::Res
                         return Ok(done);
                     }
                     let t = Instant::now();
-                    if let Err(e) = checkout(&client, &shared, i).await {
+                    if let Err(e) = shop::checkout(&client, &shared.shop, i).await {
                         shared.stop.store(true, Ordering::SeqCst);
                         return Err(e.context(format!("order #{i}")));
                     }
@@ -354,135 +289,6 @@ async fn drive(shared: &Arc<Shared>, clients: &[reqwest::Client]) -> anyhow::Res
         Some(e) => Err(e),
         None => Ok(all),
     }
-}
-
-/// One complete checkout, as buyer number `i`.
-async fn checkout(client: &reqwest::Client, shared: &Shared, i: usize) -> anyhow::Result<()> {
-    let n = i + 1;
-    let ip = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
-    let username = format!("bench.buyer_{n}");
-    let email = format!("buyer{n}@{}", DOMAINS[i % DOMAINS.len()]);
-    let package = PACKAGES[i % PACKAGES.len()];
-    let currency = CURRENCIES[i % CURRENCIES.len()];
-    let url = |path: &str| format!("{}{path}", shared.base);
-
-    let resp = client
-        .get(url(&format!("/?currency={currency}")))
-        .header("X-Forwarded-For", &ip)
-        .send()
-        .await?;
-    ensure!(resp.status() == 200, "GET / answered {}", resp.status());
-    let html = resp.text().await?;
-    let csrf = hidden(&html, "csrf_token").context("catalog page without csrf_token")?;
-
-    let resp = client
-        .post(url("/checkout"))
-        .header("X-Forwarded-For", &ip)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("package", package),
-            ("coins", ""),
-            ("tiktok_username", &username),
-            ("email", &email),
-            ("currency", currency),
-            ("payment_method", "card"),
-            ("age_confirmed", "yes"),
-        ])
-        .send()
-        .await?;
-    ensure!(
-        resp.status() == 200,
-        "POST /checkout answered {}",
-        resp.status()
-    );
-    let html = resp.text().await?;
-    let field =
-        |name: &str| hidden(&html, name).with_context(|| format!("confirm page without {name}"));
-    let form = [
-        ("csrf_token", field("csrf_token")?),
-        ("quote", field("quote")?),
-        ("shown_total_minor", field("shown_total_minor")?),
-        ("shown_currency", field("shown_currency")?),
-    ];
-
-    let resp = client
-        .post(url("/checkout/confirm"))
-        .header("X-Forwarded-For", &ip)
-        .form(&form)
-        .send()
-        .await?;
-    ensure!(
-        resp.status() == 303,
-        "POST /checkout/confirm answered {} (expected 303 to the payment page)",
-        resp.status()
-    );
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default();
-    let Some((_, session)) = location.split_once("/sandbox/pay/") else {
-        bail!("confirm redirected to {location:?}, not to /sandbox/pay/…");
-    };
-    let session = session.to_owned();
-
-    // The provider's record of the session: which order, how much.
-    let row = sqlx::query(
-        "SELECT order_reference, amount_minor, currency FROM sandbox_sessions WHERE id = $1",
-    )
-    .bind(&session)
-    .fetch_one(shared.provider_db.pool())
-    .await
-    .context("reading the payment session")?;
-    let order_id: String = row.try_get("order_reference")?;
-    let amount: i64 = row.try_get("amount_minor")?;
-    let paid_currency: String = row.try_get("currency")?;
-    let body = serde_json::json!({
-        "id": format!("evt_bench_{}", uuid::Uuid::now_v7().simple()),
-        "type": "payment.succeeded",
-        "created": chrono::Utc::now().timestamp(),
-        "data": {
-            "order_reference": order_id,
-            "session_id": session,
-            "object_id": format!("pay_bench_{}", uuid::Uuid::now_v7().simple()),
-            "method": "card",
-            "amount_minor": amount,
-            "currency": paid_currency,
-            "card": {
-                "brand": "visa",
-                "last4": "4242",
-                "country": "US",
-                "fingerprint": format!("fp_bench_{n:08}"),
-            }
-        }
-    })
-    .to_string();
-    let signature = coinfront::payments::signature::sign(
-        WEBHOOK_KEY.as_bytes(),
-        chrono::Utc::now().timestamp(),
-        body.as_bytes(),
-    );
-    let resp = client
-        .post(url("/webhooks/payments/sandbox"))
-        .header("content-type", "application/json")
-        .header("Coinfront-Signature", signature)
-        .body(body)
-        .send()
-        .await?;
-    ensure!(
-        resp.status() == 200,
-        "the paid webhook answered {}",
-        resp.status()
-    );
-    Ok(())
-}
-
-/// The value of a hidden input in a page.
-fn hidden(html: &str, name: &str) -> Option<String> {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle)? + needle.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned())
 }
 
 async fn raw_phase(cfg: &Config, db_url: String) -> anyhow::Result<RawResult> {
@@ -710,11 +516,10 @@ fn print_details(row: &EngineRun) {
             None => "NOT within 180 s".into(),
         }
     );
-    let statuses: Vec<String> = a.statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!(
         "[{}] orders by status after that: {}",
         row.engine.name(),
-        statuses.join(", ")
+        a.statuses.join(", ")
     );
     println!(
         "[{}] raw: {} orders ({} commits) in {:.2} s",

@@ -27,7 +27,8 @@
 mod common;
 
 use anyhow::{bail, ensure, Context};
-use common::{ms, percentile, Scratch};
+use common::shop::hidden;
+use common::{ms, percentile, process, Scratch};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -58,15 +59,7 @@ struct Server {
 impl Server {
     /// Peak resident memory so far, in MiB (Linux: `VmHWM`).
     fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kib: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kib / 1024.0)
+        process::peak_rss_mib(self.child.id())
     }
 }
 
@@ -77,12 +70,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Starts one instance and waits for `/readyz`; returns it and how long that took.
 async fn start(
     cfg: &Config,
@@ -90,7 +77,7 @@ async fn start(
     name: &str,
     db_url: &str,
 ) -> anyhow::Result<(Server, Duration)> {
-    let port = free_port()?;
+    let port = process::free_port()?;
     let data_dir = dir.join(name);
     std::fs::create_dir_all(&data_dir)?;
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
@@ -317,13 +304,6 @@ async fn hammer_with_reqwest(
         p99: percentile(&times, 99.0),
         errors,
     })
-}
-
-fn hidden(html: &str, name: &str) -> Option<String> {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle)? + needle.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned())
 }
 
 /// One buyer's whole checkout, paid on the sandbox's hosted page.

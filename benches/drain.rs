@@ -30,7 +30,7 @@ use coinfront::domain::{ids, Coins, Currency, Money, OrderStatus, PaymentMethod,
 use coinfront::orders::payment_events::{self, Applied};
 use coinfront::payments::{CardDetails, EventData, EventKind, ProviderEvent};
 use coinfront::startup::{AppState, Application};
-use common::Scratch;
+use common::{Engine, Scratch};
 use sqlx::Row;
 use std::path::Path;
 use std::process::ExitCode;
@@ -48,21 +48,6 @@ struct Config {
     orders: usize,
     job_workers: usize,
     postgres: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-        }
-    }
 }
 
 struct Drained {
@@ -96,12 +81,7 @@ fn main() -> ExitCode {
         "  per order: screen_order → fulfill_order → 2 × send_email (payment received, receipt)"
     );
     println!("  machine at start: {}", common::machine_load());
-    let mut engines = vec![Engine::Sqlite];
-    if cfg.postgres.is_some() {
-        engines.push(Engine::Postgres);
-    } else {
-        println!("  (set BENCH_POSTGRES_URL to run on PostgreSQL too)");
-    }
+    let engines = common::engines(&cfg.postgres);
     let mut results = Vec::new();
     for engine in engines {
         println!("\n[{}] filling and draining…", engine.name());
@@ -325,20 +305,7 @@ async fn drain(cfg: &Config, engine: Engine, url: &str, data: &Path) -> anyhow::
             emails = Some(started.elapsed());
         }
     }
-    let statuses: Vec<String> = sqlx::query(
-        "SELECT status, COUNT(*) AS n FROM orders GROUP BY status ORDER BY COUNT(*) DESC",
-    )
-    .fetch_all(&pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(format!(
-            "{} {}",
-            r.try_get::<String, _>("status")?,
-            r.try_get::<i64, _>("n")?
-        ))
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    let statuses: Vec<String> = common::order_statuses(&pool).await?;
     let (Some(deliveries), Some(emails)) = (deliveries, emails) else {
         anyhow::bail!(
             "not drained after {} s: orders {}",

@@ -36,7 +36,7 @@ use coinfront::db::payments::{self, PaymentRecord};
 use coinfront::db::{Backend, Db};
 use coinfront::domain::{ids, Catalog, Coins, Currency, Money, OrderStatus, PaymentMethod};
 use coinfront::risk::{self, Decision};
-use common::{ms, percentile, us, Scratch};
+use common::{ms, percentile, us, Engine, Scratch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
@@ -59,21 +59,6 @@ struct Config {
     postgres: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cfg = Config {
         history: common::env_usize("BENCH_HISTORY", 100_000).max(100),
@@ -89,12 +74,7 @@ fn main() -> ExitCode {
     );
     println!("  one assessment = risk::signals::gather (the database) + risk::rules::evaluate, timed together");
     println!("  machine at start: {}", common::machine_load());
-    let mut engines = vec![Engine::Sqlite];
-    if cfg.postgres.is_some() {
-        engines.push(Engine::Postgres);
-    } else {
-        println!("  (set BENCH_POSTGRES_URL to run on PostgreSQL too)");
-    }
+    let engines = common::engines(&cfg.postgres);
     let mut results = Vec::new();
     for engine in engines {
         println!("\n[{}] filling and scoring…", engine.name());

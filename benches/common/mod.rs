@@ -1,6 +1,9 @@
 //! Shared by the benchmarks (each `benches/*.rs` is its own crate and uses a part of this).
 #![allow(dead_code)]
 
+pub mod process;
+pub mod shop;
+
 use std::time::Duration;
 
 /// A size from the environment (`2000` or `2_000`), or `default` when unset.
@@ -12,6 +15,49 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         }),
         _ => default,
     }
+}
+
+/// The database engine a run is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+/// SQLite, and PostgreSQL when `postgres` (the admin URL) is set; says so when it is not.
+pub fn engines(postgres: &Option<String>) -> Vec<Engine> {
+    if postgres.is_some() {
+        vec![Engine::Sqlite, Engine::Postgres]
+    } else {
+        println!("  (set BENCH_POSTGRES_URL to run on PostgreSQL too)");
+        vec![Engine::Sqlite]
+    }
+}
+
+/// "delivered 1990, in_review 10": the orders by status, most first.
+pub async fn order_statuses(pool: &sqlx::AnyPool) -> Result<Vec<String>, sqlx::Error> {
+    use sqlx::Row;
+    sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status ORDER BY COUNT(*) DESC")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(format!(
+                "{} {}",
+                r.try_get::<String, _>("status")?,
+                r.try_get::<i64, _>("n")?
+            ))
+        })
+        .collect()
 }
 
 /// `BENCH_POSTGRES_URL`, when set and not empty.
