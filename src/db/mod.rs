@@ -32,11 +32,41 @@ pub mod surge;
 pub mod webhook_events;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction ([`Db::begin`]). On SQLite it holds the process's write turn until it
+/// commits or is dropped. Used as a connection (`&mut *tx`) by the queries.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -48,6 +78,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: whose turn it is to write (see [`Db::begin`]).
+    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -97,7 +129,13 @@ impl Db {
             });
         }
         let pool = options.connect(url).await?;
-        Ok(Db { pool, backend })
+        let write_turn =
+            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Db {
+            pool,
+            backend,
+            write_turn,
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -116,11 +154,25 @@ impl Db {
     /// Begins a transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
     /// "database is locked" without waiting, while an immediate one waits its turn.
+    ///
+    /// SQLite has one writer at a time, and a connection that finds the lock taken sleeps in
+    /// SQLite's busy handler (1, 2, 5, 10 … 100 ms) while newcomers may take the lock before
+    /// it: under load, a write that needs 100 µs waited seconds. So this process's write
+    /// transactions first queue for their turn here (first come, first served, woken the moment
+    /// the previous one ends) and meet the busy handler only against another process.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        let turn = match &self.write_turn {
+            Some(turn) => Some(turn.clone().lock_owned().await),
+            None => None,
+        };
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx {
+            inner,
+            _turn: turn,
+        })
     }
 
     /// A second pool on the same database, as large as this one, for state that may lose its
@@ -148,6 +200,7 @@ impl Db {
                 Db {
                     pool,
                     backend: Backend::Postgres,
+                    write_turn: None,
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! the sandbox keeps them in the shop's database, in tables of its own.
 
 use crate::clock::Millis;
-use crate::db::col;
+use crate::db::{col, Db};
 use sqlx::{AnyConnection, AnyPool};
 
 #[derive(Debug, Clone)]
@@ -36,8 +36,10 @@ pub struct NewSession<'a> {
 }
 
 /// Creates the order's session unless it has one; returns the id of the order's session
-/// (one per order: a repeated request gets the first one back).
-pub async fn open_session(pool: &AnyPool, s: &NewSession<'_>) -> Result<String, sqlx::Error> {
+/// (one per order: a repeated request gets the first one back). A write transaction, so it
+/// takes its turn with the shop's own writes.
+pub async fn open_session(db: &Db, s: &NewSession<'_>) -> Result<String, sqlx::Error> {
+    let mut tx = db.begin().await?;
     // The no-op update makes the conflict return the existing row's id: one statement.
     let row = sqlx::query(
         "INSERT INTO sandbox_sessions (id, order_reference, description, amount_minor, currency, method, status,
@@ -56,8 +58,9 @@ pub async fn open_session(pool: &AnyPool, s: &NewSession<'_>) -> Result<String, 
     .bind(s.webhook_url)
     .bind(s.created_at)
     .bind(s.expires_at)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     col(&row, "id")
 }
 

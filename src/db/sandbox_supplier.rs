@@ -34,27 +34,33 @@ pub async fn ledger_entry(
 }
 
 /// Records a credit unless the order has one; either way returns the order's entry (whoever
-/// inserted first wins).
+/// inserted first wins). A write transaction, so it takes its turn with the shop's own writes.
 pub async fn credit_once(
-    pool: &AnyPool,
+    db: &Db,
     order_id: &str,
     entry: &LedgerEntry,
     now: Millis,
 ) -> Result<LedgerEntry, sqlx::Error> {
-    sqlx::query(
+    let mut tx = db.begin().await?;
+    // The no-op update makes the conflict return the first credit: one statement.
+    let row = sqlx::query(
         "INSERT INTO sandbox_ledger (order_id, account_id, coins, credit_ref, credited_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (order_id) DO NOTHING",
+         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
+         RETURNING account_id, coins, credit_ref",
     )
     .bind(order_id)
     .bind(&entry.account_id)
     .bind(entry.coins)
     .bind(&entry.credit_ref)
     .bind(now)
-    .execute(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    ledger_entry(pool, order_id)
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)
+    tx.commit().await?;
+    Ok(LedgerEntry {
+        account_id: col(&row, "account_id")?,
+        coins: col(&row, "coins")?,
+        credit_ref: col(&row, "credit_ref")?,
+    })
 }
 
 /// Counts a call for `key`; returns the count including this one.

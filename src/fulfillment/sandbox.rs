@@ -152,7 +152,7 @@ impl Supplier for SandboxSupplier {
             coins: coins.get() as i64,
             credit_ref: format!("cr_{}", uuid::Uuid::now_v7().simple()),
         };
-        let credited = ledger::credit_once(self.db.pool(), order_id, &entry, self.clock.now_ms())
+        let credited = ledger::credit_once(&self.db, order_id, &entry, self.clock.now_ms())
             .await
             .map_err(transient)?;
         Ok(receipt(credited))

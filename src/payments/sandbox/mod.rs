@@ -513,7 +513,7 @@ impl PaymentProvider for SandboxProvider {
             created_at: now,
             expires_at: req.expires_at,
         };
-        let id = store::open_session(self.db.pool(), &new)
+        let id = store::open_session(&self.db, &new)
             .await
             .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
         Ok(Session {
