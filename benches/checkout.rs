@@ -370,6 +370,7 @@ impl RawProto {
 ///    pre-payment assessment (one transaction);
 /// 2. the paid webhook: its `webhook_events` row, the payment, the guarded paid update and its
 ///    event, the screening job, the webhook's outcome (one transaction).
+///
 /// A payment provider's own record of the session is the provider's (a real one keeps it on
 /// its side), so it is not among them.
 async fn raw_order(db: &Db, proto: &RawProto, i: usize) -> anyhow::Result<()> {

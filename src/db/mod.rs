@@ -173,10 +173,7 @@ impl Db {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx {
-            inner,
-            _turn: turn,
-        })
+        Ok(Tx { inner, _turn: turn })
     }
 
     /// A second pool on the same database, as large as this one, for state that may lose its

@@ -195,14 +195,14 @@ async fn record_delivery(
     )
     .await?
     {
-        if let Some(send_job) = crate::orders::notify::delivered(state, &mut tx, order, now).await? {
+        if let Some(send_job) = crate::orders::notify::delivered(state, &mut tx, order, now).await?
+        {
             run.then_run_queued(&mut tx, &send_job, now).await?;
         }
     }
     run.commit(tx, now).await?;
     Ok(())
 }
-
 
 /// Moves a fulfilling order to review instead of crediting, with an assessment that says why
 /// (the review queue shows the newest one), stored with `signals` (gathered here when the

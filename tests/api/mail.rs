@@ -591,10 +591,12 @@ async fn a_forced_resend_rewrites_the_same_file_with_the_same_message_id() {
     let id = enqueue_directly(&app, &new).await;
     // The same key again writes nothing: one email per order and kind.
     let mut tx = app.state.db.begin().await.unwrap();
-    assert!(outbox::enqueue(&mut tx, &app.state.mailer, &new, app.now_ms())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        outbox::enqueue(&mut tx, &app.state.mailer, &new, app.now_ms())
+            .await
+            .unwrap()
+            .is_none()
+    );
     tx.commit().await.unwrap();
     let jobs: i64 = sqlx::query("SELECT COUNT(*) FROM jobs WHERE kind = 'send_email'")
         .fetch_one(app.state.db.pool())
