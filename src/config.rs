@@ -35,6 +35,9 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// `sqlite://…` or `postgres://…`; default: a SQLite file under `data_dir`.
     pub database_url: Option<String>,
+    /// Size of the main connection pool. Each job worker holds one while it works, so the
+    /// default leaves as many again for web requests: with no more than `jobs.workers`, a
+    /// busy queue makes every checkout wait for a connection, and the queue falls behind too.
     pub db_max_connections: u32,
     /// Where the SQLite database, generated secrets and the mail outbox live.
     pub data_dir: PathBuf,
@@ -64,7 +67,7 @@ impl Default for Settings {
         Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
-            db_max_connections: 8,
+            db_max_connections: 16,
             data_dir: PathBuf::from("./data"),
             public_base_url: None,
             shop_name: "coinfront".into(),

@@ -53,6 +53,13 @@ impl Application {
             .await
             .context("connecting to the database")?;
         db.migrate().await.context("running database migrations")?;
+        if (settings.db_max_connections as usize) < settings.jobs.workers * 3 / 2 {
+            tracing::warn!(
+                db_max_connections = settings.db_max_connections,
+                job_workers = settings.jobs.workers,
+                "the connection pool is hardly larger than the job workers, who hold one each while they work: under load, web requests will wait behind the queue"
+            );
+        }
         let live = LiveSettings::load(&db, &settings)
             .await
             .context("loading the live settings")?;
