@@ -8,7 +8,9 @@
 //! Environment: BENCH_SECONDS (how long each rate is offered, default 60), BENCH_RATES (offered
 //! checkouts per second, a comma list, default "50,100,150,200"), BENCH_JOB_WORKERS (the app's
 //! job workers; default: the app's own default), BENCH_POSTGRES_URL (also run on PostgreSQL:
-//! a fresh database `cf_bench_<random>` per rate, made from this URL and dropped after it).
+//! a fresh database `cf_bench_<random>` per rate, made from this URL and dropped after it),
+//! BENCH_KEEP_LOG (a file to copy the app's log to after each rate; with
+//! `RUST_LOG=sqlx::query=debug,info` it lists every statement with its time).
 //!
 //! Each rate gets a fresh database and a fresh app: the release binary (`coinfront --config
 //! FILE serve`) on 127.0.0.1, with the settings of `common::shop::config_toml` (fixed keys,
@@ -329,6 +331,12 @@ fn run_once(cfg: &Config, engine: Engine, rate: u32) -> anyhow::Result<Run> {
         run.peak_rss_mib = peak_rss_mib;
         run.stopped_cleanly = stopped_cleanly;
         (run.log_lines, run.log_problem_count, run.log_problems) = read_log(app.log_path());
+        if let Ok(to) = std::env::var("BENCH_KEEP_LOG") {
+            // For reading after the scratch folder is gone (statement counts with RUST_LOG).
+            if let Err(e) = std::fs::copy(app.log_path(), &to) {
+                eprintln!("could not keep the app's log in {to}: {e}");
+            }
+        }
         let rt = common::runtime(1);
         let inspected = rt.block_on(common::or_interrupted(inspect(&mut run, &db_url, dir)));
         rt.shutdown_timeout(Duration::from_secs(10));

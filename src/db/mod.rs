@@ -132,6 +132,9 @@ impl Db {
                 })
             });
         }
+        if backend == Backend::Postgres {
+            options = ping_only_after_idle(options);
+        }
         let pool = options.connect(url).await?;
         let write_turn =
             (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
@@ -188,7 +191,7 @@ impl Db {
             Backend::Sqlite => self.clone(),
             Backend::Postgres => {
                 let options = self.pool.connect_options().as_ref().clone();
-                let pool = AnyPoolOptions::new()
+                let pool = ping_only_after_idle(AnyPoolOptions::new())
                     .max_connections(self.pool.options().get_max_connections())
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _meta| {
@@ -272,4 +275,25 @@ where
 {
     use sqlx::Row;
     row.try_get(name)
+}
+
+/// A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// sqlx pings every connection before handing it out, by default: one more round trip for
+/// every statement run outside a transaction (most of a checkout's reads, every job claim).
+/// A connection used less than a second ago is known to be alive; one idle for longer may
+/// have been dropped by the server or the network (a restart, a proxy's idle timeout), and is
+/// pinged, and replaced if the ping fails, as before.
+fn ping_only_after_idle(options: AnyPoolOptions) -> AnyPoolOptions {
+    options
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
