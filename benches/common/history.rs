@@ -335,7 +335,7 @@ impl Generator {
             days: h.days,
             now: h.now,
             rng: StdRng::seed_from_u64(h.seed),
-            extra: StdRng::seed_from_u64(h.seed ^ 0x5eed_0f_e4_7a5),
+            extra: StdRng::seed_from_u64(h.seed ^ 0x05ee_d0fe_47a5),
             settings: RiskSettings::default(),
         }
     }
