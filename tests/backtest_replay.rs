@@ -112,10 +112,10 @@ fn signals(n: usize) -> Signals {
         amount_base_minor: 728,
         price_per_coin: "0.0104".parse().unwrap(),
         reference_price_per_coin: "0.0106".parse().unwrap(),
-        disposable_email: n % 3 == 0,
-        price_mismatch: n % 5 == 0,
+        disposable_email: n.is_multiple_of(3),
+        price_mismatch: n.is_multiple_of(5),
         failed_payments_1h: PerScope {
-            email: (n % 11 == 0) as u32 * 3,
+            email: n.is_multiple_of(11) as u32 * 3,
             ip: (n % 4) as u32,
             ..Default::default()
         },
@@ -124,14 +124,14 @@ fn signals(n: usize) -> Signals {
             amount_minor: 728 * (n % 9) as i64,
         },
         prior_paid_orders: (n % 6) as u32,
-        rate_limited_1h: (n % 17 == 0) as u32 * 4,
+        rate_limited_1h: n.is_multiple_of(17) as u32 * 4,
         ..Default::default()
     }
 }
 
 /// Stored signals that do not parse as `Signals`.
 fn unreadable(n: usize) -> bool {
-    n % 97 == 0
+    n.is_multiple_of(97)
 }
 
 async fn seed(db: &Db, now: i64) {
@@ -213,7 +213,7 @@ async fn seed(db: &Db, now: i64) {
         risk::record(&mut tx, &id, Stage::PrePayment, &a, &s, at - 60_000)
             .await
             .unwrap();
-        if n % 8 == 0 {
+        if n.is_multiple_of(8) {
             risk::record(&mut tx, &id, Stage::PreCredit, &a, &s, at + 1_000)
                 .await
                 .unwrap();
