@@ -1,6 +1,7 @@
 //! Shared by the benchmarks (each `benches/*.rs` is its own crate and uses a part of this).
 #![allow(dead_code)]
 
+pub mod history;
 pub mod process;
 pub mod shop;
 
